@@ -1,0 +1,46 @@
+#include "bindings/errors.hpp"
+
+#include <new>
+
+namespace py = pybind11;
+
+namespace predis::bindings {
+namespace {
+
+const char* class_name(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kInvalidKey:
+      return "InvalidKeyError";
+    case ErrorKind::kInvalidValue:
+      return "InvalidValueError";
+    case ErrorKind::kValueTooLarge:
+      return "ValueTooLargeError";
+    case ErrorKind::kInvalidArgument:
+      return "InvalidArgumentError";
+  }
+  return "PredisError";
+}
+
+void set_error(const char* name, const char* what) {
+  // Looked up per raise: errors are the slow path, and no Python object outlives the module.
+  py::object cls = py::module_::import("predis.errors").attr(name);
+  PyErr_SetString(cls.ptr(), what);
+}
+
+}  // namespace
+
+void register_errors(py::module_& /*m*/) {
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const PredisException& e) {
+      set_error(class_name(e.kind()), e.what());
+    } catch (const std::bad_alloc&) {
+      set_error("OutOfMemoryError",
+                "out of host memory while storing into the cache; lower capacity_bytes or "
+                "free memory");
+    }
+  });
+}
+
+}  // namespace predis::bindings

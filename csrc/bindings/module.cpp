@@ -1,0 +1,13 @@
+// predis._core: creates the module and registers each area.
+#include <pybind11/pybind11.h>
+
+#include "bindings/errors.hpp"
+#include "bindings/register.hpp"
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "Predis native core: the cache table, access-log ring and build information.";
+  predis::bindings::register_errors(m);
+  predis::bindings::register_build_info(m);
+  predis::bindings::register_ring(m);
+  predis::bindings::register_cache(m);
+}

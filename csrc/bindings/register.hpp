@@ -1,0 +1,11 @@
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace predis::bindings {
+
+void register_build_info(pybind11::module_& m);
+void register_ring(pybind11::module_& m);
+void register_cache(pybind11::module_& m);
+
+}  // namespace predis::bindings

@@ -1,0 +1,158 @@
+// The bucket: one algorithm for probe, insert, evict and expiry, shared by every backend.
+//
+// Everything here is PREDIS_HD and free of locks, allocation and I/O: a driver (the CPU
+// backend with host threads, the CUDA backend with warp tiles) owns concurrency and memory.
+// Scanning functions take (first, step) so that one thread scans all slots with (0, 1) and
+// lane l of a tile of T threads scans its share with (l, T), the driver then reducing the
+// per-lane answers.
+#pragma once
+
+#include <cstdint>
+
+#include "predis/hash.hpp"
+#include "predis/platform.hpp"
+
+namespace predis {
+
+inline constexpr int kSlotsPerBucket = 16;
+inline constexpr uint8_t kEmptyDigest = 0;
+
+enum class KeyKind : uint8_t { kInt = 0, kBytes = 1 };
+
+enum class Policy : uint8_t { kLru = 0, kLfu = 1 };
+
+// One entry. 32 bytes, so a slot never straddles a cache line.
+struct Slot {
+  uint64_t key;     // the int key, or the 64-bit hash of a bytes key
+  uint64_t score;   // eviction score: the lowest in a bucket goes first
+  uint64_t handle;  // arena handle of the record that holds the value (and a bytes key)
+  uint64_t expiry;  // deadline in ns on the table's clock; 0 means never
+};
+static_assert(sizeof(Slot) == 32, "a slot must tile cache lines exactly");
+
+// A bucket: one header line (digests, key kinds, a lock word), then the slots.
+struct alignas(kCacheLine) Bucket {
+  uint8_t digests[kSlotsPerBucket];  // kEmptyDigest marks a free slot
+  uint8_t kinds[kSlotsPerBucket];    // KeyKind of each occupied slot
+  uint32_t lock;                     // owned by the driver (spinlock on CPU, CAS on GPU)
+  uint32_t count;                    // occupied slots
+  uint8_t reserved[kCacheLine - 2 * kSlotsPerBucket - 2 * sizeof(uint32_t)];
+  Slot slots[kSlotsPerBucket];
+};
+static_assert(sizeof(Bucket) == kCacheLine + kSlotsPerBucket * sizeof(Slot),
+              "bucket header must be exactly one cache line");
+static_assert(alignof(Bucket) == kCacheLine, "buckets must be cache-line aligned");
+
+// Where a key lives: the hash that picks its bucket and its digest byte.
+PREDIS_HD inline uint64_t placement_hash(uint64_t key, KeyKind kind) {
+  // Bytes keys are already fmix64-mixed; int keys are mixed here so that sequential
+  // ints spread over buckets.
+  return kind == KeyKind::kInt ? fmix64(key) : fmix64(key ^ 0x9e3779b97f4a7c15ULL);
+}
+
+PREDIS_HD inline uint8_t digest_of(uint64_t placement) {
+  const auto d = static_cast<uint8_t>(placement >> 56);
+  return d == kEmptyDigest ? uint8_t{1} : d;
+}
+
+PREDIS_HD inline bool slot_used(const Bucket& b, int i) { return b.digests[i] != kEmptyDigest; }
+
+PREDIS_HD inline bool slot_expired(const Slot& s, uint64_t now) {
+  return s.expiry != 0 && s.expiry <= now;
+}
+
+// First slot in (first, first+step, ...) holding `key` of `kind`, or -1. `full_key_eq(slot)`
+// confirms a bytes key against its stored copy, so a 64-bit hash collision never matches.
+template <class FullKeyEq>
+PREDIS_HD int find_slot(const Bucket& b, uint8_t digest, KeyKind kind, uint64_t key,
+                        FullKeyEq&& full_key_eq, int first = 0, int step = 1) {
+  for (int i = first; i < kSlotsPerBucket; i += step) {
+    if (b.digests[i] == digest && b.kinds[i] == static_cast<uint8_t>(kind) &&
+        b.slots[i].key == key && full_key_eq(b.slots[i])) {
+      return i;
+    }
+  }
+  return -1;
+}
+
+// Where a new key goes, in order of preference: a free slot, an expired entry, the entry
+// with the lowest score. `evicts` says whether a live entry is displaced.
+struct InsertPlan {
+  int slot = -1;
+  bool occupied = false;  // the slot holds an entry that must be released
+  bool expired = false;   // that entry had expired (an expiration, not an eviction)
+  uint64_t score = 0;     // score of the displaced entry
+};
+
+PREDIS_HD inline InsertPlan plan_insert(const Bucket& b, uint64_t now, int first = 0,
+                                        int step = 1) {
+  InsertPlan plan;
+  for (int i = first; i < kSlotsPerBucket; i += step) {
+    if (!slot_used(b, i)) {
+      plan.slot = i;
+      plan.occupied = false;
+      plan.expired = false;
+      return plan;
+    }
+    const Slot& s = b.slots[i];
+    if (slot_expired(s, now)) {
+      if (!plan.expired) {
+        plan = InsertPlan{i, true, true, s.score};
+      }
+      continue;
+    }
+    if (!plan.expired && (plan.slot < 0 || s.score < plan.score)) {
+      plan = InsertPlan{i, true, false, s.score};
+    }
+  }
+  return plan;
+}
+
+// The occupied slot with the lowest score whose handle is not `protect`, or -1.
+PREDIS_HD inline int lowest_score_slot(const Bucket& b, uint64_t protect, uint64_t* score_out,
+                                       int first = 0, int step = 1) {
+  int best = -1;
+  uint64_t best_score = 0;
+  for (int i = first; i < kSlotsPerBucket; i += step) {
+    if (!slot_used(b, i) || b.slots[i].handle == protect) continue;
+    if (best < 0 || b.slots[i].score < best_score) {
+      best = i;
+      best_score = b.slots[i].score;
+    }
+  }
+  if (score_out != nullptr) *score_out = best_score;
+  return best;
+}
+
+PREDIS_HD inline void fill_slot(Bucket& b, int i, uint8_t digest, KeyKind kind, uint64_t key,
+                                uint64_t score, uint64_t handle, uint64_t expiry) {
+  if (!slot_used(b, i)) ++b.count;
+  b.digests[i] = digest;
+  b.kinds[i] = static_cast<uint8_t>(kind);
+  b.slots[i] = Slot{key, score, handle, expiry};
+}
+
+PREDIS_HD inline void clear_slot(Bucket& b, int i) {
+  if (slot_used(b, i)) --b.count;
+  b.digests[i] = kEmptyDigest;
+  b.slots[i] = Slot{0, 0, 0, 0};
+}
+
+// Scores. LRU: the access tick. LFU: an access count in the top 24 bits with the tick in
+// the low 40 as a tie-break, so equally frequent entries leave oldest first.
+inline constexpr int kLfuTickBits = 40;
+inline constexpr uint64_t kLfuTickMask = (uint64_t{1} << kLfuTickBits) - 1;
+inline constexpr uint64_t kLfuMaxCount = (uint64_t{1} << (64 - kLfuTickBits)) - 1;
+
+PREDIS_HD inline uint64_t score_on_insert(Policy p, uint64_t tick) {
+  return p == Policy::kLru ? tick : ((uint64_t{1} << kLfuTickBits) | (tick & kLfuTickMask));
+}
+
+PREDIS_HD inline uint64_t score_on_hit(Policy p, uint64_t old, uint64_t tick) {
+  if (p == Policy::kLru) return tick;
+  uint64_t count = old >> kLfuTickBits;
+  if (count < kLfuMaxCount) ++count;
+  return (count << kLfuTickBits) | (tick & kLfuTickMask);
+}
+
+}  // namespace predis

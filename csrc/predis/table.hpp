@@ -1,0 +1,116 @@
+// The backend interface. Python's predis.Cache talks to a Table; make_table() is the one
+// place that picks a backend. Every pointer parameter notes its shape and memory.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "predis/access_log.hpp"
+#include "predis/bucket.hpp"
+#include "predis/hash.hpp"
+
+namespace predis {
+
+struct TableConfig {
+  uint64_t capacity_bytes = 0;  // bytes of records (values and bytes keys) kept at most
+  uint64_t max_items = 0;       // entries kept at most
+  uint32_t max_value_size = 0;  // largest value accepted, bytes
+  Policy policy = Policy::kLru;
+  bool manual_clock = false;          // time moves only through advance_time()
+  std::size_t log_capacity = 1 << 16;  // access-log ring slots
+  double sample_rate = 1.0;           // fraction of accesses logged
+};
+
+inline constexpr uint32_t kMaxKeyBytes = 65535;
+
+// A key as the table sees it. Bytes keys point at caller memory that outlives the call.
+struct KeyRef {
+  uint64_t key = 0;              // the int key, or hash_bytes() of the bytes
+  const uint8_t* bytes = nullptr;  // (len) host: a bytes key's data
+  uint32_t len = 0;
+  KeyKind kind = KeyKind::kInt;
+
+  static KeyRef from_int(uint64_t k) noexcept { return KeyRef{k, nullptr, 0, KeyKind::kInt}; }
+  static KeyRef from_bytes(const uint8_t* data, uint32_t len) noexcept {
+    return KeyRef{hash_bytes(data, len), data, len, KeyKind::kBytes};
+  }
+};
+
+// n keys: either all ints from one array (the numpy path) or prepared KeyRefs.
+struct KeyBatch {
+  std::size_t n = 0;
+  const uint64_t* ints = nullptr;  // (n) host, or null
+  const KeyRef* refs = nullptr;    // (n) host, used when ints is null
+
+  KeyRef at(std::size_t i) const noexcept { return ints != nullptr ? KeyRef::from_int(ints[i]) : refs[i]; }
+};
+
+struct ValueRef {
+  const uint8_t* data = nullptr;  // (len) host
+  uint32_t len = 0;
+};
+
+// Receives a found value while the entry is locked; must not call back into the table.
+class ValueSink {
+ public:
+  virtual void take(const uint8_t* data, uint32_t len) = 0;  // (len) host
+
+ protected:
+  ~ValueSink() = default;
+};
+
+struct StatsSnapshot {
+  uint64_t hits, misses, inserts, updates, deletes, evictions, expirations;
+  uint64_t items, bytes_used, capacity_bytes, max_items, bytes_reserved, table_bytes;
+  uint64_t events_logged, events_dropped, events_pending, log_capacity;
+};
+
+class Table {
+ public:
+  virtual ~Table() = default;
+
+  virtual const char* backend() const noexcept = 0;
+  virtual const TableConfig& config() const noexcept = 0;
+
+  // Single keys. ttl_ns == 0 means the entry never expires.
+  virtual bool get(const KeyRef& key, ValueSink& sink) = 0;
+  virtual bool contains(const KeyRef& key) = 0;
+  virtual void put(const KeyRef& key, ValueRef value, uint64_t ttl_ns) = 0;
+  virtual bool erase(const KeyRef& key) = 0;
+
+  // Batches.
+  // data gets the found values back to back; offsets (n+1) host; found (n) host.
+  virtual void get_batch(const KeyBatch& keys, std::vector<uint8_t>& data, int64_t* offsets,
+                         uint8_t* found) = 0;
+  // out (n, width) host, row-major; found (n) host; lengths (n) host. A value longer than
+  // width is not copied: its row is zeroed, found is 0 and lengths holds its true length.
+  // Returns how many values did not fit.
+  virtual std::size_t get_into(const KeyBatch& keys, uint8_t* out, std::size_t width,
+                               uint8_t* found, uint32_t* lengths) = 0;
+  virtual void put_batch(const KeyBatch& keys, const ValueRef* values, uint64_t ttl_ns) = 0;  // values (n) host
+  virtual std::size_t erase_batch(const KeyBatch& keys, uint8_t* erased) = 0;  // erased (n) host
+  virtual void contains_batch(const KeyBatch& keys, uint8_t* out) = 0;        // out (n) host
+
+  // Bytes of capacity that an entry with this key and value length takes.
+  virtual uint64_t footprint(uint32_t key_len, uint32_t value_len) const noexcept = 0;
+  virtual void clear() = 0;
+  virtual uint64_t size() const noexcept = 0;
+  virtual StatsSnapshot stats() const = 0;
+
+  // Access log.
+  virtual std::size_t drain_events(AccessEvent* out, std::size_t max) = 0;  // out (max) host
+  virtual void set_sample_rate(double rate) = 0;
+  virtual double sample_rate() const noexcept = 0;
+
+  // Manual clock only.
+  virtual void advance_time(uint64_t ns) = 0;
+  virtual uint64_t now() const noexcept = 0;
+};
+
+// The one factory. backend is "cpu" (always built).
+std::unique_ptr<Table> make_table(const std::string& backend, const TableConfig& config);
+
+}  // namespace predis

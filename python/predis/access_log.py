@@ -1,0 +1,40 @@
+"""The access-event record that the cache logs, as a numpy structured dtype.
+
+The layout mirrors ``predis::AccessEvent`` in ``csrc/predis/access_log.hpp`` (24 bytes).
+"""
+
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+
+__all__ = ["EVENT_DTYPE", "AccessOp", "KeyKind"]
+
+EVENT_DTYPE = np.dtype(
+    [
+        ("key", "<u8"),  # the int key, or the 64-bit hash of a bytes/str key
+        ("timestamp_ns", "<u8"),  # the cache's clock
+        ("value_size", "<u4"),  # bytes read or written; 0 on a miss
+        ("op", "u1"),  # AccessOp
+        ("hit", "u1"),  # 1 when the key was present (get, delete) or replaced (put)
+        ("key_kind", "u1"),  # KeyKind
+        ("reserved", "u1"),
+    ]
+)
+assert EVENT_DTYPE.itemsize == 24  # noqa: S101 - layout guard at import
+
+
+class AccessOp(enum.IntEnum):
+    """The ``op`` field of an access event."""
+
+    GET = 0
+    PUT = 1
+    DELETE = 2
+
+
+class KeyKind(enum.IntEnum):
+    """The ``key_kind`` field of an access event."""
+
+    INT = 0
+    BYTES = 1

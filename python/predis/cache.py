@@ -1,0 +1,383 @@
+"""`Cache`: the façade that host applications use.
+
+The native table (``predis._core``) stores, evicts and validates; this class adds the
+Pythonic surface, argument checks that are easier in Python, and the read-through loader.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+import numpy as np
+
+from predis import _core
+from predis.access_log import EVENT_DTYPE
+from predis.errors import InvalidArgumentError, InvalidValueError, LoaderError
+
+__all__ = ["BACKENDS", "POLICIES", "Cache", "CacheStats", "Key"]
+
+log = logging.getLogger("predis")
+
+Key = Union[int, bytes, str]
+BytesLike = Union[bytes, bytearray, memoryview]
+Keys = Union[Sequence[Key], np.ndarray]
+
+POLICIES = ("lru", "lfu")
+BACKENDS = ("auto", "cpu")
+CLOCKS = ("monotonic", "manual")
+
+_NS_PER_S = 1_000_000_000
+_MAX_TTL_S = 100 * 365 * 24 * 3600  # a century; far beyond any sane TTL, far below 2**63 ns
+_DEFAULT_MAX_VALUE = 1 << 20
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """A snapshot of a cache's counters. Counters are cumulative since creation."""
+
+    hits: int
+    misses: int
+    inserts: int
+    updates: int
+    deletes: int
+    evictions: int
+    expirations: int
+    items: int
+    bytes_used: int
+    capacity_bytes: int
+    max_items: int
+    bytes_reserved: int
+    table_bytes: int
+    events_logged: int
+    events_dropped: int
+    events_pending: int
+    log_capacity: int
+
+    @property
+    def hit_ratio(self) -> float:
+        """hits / (hits + misses), or 0.0 before the first lookup."""
+        total = self.hits + self.misses
+        return self.hits / total if total else 0.0
+
+
+class _Flight:
+    """One in-progress load, shared by every caller that misses on the same key."""
+
+    __slots__ = ("done", "error", "value")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: bytes | None = None
+        self.error: BaseException | None = None
+
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InvalidArgumentError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise InvalidArgumentError(f"{name} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def _ttl_ns(ttl: object, name: str = "ttl") -> int:
+    """Seconds (int or float, > 0) to nanoseconds; None means no expiry (0)."""
+    if ttl is None:
+        return 0
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float, np.integer, np.floating)):
+        raise InvalidArgumentError(f"{name} must be a number of seconds, got {type(ttl).__name__}")
+    seconds = float(ttl)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise InvalidArgumentError(f"{name} must be a positive, finite number of seconds, got {ttl}")
+    if seconds > _MAX_TTL_S:
+        raise InvalidArgumentError(f"{name} must be at most {_MAX_TTL_S} seconds (100 years)")
+    return max(1, round(seconds * _NS_PER_S))
+
+
+def _identity(key: Key) -> Key:
+    """The key as the table sees it: str and its UTF-8 bytes are the same key."""
+    return key.encode("utf-8") if isinstance(key, str) else key
+
+
+class Cache:
+    """An in-process key-value cache with byte-counted capacity.
+
+    Args:
+        capacity_bytes: the most bytes of entries kept (values, bytes keys and a small
+            header, rounded up to the arena's size class). At least 1024.
+        max_items: the most entries kept. Defaults to ``capacity_bytes // 128``; raise it
+            for small values. The table is sized from it.
+        policy: ``"lru"`` or ``"lfu"``: which entry leaves first when space runs out.
+        ttl: default time-to-live in seconds for entries put without one; None: no expiry.
+        loader: called as ``loader(key)`` on a miss in :meth:`get` and :meth:`mget`; its
+            bytes-like result is stored and returned (None means "no such key"). Concurrent
+            misses on one key call it once. Its exceptions reach the caller as
+            :class:`~predis.LoaderError`.
+        backend: ``"auto"`` (the best available) or ``"cpu"``.
+        max_value_size: the longest value accepted, in bytes. Default: 1 MiB, or half the
+            capacity if that is smaller.
+        clock: ``"monotonic"`` (real time) or ``"manual"`` (time moves only through
+            :meth:`advance_time`; for trace replay and tests).
+        access_log_capacity: slots in the access-event ring (rounded up to a power of two).
+        sample_rate: fraction of accesses logged to the ring, in [0, 1].
+
+    Example:
+        >>> import predis
+        >>> cache = predis.Cache(capacity_bytes=1 << 20)
+        >>> cache.put(1, b"one")
+        >>> cache.get(1)
+        b'one'
+        >>> cache.mget([1, 2])
+        [b'one', None]
+    """
+
+    def __init__(
+        self,
+        capacity_bytes: int,
+        max_items: int | None = None,
+        policy: str = "lru",
+        ttl: float | None = None,
+        loader: Callable[[Key], BytesLike | None] | None = None,
+        backend: str = "auto",
+        *,
+        max_value_size: int | None = None,
+        clock: str = "monotonic",
+        access_log_capacity: int = 1 << 16,
+        sample_rate: float = 1.0,
+    ) -> None:
+        capacity = _check_int("capacity_bytes", capacity_bytes, 1024)
+        items = capacity // 128 if max_items is None else _check_int("max_items", max_items, 1)
+        items = max(items, 16)
+        if policy not in POLICIES:
+            raise InvalidArgumentError(f"policy must be one of {POLICIES}, got {policy!r}")
+        if clock not in CLOCKS:
+            raise InvalidArgumentError(f"clock must be one of {CLOCKS}, got {clock!r}")
+        if loader is not None and not callable(loader):
+            raise InvalidArgumentError("loader must be callable (key) -> bytes-like or None")
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float)):
+            raise InvalidArgumentError("sample_rate must be a number in [0, 1]")
+        if max_value_size is None:
+            max_value = min(_DEFAULT_MAX_VALUE, capacity // 2)
+        else:
+            max_value = _check_int("max_value_size", max_value_size, 0)
+        self._default_ttl_ns = _ttl_ns(ttl)
+        self._loader = loader
+        self._inflight: dict[Key, _Flight] = {}
+        self._inflight_lock = threading.Lock()
+        chosen = self._choose_backend(backend)
+        self._core = _core.CoreCache(
+            chosen,
+            capacity,
+            items,
+            max_value,
+            policy,
+            clock == "manual",
+            _check_int("access_log_capacity", access_log_capacity, 2),
+            float(sample_rate),
+        )
+        self.policy = policy
+        self.default_ttl = ttl
+
+    @staticmethod
+    def _choose_backend(backend: str) -> str:
+        if backend not in BACKENDS:
+            raise InvalidArgumentError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if backend == "auto":
+            log.info("predis: backend 'auto' chose 'cpu' (this build has no GPU backend)")
+        return "cpu"
+
+    # ---- properties ----
+
+    @property
+    def backend(self) -> str:
+        """The backend in use: ``"cpu"``."""
+        return str(self._core.backend)
+
+    @property
+    def capacity_bytes(self) -> int:
+        """The capacity in bytes."""
+        return int(self._core.stats()["capacity_bytes"])
+
+    @property
+    def max_items(self) -> int:
+        """The most entries kept."""
+        return int(self._core.stats()["max_items"])
+
+    @property
+    def sample_rate(self) -> float:
+        """Fraction of accesses logged to the access-event ring; settable."""
+        return float(self._core.sample_rate)
+
+    @sample_rate.setter
+    def sample_rate(self, rate: float) -> None:
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)):
+            raise InvalidArgumentError("sample_rate must be a number in [0, 1]")
+        self._core.sample_rate = float(rate)
+
+    # ---- single keys ----
+
+    def get(self, key: Key, default: Any = None) -> Any:
+        """The value for ``key`` as bytes, or ``default`` on a miss (after the loader, if any)."""
+        value = self._core.get(key)
+        if value is not None:
+            return value
+        if self._loader is None:
+            return default
+        loaded = self._load(key)
+        return default if loaded is None else loaded
+
+    def put(self, key: Key, value: BytesLike, ttl: float | None = None) -> None:
+        """Store ``value`` under ``key``; ``ttl`` seconds overrides the cache's default."""
+        ttl_ns = self._default_ttl_ns if ttl is None else _ttl_ns(ttl)
+        self._core.put(key, value, ttl_ns)
+
+    def delete(self, key: Key) -> bool:
+        """Remove ``key``; True if it was present."""
+        return bool(self._core.erase(key))
+
+    def contains(self, key: Key) -> bool:
+        """Whether ``key`` is present (and not expired). Does not count as an access."""
+        return bool(self._core.contains(key))
+
+    def clear(self) -> None:
+        """Remove every entry. Counters are kept."""
+        self._core.clear()
+
+    def __contains__(self, key: object) -> bool:
+        return bool(self._core.contains(key))
+
+    def __len__(self) -> int:
+        return int(len(self._core))
+
+    def __getitem__(self, key: Key) -> bytes:
+        value = self.get(key, None)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key: Key, value: BytesLike) -> None:
+        self.put(key, value)
+
+    def __delitem__(self, key: Key) -> None:
+        if not self._core.erase(key):
+            raise KeyError(key)
+
+    def __repr__(self) -> str:
+        s = self._core.stats()
+        return (
+            f"Cache(backend={self.backend!r}, policy={self.policy!r}, items={s['items']}, "
+            f"bytes_used={s['bytes_used']}, capacity_bytes={s['capacity_bytes']})"
+        )
+
+    # ---- batches ----
+
+    def mget(self, keys: Keys) -> list[bytes | None]:
+        """Values for ``keys`` (a sequence, or a 1-D uint64/int64 array); None for misses.
+
+        With a loader, misses are loaded (and stored) before returning.
+        """
+        values: list[bytes | None] = self._core.mget(keys)
+        if self._loader is not None:
+            for i, value in enumerate(values):
+                if value is None:
+                    values[i] = self._load(keys[i])
+        return values
+
+    def mget_arrays(self, keys: Keys) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Values for ``keys`` as ``(offsets, data, found)`` arrays; the loader is not called.
+
+        ``offsets`` (n+1, int64): value i is ``data[offsets[i]:offsets[i+1]]``.
+        ``data`` (uint8): found values back to back. ``found`` (n, bool).
+        """
+        return self._core.mget_arrays(keys)
+
+    def get_into(self, keys: Keys, out: np.ndarray) -> np.ndarray:
+        """Copy values for ``keys`` into rows of ``out`` (n, width) uint8; return ``found``.
+
+        Shorter values are zero-padded; rows of misses are zeroed. A value longer than
+        ``width`` raises :class:`~predis.ValueTooLargeError` (the cache is unchanged).
+        The loader is not called.
+        """
+        return self._core.get_into(keys, out)
+
+    def mput(self, keys: Keys, values: Sequence[BytesLike] | np.ndarray, ttl: float | None = None) -> None:
+        """Store many entries: ``values`` is a sequence of bytes-like objects, or a 2-D
+        C-contiguous uint8 array with one row per key. Every key and value is checked
+        before anything is stored."""
+        ttl_ns = self._default_ttl_ns if ttl is None else _ttl_ns(ttl)
+        self._core.mput(keys, values, ttl_ns)
+
+    def mdelete(self, keys: Keys) -> np.ndarray:
+        """Remove ``keys``; return a bool array, True where the key was present."""
+        return self._core.mdelete(keys)
+
+    def mcontains(self, keys: Keys) -> np.ndarray:
+        """A bool array: which of ``keys`` are present. Does not count as accesses."""
+        return self._core.contains_many(keys)
+
+    # ---- stats, access log, clock ----
+
+    def stats(self) -> CacheStats:
+        """A snapshot of the counters."""
+        return CacheStats(**self._core.stats())
+
+    def drain_events(self, max_events: int | None = None) -> np.ndarray:
+        """Pop up to ``max_events`` logged access events (default: the ring's capacity)
+        as a structured array of :data:`predis.access_log.EVENT_DTYPE`, oldest first."""
+        limit = self._core.stats()["log_capacity"] if max_events is None else max_events
+        limit = _check_int("max_events", limit, 0)
+        out = np.empty(limit, dtype=EVENT_DTYPE)
+        n = self._core.drain_events_into(out)
+        return out[:n]
+
+    def advance_time(self, seconds: float) -> None:
+        """Move a ``clock="manual"`` cache's clock forward by ``seconds`` (> 0)."""
+        self._core.advance_time(_ttl_ns(seconds, "seconds"))
+
+    def footprint(self, key_len: int, value_len: int) -> int:
+        """Bytes of capacity that an entry with these key and value lengths uses."""
+        return int(self._core.footprint(_check_int("key_len", key_len, 0), _check_int("value_len", value_len, 0)))
+
+    # ---- read-through ----
+
+    def _load(self, key: Key) -> bytes | None:
+        ident = _identity(key)
+        with self._inflight_lock:
+            flight = self._inflight.get(ident)
+            leader = flight is None
+            if flight is None:
+                flight = _Flight()
+                self._inflight[ident] = flight
+        if not leader:
+            flight.done.wait()
+            if flight.error is not None:
+                raise LoaderError(key, f"loader failed for key {key!r}: {flight.error!r}") from flight.error
+            return flight.value
+        try:
+            # Another leader may have stored it between our miss and taking the flight.
+            value = self._core.get(key)
+            if value is None:
+                loaded = self._loader(key)  # type: ignore[misc]
+                if loaded is not None:
+                    if isinstance(loaded, str) or not isinstance(loaded, (bytes, bytearray, memoryview)):
+                        raise InvalidValueError(
+                            f"loader returned {type(loaded).__name__}; it must return bytes-like or None"
+                        )
+                    value = bytes(loaded)
+                    self.put(key, value)
+            flight.value = value
+            return value
+        except BaseException as exc:
+            flight.error = exc
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            raise LoaderError(key, f"loader failed for key {key!r}: {exc!r}") from exc
+        finally:
+            with self._inflight_lock:
+                del self._inflight[ident]
+            flight.done.set()
+
