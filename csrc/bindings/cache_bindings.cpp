@@ -25,13 +25,15 @@ class ByteView {
   ByteView() = default;
   explicit ByteView(PyObject* obj, const char* what) {
     if (PyUnicode_Check(obj)) {
-      fail(ErrorKind::kInvalidValue, std::string(what) + " must be bytes-like, not str; encode it first");
+      fail(ErrorKind::kInvalidValue,
+           std::string(what) + " must be bytes-like, not str; encode it first");
     }
     if (PyObject_GetBuffer(obj, &view_, PyBUF_C_CONTIGUOUS) != 0) {
       PyErr_Clear();
-      fail(ErrorKind::kInvalidValue, std::string(what) + " must be a C-contiguous bytes-like object "
-                                     "(bytes, bytearray, memoryview, numpy array), not " +
-                                     Py_TYPE(obj)->tp_name);
+      fail(ErrorKind::kInvalidValue, std::string(what) +
+                                         " must be a C-contiguous bytes-like object "
+                                         "(bytes, bytearray, memoryview, numpy array), not " +
+                                         Py_TYPE(obj)->tp_name);
     }
     held_ = true;
   }
@@ -54,6 +56,16 @@ KeyRef convert_key(PyObject* obj) {
   if (PyBool_Check(obj)) {
     fail(ErrorKind::kInvalidKey, "keys must be int, bytes or str, not bool");
   }
+  if (!PyLong_Check(obj) && !PyBytes_Check(obj) && !PyUnicode_Check(obj) && PyIndex_Check(obj)) {
+    // numpy integer scalars and other __index__ integers are ints.
+    py::object as_int = py::reinterpret_steal<py::object>(PyNumber_Index(obj));
+    if (!as_int) {
+      PyErr_Clear();
+      fail(ErrorKind::kInvalidKey, std::string("keys must be int, bytes or str, not ") +
+                                       Py_TYPE(obj)->tp_name);
+    }
+    return convert_key(as_int.ptr());
+  }
   if (PyLong_Check(obj)) {
     const unsigned long long v = PyLong_AsUnsignedLongLong(obj);
     if (v == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
@@ -75,8 +87,8 @@ KeyRef convert_key(PyObject* obj) {
       fail(ErrorKind::kInvalidKey, "str key cannot be encoded as UTF-8");
     }
   } else {
-    fail(ErrorKind::kInvalidKey, std::string("keys must be int, bytes or str, not ") +
-                                     Py_TYPE(obj)->tp_name);
+    fail(ErrorKind::kInvalidKey,
+         std::string("keys must be int, bytes or str, not ") + Py_TYPE(obj)->tp_name);
   }
   if (static_cast<std::size_t>(len) > kMaxKeyBytes) {
     fail(ErrorKind::kInvalidKey, "key of " + std::to_string(len) + " bytes exceeds the " +
@@ -91,9 +103,12 @@ class KeyList {
   explicit KeyList(const py::handle& keys) {
     if (py::isinstance<py::array>(keys)) {
       auto arr = py::reinterpret_borrow<py::array>(keys);
-      if (arr.ndim() != 1) fail(ErrorKind::kInvalidArgument, "key array must be 1-D, got " + std::to_string(arr.ndim()) + "-D");
+      if (arr.ndim() != 1)
+        fail(ErrorKind::kInvalidArgument,
+             "key array must be 1-D, got " + std::to_string(arr.ndim()) + "-D");
       if (!(arr.flags() & py::array::c_style)) {
-        fail(ErrorKind::kInvalidArgument, "key array must be C-contiguous; pass np.ascontiguousarray(keys)");
+        fail(ErrorKind::kInvalidArgument,
+             "key array must be C-contiguous; pass np.ascontiguousarray(keys)");
       }
       const auto dt = arr.dtype();
       if (dt.is(py::dtype::of<uint64_t>())) {
@@ -101,23 +116,30 @@ class KeyList {
       } else if (dt.is(py::dtype::of<int64_t>())) {
         const auto* p = static_cast<const int64_t*>(arr.data());
         for (py::ssize_t i = 0; i < arr.shape(0); ++i) {
-          if (p[i] < 0) fail(ErrorKind::kInvalidKey, "int keys must be non-negative, got " + std::to_string(p[i]) + " at index " + std::to_string(i));
+          if (p[i] < 0)
+            fail(ErrorKind::kInvalidKey, "int keys must be non-negative, got " +
+                                             std::to_string(p[i]) + " at index " +
+                                             std::to_string(i));
         }
         array_ = arr;
       } else {
-        fail(ErrorKind::kInvalidArgument, "key array dtype must be uint64 or int64, got " + py::str(dt).cast<std::string>());
+        fail(ErrorKind::kInvalidArgument,
+             "key array dtype must be uint64 or int64, got " + py::str(dt).cast<std::string>());
       }
       batch_.n = static_cast<std::size_t>(arr.shape(0));
       batch_.ints = static_cast<const uint64_t*>(arr.data());
       return;
     }
     if (PyUnicode_Check(keys.ptr()) || PyBytes_Check(keys.ptr())) {
-      fail(ErrorKind::kInvalidArgument, "keys must be a sequence of keys or an integer array, not a single str/bytes");
+      fail(ErrorKind::kInvalidArgument,
+           "keys must be a sequence of keys or an integer array, not a single str/bytes");
     }
     PyObject* seq = PySequence_Fast(keys.ptr(), "keys must be a sequence or a numpy integer array");
     if (seq == nullptr) {
       PyErr_Clear();
-      fail(ErrorKind::kInvalidArgument, std::string("keys must be a sequence or a numpy integer array, not ") + Py_TYPE(keys.ptr())->tp_name);
+      fail(ErrorKind::kInvalidArgument,
+           std::string("keys must be a sequence or a numpy integer array, not ") +
+               Py_TYPE(keys.ptr())->tp_name);
     }
     // Own the sequence: its items stay alive while the GIL is released.
     owner_ = py::reinterpret_steal<py::object>(seq);
@@ -138,7 +160,9 @@ class KeyList {
   KeyBatch batch_;
 };
 
-py::array_t<bool> bool_array(std::size_t n) { return py::array_t<bool>(static_cast<py::ssize_t>(n)); }
+py::array_t<bool> bool_array(std::size_t n) {
+  return py::array_t<bool>(static_cast<py::ssize_t>(n));
+}
 
 template <class T>
 py::array owning_array(std::vector<T>&& v) {
@@ -158,9 +182,12 @@ class CoreCache {
             uint64_t max_value_size, const std::string& policy, bool manual_clock,
             uint64_t log_capacity, double sample_rate) {
     TableConfig c;
-    if (capacity_bytes < 1024) fail(ErrorKind::kInvalidArgument, "capacity_bytes must be at least 1024, got " + std::to_string(capacity_bytes));
+    if (capacity_bytes < 1024)
+      fail(ErrorKind::kInvalidArgument,
+           "capacity_bytes must be at least 1024, got " + std::to_string(capacity_bytes));
     if (max_items < 1) fail(ErrorKind::kInvalidArgument, "max_items must be at least 1");
-    if (max_items > (uint64_t{1} << 36)) fail(ErrorKind::kInvalidArgument, "max_items must be at most 2**36");
+    if (max_items > (uint64_t{1} << 36))
+      fail(ErrorKind::kInvalidArgument, "max_items must be at most 2**36");
     if (max_value_size > std::numeric_limits<uint32_t>::max() - kMaxKeyBytes - 64) {
       fail(ErrorKind::kInvalidArgument, "max_value_size must be below 4 GiB");
     }
@@ -171,8 +198,10 @@ class CoreCache {
     } else {
       fail(ErrorKind::kInvalidArgument, "policy must be 'lru' or 'lfu', got '" + policy + "'");
     }
-    if (!(sample_rate >= 0.0 && sample_rate <= 1.0)) fail(ErrorKind::kInvalidArgument, "sample_rate must be in [0, 1]");
-    if (log_capacity < 2 || log_capacity > (uint64_t{1} << 30)) fail(ErrorKind::kInvalidArgument, "log_capacity must be in [2, 2**30]");
+    if (!(sample_rate >= 0.0 && sample_rate <= 1.0))
+      fail(ErrorKind::kInvalidArgument, "sample_rate must be in [0, 1]");
+    if (log_capacity < 2 || log_capacity > (uint64_t{1} << 30))
+      fail(ErrorKind::kInvalidArgument, "log_capacity must be in [2, 2**30]");
     c.capacity_bytes = capacity_bytes;
     c.max_items = max_items;
     c.max_value_size = static_cast<uint32_t>(max_value_size);
@@ -184,10 +213,10 @@ class CoreCache {
     } catch (const std::invalid_argument& e) {
       fail(ErrorKind::kInvalidArgument, e.what());
     }
-    if (table_->footprint(0, c.max_value_size) > capacity_bytes) {
-      fail(ErrorKind::kInvalidArgument, "max_value_size " + std::to_string(max_value_size) +
-                                            " does not fit in capacity_bytes " + std::to_string(capacity_bytes) +
-                                            "; raise capacity_bytes or lower max_value_size");
+    if (table_->footprint(KeyKind::kInt, 0, c.max_value_size) > capacity_bytes) {
+      fail(ErrorKind::kInvalidArgument,
+           "max_value_size " + std::to_string(max_value_size) + " does not fit in capacity_bytes " +
+               std::to_string(capacity_bytes) + "; raise capacity_bytes or lower max_value_size");
     }
   }
 
@@ -253,15 +282,18 @@ class CoreCache {
 
   py::array_t<bool> get_into(const py::handle& keys, const py::handle& out_obj) {
     KeyList kl(keys);
-    if (!py::isinstance<py::array>(out_obj)) fail(ErrorKind::kInvalidArgument, "out must be a 2-D uint8 numpy array");
+    if (!py::isinstance<py::array>(out_obj))
+      fail(ErrorKind::kInvalidArgument, "out must be a 2-D uint8 numpy array");
     auto out = py::reinterpret_borrow<py::array>(out_obj);
     if (out.ndim() != 2 || !out.dtype().is(py::dtype::of<uint8_t>())) {
       fail(ErrorKind::kInvalidArgument, "out must be a 2-D uint8 numpy array");
     }
-    if (!(out.flags() & py::array::c_style)) fail(ErrorKind::kInvalidArgument, "out must be C-contiguous");
+    if (!(out.flags() & py::array::c_style))
+      fail(ErrorKind::kInvalidArgument, "out must be C-contiguous");
     if (!out.writeable()) fail(ErrorKind::kInvalidArgument, "out must be writeable");
     if (static_cast<std::size_t>(out.shape(0)) != kl.size()) {
-      fail(ErrorKind::kInvalidArgument, "out has " + std::to_string(out.shape(0)) + " rows for " + std::to_string(kl.size()) + " keys");
+      fail(ErrorKind::kInvalidArgument, "out has " + std::to_string(out.shape(0)) + " rows for " +
+                                            std::to_string(kl.size()) + " keys");
     }
     const auto width = static_cast<std::size_t>(out.shape(1));
     auto found = bool_array(kl.size());
@@ -276,9 +308,10 @@ class CoreCache {
     if (too_long != 0) {
       for (std::size_t i = 0; i < kl.size(); ++i) {
         if (!f[i] && lengths[i] > width) {
-          fail(ErrorKind::kValueTooLarge, std::to_string(too_long) + " value(s) longer than the row width " +
-                                              std::to_string(width) + "; the first is at index " + std::to_string(i) +
-                                              " with " + std::to_string(lengths[i]) + " bytes");
+          fail(ErrorKind::kValueTooLarge,
+               std::to_string(too_long) + " value(s) longer than the row width " +
+                   std::to_string(width) + "; the first is at index " + std::to_string(i) +
+                   " with " + std::to_string(lengths[i]) + " bytes");
         }
       }
     }
@@ -293,11 +326,14 @@ class CoreCache {
     py::object owner;
     if (py::isinstance<py::array>(values)) {
       auto arr = py::reinterpret_borrow<py::array>(values);
-      if (arr.ndim() != 2 || !arr.dtype().is(py::dtype::of<uint8_t>()) || !(arr.flags() & py::array::c_style)) {
-        fail(ErrorKind::kInvalidArgument, "a values array must be 2-D, uint8 and C-contiguous (one row per key)");
+      if (arr.ndim() != 2 || !arr.dtype().is(py::dtype::of<uint8_t>()) ||
+          !(arr.flags() & py::array::c_style)) {
+        fail(ErrorKind::kInvalidArgument,
+             "a values array must be 2-D, uint8 and C-contiguous (one row per key)");
       }
       if (static_cast<std::size_t>(arr.shape(0)) != n) {
-        fail(ErrorKind::kInvalidArgument, "values has " + std::to_string(arr.shape(0)) + " rows for " + std::to_string(n) + " keys");
+        fail(ErrorKind::kInvalidArgument, "values has " + std::to_string(arr.shape(0)) +
+                                              " rows for " + std::to_string(n) + " keys");
       }
       const auto width = static_cast<std::size_t>(arr.shape(1));
       const auto* base = static_cast<const uint8_t*>(arr.data());
@@ -308,16 +344,19 @@ class CoreCache {
       owner = arr;
     } else {
       if (PyUnicode_Check(values.ptr()) || PyBytes_Check(values.ptr())) {
-        fail(ErrorKind::kInvalidArgument, "values must be a sequence of bytes-like objects or a 2-D uint8 array");
+        fail(ErrorKind::kInvalidArgument,
+             "values must be a sequence of bytes-like objects or a 2-D uint8 array");
       }
       PyObject* seq = PySequence_Fast(values.ptr(), "values must be a sequence");
       if (seq == nullptr) {
         PyErr_Clear();
-        fail(ErrorKind::kInvalidArgument, "values must be a sequence of bytes-like objects or a 2-D uint8 array");
+        fail(ErrorKind::kInvalidArgument,
+             "values must be a sequence of bytes-like objects or a 2-D uint8 array");
       }
       owner = py::reinterpret_steal<py::object>(seq);
       if (static_cast<std::size_t>(PySequence_Fast_GET_SIZE(seq)) != n) {
-        fail(ErrorKind::kInvalidArgument, "got " + std::to_string(PySequence_Fast_GET_SIZE(seq)) + " values for " + std::to_string(n) + " keys");
+        fail(ErrorKind::kInvalidArgument, "got " + std::to_string(PySequence_Fast_GET_SIZE(seq)) +
+                                              " values for " + std::to_string(n) + " keys");
       }
       PyObject** items = PySequence_Fast_ITEMS(seq);
       views.reserve(n);
@@ -384,7 +423,8 @@ class CoreCache {
   std::size_t drain_events_into(const py::array& out) {
     if (out.ndim() != 1 || out.itemsize() != static_cast<py::ssize_t>(sizeof(AccessEvent)) ||
         !(out.flags() & py::array::c_style) || !out.writeable()) {
-      fail(ErrorKind::kInvalidArgument, "out must be a writeable, C-contiguous 1-D array of 24-byte access events");
+      fail(ErrorKind::kInvalidArgument,
+           "out must be a writeable, C-contiguous 1-D array of 24-byte access events");
     }
     auto* dst = static_cast<AccessEvent*>(py::array(out).mutable_data());
     const auto n = static_cast<std::size_t>(out.shape(0));
@@ -396,11 +436,14 @@ class CoreCache {
     return got;
   }
 
-  uint64_t footprint(uint64_t key_len, uint64_t value_len) const {
-    if (key_len > kMaxKeyBytes || value_len > table_->config().max_value_size) {
-      fail(ErrorKind::kValueTooLarge, "key or value length above the cache's limits");
+  uint64_t footprint(const py::handle& key, uint64_t value_len) const {
+    const KeyRef k = convert_key(key.ptr());
+    if (value_len > table_->config().max_value_size) {
+      fail(ErrorKind::kValueTooLarge, "value_len " + std::to_string(value_len) +
+                                          " exceeds max_value_size " +
+                                          std::to_string(table_->config().max_value_size));
     }
-    return table_->footprint(static_cast<uint32_t>(key_len), static_cast<uint32_t>(value_len));
+    return table_->footprint(k.kind, k.len, static_cast<uint32_t>(value_len));
   }
 
   Table& table() { return *table_; }
@@ -412,11 +455,12 @@ class CoreCache {
     const std::string where = index < 0 ? std::string() : " at index " + std::to_string(index);
     if (len > c.max_value_size) {
       fail(ErrorKind::kValueTooLarge, "value of " + std::to_string(len) + " bytes" + where +
-                                          " exceeds max_value_size " + std::to_string(c.max_value_size));
+                                          " exceeds max_value_size " +
+                                          std::to_string(c.max_value_size));
     }
-    if (table_->footprint(key.len, static_cast<uint32_t>(len)) > c.capacity_bytes) {
-      fail(ErrorKind::kValueTooLarge, "entry" + where + " needs more than capacity_bytes " +
-                                          std::to_string(c.capacity_bytes));
+    if (table_->footprint(key.kind, key.len, static_cast<uint32_t>(len)) > c.capacity_bytes) {
+      fail(ErrorKind::kValueTooLarge,
+           "entry" + where + " needs more than capacity_bytes " + std::to_string(c.capacity_bytes));
     }
   }
 
@@ -427,10 +471,13 @@ class CoreCache {
 
 void register_cache(py::module_& m) {
   py::class_<CoreCache>(m, "CoreCache", "The native cache table. Use predis.Cache instead.")
-      .def(py::init<const std::string&, uint64_t, uint64_t, uint64_t, const std::string&, bool, uint64_t, double>(),
-           py::arg("backend"), py::arg("capacity_bytes"), py::arg("max_items"), py::arg("max_value_size"),
-           py::arg("policy"), py::arg("manual_clock"), py::arg("log_capacity"), py::arg("sample_rate"))
-      .def_property_readonly("backend", [](CoreCache& c) { return std::string(c.table().backend()); })
+      .def(py::init<const std::string&, uint64_t, uint64_t, uint64_t, const std::string&, bool,
+                    uint64_t, double>(),
+           py::arg("backend"), py::arg("capacity_bytes"), py::arg("max_items"),
+           py::arg("max_value_size"), py::arg("policy"), py::arg("manual_clock"),
+           py::arg("log_capacity"), py::arg("sample_rate"))
+      .def_property_readonly("backend",
+                             [](CoreCache& c) { return std::string(c.table().backend()); })
       .def("get", &CoreCache::get, py::arg("key"))
       .def("contains", &CoreCache::contains, py::arg("key"))
       .def("put", &CoreCache::put, py::arg("key"), py::arg("value"), py::arg("ttl_ns"))
@@ -445,17 +492,25 @@ void register_cache(py::module_& m) {
       .def("__len__", [](CoreCache& c) { return c.table().size(); })
       .def("stats", &CoreCache::stats)
       .def("drain_events_into", &CoreCache::drain_events_into, py::arg("out"))
-      .def("footprint", &CoreCache::footprint, py::arg("key_len"), py::arg("value_len"))
-      .def_property("sample_rate", [](CoreCache& c) { return c.table().sample_rate(); },
-                    [](CoreCache& c, double r) {
-                      if (!(r >= 0.0 && r <= 1.0)) fail(ErrorKind::kInvalidArgument, "sample_rate must be in [0, 1]");
-                      c.table().set_sample_rate(r);
-                    })
-      .def_property_readonly("manual_clock", [](CoreCache& c) { return c.table().config().manual_clock; })
-      .def("advance_time", [](CoreCache& c, uint64_t ns) {
-        if (!c.table().config().manual_clock) fail(ErrorKind::kInvalidArgument, "advance_time needs a cache created with clock='manual'");
-        c.table().advance_time(ns);
-      }, py::arg("ns"))
+      .def("footprint", &CoreCache::footprint, py::arg("key"), py::arg("value_len"))
+      .def_property(
+          "sample_rate", [](CoreCache& c) { return c.table().sample_rate(); },
+          [](CoreCache& c, double r) {
+            if (!(r >= 0.0 && r <= 1.0))
+              fail(ErrorKind::kInvalidArgument, "sample_rate must be in [0, 1]");
+            c.table().set_sample_rate(r);
+          })
+      .def_property_readonly("manual_clock",
+                             [](CoreCache& c) { return c.table().config().manual_clock; })
+      .def(
+          "advance_time",
+          [](CoreCache& c, uint64_t ns) {
+            if (!c.table().config().manual_clock)
+              fail(ErrorKind::kInvalidArgument,
+                   "advance_time needs a cache created with clock='manual'");
+            c.table().advance_time(ns);
+          },
+          py::arg("ns"))
       .def("now_ns", [](CoreCache& c) { return c.table().now(); });
 }
 

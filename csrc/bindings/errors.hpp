@@ -12,7 +12,8 @@ enum class ErrorKind { kInvalidKey, kInvalidValue, kValueTooLarge, kInvalidArgum
 
 class PredisException : public std::runtime_error {
  public:
-  PredisException(ErrorKind kind, const std::string& what) : std::runtime_error(what), kind_(kind) {}
+  PredisException(ErrorKind kind, const std::string& what)
+      : std::runtime_error(what), kind_(kind) {}
   ErrorKind kind() const noexcept { return kind_; }
 
  private:

@@ -3,19 +3,29 @@
 #include <algorithm>
 #include <cstring>
 #include <new>
+#include <optional>
 
 #include "predis/spinlock.hpp"
 
 namespace predis {
 namespace {
 
-// Buckets are sized so that max_items fills at most 3/4 of the slots.
+// Buckets are sized so that max_items fills at most 3/4 of the slots (with two choices per
+// key, a full bucket is then rare even at that load).
 uint64_t bucket_count_for(uint64_t max_items) {
-  const uint64_t wanted = std::max<uint64_t>(1, (max_items * 4 + 3 * kSlotsPerBucket - 1) /
-                                                   (3 * kSlotsPerBucket));
+  const uint64_t wanted =
+      std::max<uint64_t>(1, (max_items * 4 + 3 * kSlotsPerBucket - 1) / (3 * kSlotsPerBucket));
   uint64_t n = 1;
   while (n < wanted) n <<= 1;
   return n;
+}
+
+// Arena pages: 1/64 of the capacity, between 64 KiB and 1 MiB, so a small cache does not
+// reserve megabytes per size class and a large one does not take pages a chunk at a time.
+std::size_t page_bytes_for(uint64_t capacity) {
+  std::size_t page = std::size_t{64} << 10;
+  while (page < (std::size_t{1} << 20) && page < capacity / 64) page <<= 1;
+  return page;
 }
 
 // How many buckets ahead a batch prefetches: enough to cover DRAM latency at ~20 ns a key.
@@ -29,8 +39,33 @@ RecordHeader* header_of(uint64_t handle) noexcept {
 const uint8_t* key_bytes_of(uint64_t handle) noexcept {
   return reinterpret_cast<const uint8_t*>(header_of(handle) + 1);
 }
-const uint8_t* value_of(uint64_t handle) noexcept {
-  return key_bytes_of(handle) + header_of(handle)->key_len;
+
+// Capacity charged for an inline value: the handle and expiry words it lives in.
+constexpr uint64_t kInlineFootprint = 16;
+
+bool stores_inline(const KeyRef& key, uint32_t value_len) noexcept {
+  return key.kind == KeyKind::kInt && value_len <= kMaxInlineValue;
+}
+
+struct ValueView {
+  const uint8_t* data;
+  uint32_t len;
+};
+
+// Under the bucket lock: where the slot's value bytes are.
+ValueView value_view(const Slot& s, uint8_t form) noexcept {
+  if (form_inline(form)) {
+    return ValueView{reinterpret_cast<const uint8_t*>(&s.handle), form_inline_len(form)};
+  }
+  const RecordHeader* h = header_of(s.handle);
+  return ValueView{key_bytes_of(s.handle) + h->key_len, h->value_len};
+}
+
+// A relaxed read of a word another thread may be writing: used only to choose what to
+// prefetch, never to decide a result (every decision is made again under the lock).
+template <class T>
+T peek(const T& word) noexcept {
+  return __atomic_load_n(&word, __ATOMIC_RELAXED);
 }
 
 }  // namespace
@@ -56,7 +91,8 @@ CpuTable::CpuTable(const TableConfig& config)
     : config_(config),
       mask_(bucket_count_for(config.max_items) - 1),
       buckets_(std::make_unique<Bucket[]>(mask_ + 1)),
-      arena_(record_size(kMaxKeyBytes, config.max_value_size)),
+      arena_(record_size(kMaxKeyBytes, config.max_value_size),
+             page_bytes_for(config.capacity_bytes)),
       clock_(config.manual_clock),
       log_(config.log_capacity, config.sample_rate) {}
 
@@ -65,7 +101,9 @@ CpuTable::~CpuTable() {
 }
 
 void CpuTable::prefetch_bucket(const KeyRef& key) const noexcept {
-  __builtin_prefetch(&buckets_[placement_hash(key.key, key.kind) & mask_], 1, 3);
+  const Placement p = place(key.key, key.kind, mask_);
+  __builtin_prefetch(&buckets_[p.b1], 1, 3);
+  __builtin_prefetch(&buckets_[p.b2], 1, 3);
 }
 
 int CpuTable::locate(const Bucket& b, const KeyRef& key, uint8_t digest) const noexcept {
@@ -78,109 +116,167 @@ int CpuTable::locate(const Bucket& b, const KeyRef& key, uint8_t digest) const n
   });
 }
 
-uint64_t CpuTable::make_record(const KeyRef& key, ValueRef value) {
+CpuTable::Stored CpuTable::store_value(const KeyRef& key, ValueRef value) {
+  if (stores_inline(key, value.len)) {
+    uint64_t word = 0;
+    if (value.len != 0) std::memcpy(&word, value.data, value.len);
+    bytes_used_.fetch_add(kInlineFootprint, std::memory_order_relaxed);
+    return Stored{word, make_form(key.kind, true, value.len)};
+  }
   const uint64_t size = record_size(key.len, value.len);
-  uint8_t* chunk = arena_.allocate(size);
+  uint8_t* chunk = arena_.allocate(size);  // throws std::bad_alloc; nothing changed yet
   auto* h = reinterpret_cast<RecordHeader*>(chunk);
   h->value_len = value.len;
   h->key_len = key.len;
   if (key.len != 0) std::memcpy(chunk + sizeof(RecordHeader), key.bytes, key.len);
   if (value.len != 0) std::memcpy(chunk + sizeof(RecordHeader) + key.len, value.data, value.len);
   bytes_used_.fetch_add(arena_.chunk_size(size), std::memory_order_relaxed);
-  return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(chunk));
+  return Stored{static_cast<uint64_t>(reinterpret_cast<uintptr_t>(chunk)),
+                make_form(key.kind, false, 0)};
 }
 
-void CpuTable::free_record(uint64_t handle) noexcept {
-  const RecordHeader* h = header_of(handle);
+void CpuTable::release_value(uint64_t word, uint8_t form) noexcept {
+  if (form_inline(form)) {
+    bytes_used_.fetch_sub(kInlineFootprint, std::memory_order_relaxed);
+    return;
+  }
+  const RecordHeader* h = header_of(word);
   const uint64_t size = record_size(h->key_len, h->value_len);
   bytes_used_.fetch_sub(arena_.chunk_size(size), std::memory_order_relaxed);
-  arena_.release(reinterpret_cast<uint8_t*>(header_of(handle)), size);
+  arena_.release(reinterpret_cast<uint8_t*>(header_of(word)), size);
 }
 
 void CpuTable::drop_slot(Bucket& b, int i) noexcept {
-  const uint64_t handle = b.slots[i].handle;
+  const uint64_t word = b.slots[i].handle;
+  const uint8_t form = b.forms[i];
   clear_slot(b, i);
   items_.fetch_sub(1, std::memory_order_relaxed);
-  free_record(handle);
+  release_value(word, form);
 }
 
 template <class OnHit>
-bool CpuTable::lookup(const KeyRef& key, uint64_t now, uint64_t tick, bool touch, CallLog& log,
-                      OnHit&& on_hit) {
-  const uint64_t placement = placement_hash(key.key, key.kind);
-  Bucket& b = bucket_at(placement);
-  WordLock lock(b.lock);
-  const int i = locate(b, key, digest_of(placement));
-  if (i < 0) return false;
-  Slot& s = b.slots[i];
-  if (slot_expired(s, now)) {
-    drop_slot(b, i);
-    log.counters.add(Counter::kExpirations);
-    return false;
-  }
-  if (touch) s.score = score_on_hit(config_.policy, s.score, tick);
-  on_hit(value_of(s.handle), header_of(s.handle)->value_len);
-  return true;
-}
-
-bool CpuTable::insert(const KeyRef& key, uint64_t handle, uint64_t expiry, uint64_t now,
-                      uint64_t tick, CallLog& log) {
-  const uint64_t placement = placement_hash(key.key, key.kind);
-  Bucket& b = bucket_at(placement);
-  const uint8_t digest = digest_of(placement);
-  uint64_t displaced = 0;
-  bool replaced = false;
-  {
+bool CpuTable::lookup(const KeyRef& key, const Placement& p, uint64_t now, uint64_t tick,
+                      bool touch, CallLog& log, OnHit&& on_hit) {
+  for (const uint64_t idx : {p.b1, p.b2}) {
+    Bucket& b = buckets_[idx];
     WordLock lock(b.lock);
-    const int i = locate(b, key, digest);
+    const int i = locate(b, key, p.digest);
     if (i >= 0) {
       Slot& s = b.slots[i];
+      if (slot_expired(s, now)) {
+        drop_slot(b, i);
+        log.counters.add(Counter::kExpirations);
+        return false;
+      }
+      if (touch) s.score = score_on_hit(config_.policy, s.score, tick);
+      const ValueView v = value_view(s, b.forms[i]);
+      on_hit(v.data, v.len);
+      return true;
+    }
+    if (p.b2 == p.b1) break;
+  }
+  return false;
+}
+
+namespace {
+
+// Holds both candidate buckets of a key, locked in index order so two inserters can never
+// wait on each other in a cycle.
+class PairLock {
+ public:
+  PairLock(Bucket* buckets, const Placement& p)
+      : first_(buckets[p.b1 < p.b2 ? p.b1 : p.b2].lock),
+        second_(p.b1 == p.b2 ? nullptr : &buckets[p.b1 < p.b2 ? p.b2 : p.b1]) {
+    if (second_ != nullptr) second_lock_.emplace(second_->lock);
+  }
+
+ private:
+  WordLock first_;
+  Bucket* second_;
+  std::optional<WordLock> second_lock_;
+};
+
+}  // namespace
+
+bool CpuTable::insert(const KeyRef& key, const Stored& value, uint64_t expiry, uint64_t now,
+                      uint64_t tick, CallLog& log) {
+  const Placement p = place(key.key, key.kind, mask_);
+  Bucket& b1 = buckets_[p.b1];
+  Bucket& b2 = buckets_[p.b2];
+  uint64_t displaced = 0;
+  uint8_t displaced_form = 0;
+  bool has_displaced = false;
+  bool replaced = false;
+  {
+    PairLock lock(buckets_.get(), p);
+    Bucket* home = &b1;
+    int i = locate(b1, key, p.digest);
+    if (i < 0 && p.b2 != p.b1) {
+      home = &b2;
+      i = locate(b2, key, p.digest);
+    }
+    if (i >= 0) {
+      Slot& s = home->slots[i];
       displaced = s.handle;
+      displaced_form = home->forms[i];
+      has_displaced = true;
       replaced = !slot_expired(s, now);
-      s.handle = handle;
+      s.handle = value.word;
+      home->forms[i] = value.form;
       s.expiry = expiry;
       s.score = replaced ? score_on_hit(config_.policy, s.score, tick)
                          : score_on_insert(config_.policy, tick);
       log.counters.add(replaced ? Counter::kUpdates : Counter::kInserts);
       if (!replaced) log.counters.add(Counter::kExpirations);
     } else {
-      const InsertPlan plan = plan_insert(b, now);
+      const InsertPlan plan1 = plan_insert(b1, now);
+      const bool second =
+          p.b2 != p.b1 && prefer_second(plan1, b1.count, plan_insert(b2, now), b2.count);
+      Bucket& target = second ? b2 : b1;
+      const InsertPlan plan = second ? plan_insert(b2, now) : plan1;
       if (plan.occupied) {
-        displaced = b.slots[plan.slot].handle;
+        displaced = target.slots[plan.slot].handle;
+        displaced_form = target.forms[plan.slot];
+        has_displaced = true;
         log.counters.add(plan.expired ? Counter::kExpirations : Counter::kEvictions);
       } else {
         items_.fetch_add(1, std::memory_order_relaxed);
       }
-      fill_slot(b, plan.slot, digest, key.kind, key.key, score_on_insert(config_.policy, tick),
-                handle, expiry);
+      fill_slot(target, plan.slot, p.digest, value.form, key.key,
+                score_on_insert(config_.policy, tick), value.word, expiry);
       log.counters.add(Counter::kInserts);
     }
   }
-  if (displaced != 0) free_record(displaced);
-  enforce_limits(handle, log);
+  if (has_displaced) release_value(displaced, displaced_form);
+  enforce_limits(Protected{key.key, key.kind, true}, log);
   return replaced;
 }
 
 bool CpuTable::remove(const KeyRef& key, uint64_t now, CallLog& log) {
-  const uint64_t placement = placement_hash(key.key, key.kind);
-  Bucket& b = bucket_at(placement);
-  WordLock lock(b.lock);
-  const int i = locate(b, key, digest_of(placement));
-  if (i < 0) return false;
-  const bool live = !slot_expired(b.slots[i], now);
-  drop_slot(b, i);
-  log.counters.add(live ? Counter::kDeletes : Counter::kExpirations);
-  return live;
+  const Placement p = place(key.key, key.kind, mask_);
+  for (const uint64_t idx : {p.b1, p.b2}) {
+    Bucket& b = buckets_[idx];
+    WordLock lock(b.lock);
+    const int i = locate(b, key, p.digest);
+    if (i >= 0) {
+      const bool live = !slot_expired(b.slots[i], now);
+      drop_slot(b, i);
+      log.counters.add(live ? Counter::kDeletes : Counter::kExpirations);
+      return live;
+    }
+    if (p.b2 == p.b1) break;
+  }
+  return false;
 }
 
-void CpuTable::enforce_limits(uint64_t protect, CallLog& log) {
+void CpuTable::enforce_limits(const Protected& protect, CallLog& log) {
   while (bytes_used_.load(std::memory_order_relaxed) > config_.capacity_bytes ||
          items_.load(std::memory_order_relaxed) > config_.max_items) {
     if (!evict_one(protect, log)) break;
   }
 }
 
-bool CpuTable::evict_one(uint64_t protect, CallLog& log) {
+bool CpuTable::evict_one(const Protected& protect, CallLog& log) {
   const uint64_t buckets = mask_ + 1;
   // Sample a few buckets from a shared clock hand and evict the lowest score among them.
   // Empty stretches are skipped; a whole lap with nothing evictable means nothing is left.
@@ -223,6 +319,56 @@ void CpuTable::flush(CallLog& log) {
   stats_.add(log.counters);
 }
 
+template <class Body>
+void CpuTable::for_each_pipelined(const KeyBatch& keys, Body&& body) {
+  // Stage distances, in keys: headers are fetched kAhead keys early; kAhead/2 keys early the
+  // (now cached) digests name the slot to fetch; kAhead/4 keys early that slot's handle
+  // names the record to fetch. Placements are kept in a small ring between stages.
+  constexpr std::size_t kAhead = 16;
+  constexpr std::size_t kRing = 32;
+  static_assert(kRing >= kAhead + 1 && (kRing & (kRing - 1)) == 0, "ring must cover the window");
+  Placement ring[kRing];
+  int8_t slot_hint[kRing];
+  const std::size_t n = keys.n;
+  for (std::size_t i = 0; i < n + kAhead; ++i) {
+    if (i < n) {
+      const KeyRef k = keys.at(i);
+      const Placement p = place(k.key, k.kind, mask_);
+      ring[i % kRing] = p;
+      slot_hint[i % kRing] = -1;
+      __builtin_prefetch(&buckets_[p.b1], 1, 3);
+    }
+    if (i >= kAhead / 2 && i - kAhead / 2 < n) {
+      const std::size_t j = i - kAhead / 2;
+      const Placement& p = ring[j % kRing];
+      const Bucket& b = buckets_[p.b1];
+      for (int s = 0; s < kSlotsPerBucket; ++s) {
+        if (peek(b.digests[s]) == p.digest) {
+          slot_hint[j % kRing] = static_cast<int8_t>(s);
+          __builtin_prefetch(&b.slots[s], 1, 3);
+          break;
+        }
+      }
+      if (slot_hint[j % kRing] < 0 && p.b2 != p.b1) __builtin_prefetch(&buckets_[p.b2], 1, 3);
+    }
+    if (i >= 3 * kAhead / 4 && i - 3 * kAhead / 4 < n) {
+      const std::size_t j = i - 3 * kAhead / 4;
+      const int s = slot_hint[j % kRing];
+      if (s >= 0) {
+        const Bucket& b = buckets_[ring[j % kRing].b1];
+        if (!form_inline(peek(b.forms[s]))) {
+          __builtin_prefetch(
+              reinterpret_cast<const void*>(static_cast<uintptr_t>(peek(b.slots[s].handle))), 0, 3);
+        }
+      }
+    }
+    if (i >= kAhead) {
+      const std::size_t j = i - kAhead;
+      body(j, ring[j % kRing]);
+    }
+  }
+}
+
 // ---- single keys ----
 
 bool CpuTable::get(const KeyRef& key, ValueSink& sink) {
@@ -230,7 +376,8 @@ bool CpuTable::get(const KeyRef& key, ValueSink& sink) {
   const uint64_t now = clock_.now();
   const uint64_t tick = tick_.fetch_add(1, std::memory_order_relaxed);
   uint32_t size = 0;
-  const bool hit = lookup(key, now, tick, true, log, [&](const uint8_t* data, uint32_t len) {
+  const Placement p = place(key.key, key.kind, mask_);
+  const bool hit = lookup(key, p, now, tick, true, log, [&](const uint8_t* data, uint32_t len) {
     size = len;
     sink.take(data, len);
   });
@@ -242,7 +389,8 @@ bool CpuTable::get(const KeyRef& key, ValueSink& sink) {
 
 bool CpuTable::contains(const KeyRef& key) {
   CallLog log(log_, 0);
-  const bool hit = lookup(key, clock_.now(), 0, false, log, [](const uint8_t*, uint32_t) {});
+  const Placement p = place(key.key, key.kind, mask_);
+  const bool hit = lookup(key, p, clock_.now(), 0, false, log, [](const uint8_t*, uint32_t) {});
   stats_.add(log.counters);
   return hit;
 }
@@ -251,8 +399,8 @@ void CpuTable::put(const KeyRef& key, ValueRef value, uint64_t ttl_ns) {
   CallLog log(log_, 1);
   const uint64_t now = clock_.now();
   const uint64_t tick = tick_.fetch_add(1, std::memory_order_relaxed);
-  const uint64_t handle = make_record(key, value);
-  const bool replaced = insert(key, handle, ttl_ns == 0 ? 0 : now + ttl_ns, now, tick, log);
+  const Stored stored = store_value(key, value);
+  const bool replaced = insert(key, stored, ttl_ns == 0 ? 0 : now + ttl_ns, now, tick, log);
   log.event(log_, key, now, AccessOp::kPut, replaced, value.len);
   flush(log);
 }
@@ -275,11 +423,10 @@ void CpuTable::get_batch(const KeyBatch& keys, std::vector<uint8_t>& data, int64
   const uint64_t tick = tick_.fetch_add(keys.n, std::memory_order_relaxed);
   offsets[0] = 0;
   uint64_t hits = 0;
-  for (std::size_t i = 0; i < keys.n; ++i) {
-    if (i + kPrefetchDistance < keys.n) prefetch_bucket(keys.at(i + kPrefetchDistance));
+  for_each_pipelined(keys, [&](std::size_t i, const Placement& p) {
     const KeyRef key = keys.at(i);
     uint32_t size = 0;
-    const bool hit = lookup(key, now, tick + i, true, log, [&](const uint8_t* v, uint32_t len) {
+    const bool hit = lookup(key, p, now, tick + i, true, log, [&](const uint8_t* v, uint32_t len) {
       size = len;
       data.insert(data.end(), v, v + len);
     });
@@ -287,7 +434,7 @@ void CpuTable::get_batch(const KeyBatch& keys, std::vector<uint8_t>& data, int64
     hits += hit ? 1 : 0;
     offsets[i + 1] = static_cast<int64_t>(data.size());
     log.event(log_, key, now, AccessOp::kGet, hit, size);
-  }
+  });
   log.counters.add(Counter::kHits, hits);
   log.counters.add(Counter::kMisses, keys.n - hits);
   flush(log);
@@ -300,13 +447,12 @@ std::size_t CpuTable::get_into(const KeyBatch& keys, uint8_t* out, std::size_t w
   const uint64_t tick = tick_.fetch_add(keys.n, std::memory_order_relaxed);
   uint64_t hits = 0;
   std::size_t too_long = 0;
-  for (std::size_t i = 0; i < keys.n; ++i) {
-    if (i + kPrefetchDistance < keys.n) prefetch_bucket(keys.at(i + kPrefetchDistance));
+  for_each_pipelined(keys, [&](std::size_t i, const Placement& p) {
     const KeyRef key = keys.at(i);
     uint8_t* row = out + i * width;
     uint32_t size = 0;
     bool fits = true;
-    const bool hit = lookup(key, now, tick + i, true, log, [&](const uint8_t* v, uint32_t len) {
+    const bool hit = lookup(key, p, now, tick + i, true, log, [&](const uint8_t* v, uint32_t len) {
       size = len;
       fits = len <= width;
       if (fits && len != 0) std::memcpy(row, v, len);
@@ -318,7 +464,7 @@ std::size_t CpuTable::get_into(const KeyBatch& keys, uint8_t* out, std::size_t w
     hits += hit ? 1 : 0;
     too_long += hit && !fits ? 1 : 0;
     log.event(log_, key, now, AccessOp::kGet, hit, size);
-  }
+  });
   log.counters.add(Counter::kHits, hits);
   log.counters.add(Counter::kMisses, keys.n - hits);
   flush(log);
@@ -333,8 +479,8 @@ void CpuTable::put_batch(const KeyBatch& keys, const ValueRef* values, uint64_t 
   for (std::size_t i = 0; i < keys.n; ++i) {
     if (i + kPrefetchDistance < keys.n) prefetch_bucket(keys.at(i + kPrefetchDistance));
     const KeyRef key = keys.at(i);
-    const uint64_t handle = make_record(key, values[i]);
-    const bool replaced = insert(key, handle, expiry, now, tick + i, log);
+    const Stored stored = store_value(key, values[i]);
+    const bool replaced = insert(key, stored, expiry, now, tick + i, log);
     log.event(log_, key, now, AccessOp::kPut, replaced, values[i].len);
   }
   flush(log);
@@ -345,6 +491,7 @@ std::size_t CpuTable::erase_batch(const KeyBatch& keys, uint8_t* erased) {
   const uint64_t now = clock_.now();
   std::size_t count = 0;
   for (std::size_t i = 0; i < keys.n; ++i) {
+    if (i + kPrefetchDistance < keys.n) prefetch_bucket(keys.at(i + kPrefetchDistance));
     const KeyRef key = keys.at(i);
     const bool hit = remove(key, now, log);
     if (erased != nullptr) erased[i] = hit ? 1 : 0;
@@ -358,10 +505,9 @@ std::size_t CpuTable::erase_batch(const KeyBatch& keys, uint8_t* erased) {
 void CpuTable::contains_batch(const KeyBatch& keys, uint8_t* out) {
   CallLog log(log_, 0);
   const uint64_t now = clock_.now();
-  for (std::size_t i = 0; i < keys.n; ++i) {
-    if (i + kPrefetchDistance < keys.n) prefetch_bucket(keys.at(i + kPrefetchDistance));
-    out[i] = lookup(keys.at(i), now, 0, false, log, [](const uint8_t*, uint32_t) {}) ? 1 : 0;
-  }
+  for_each_pipelined(keys, [&](std::size_t i, const Placement& p) {
+    out[i] = lookup(keys.at(i), p, now, 0, false, log, [](const uint8_t*, uint32_t) {}) ? 1 : 0;
+  });
   stats_.add(log.counters);
 }
 
@@ -397,10 +543,13 @@ StatsSnapshot CpuTable::stats() const {
   return s;
 }
 
-uint64_t CpuTable::footprint(uint32_t key_len, uint32_t value_len) const noexcept {
+uint64_t CpuTable::footprint(KeyKind kind, uint32_t key_len, uint32_t value_len) const noexcept {
+  if (kind == KeyKind::kInt && value_len <= kMaxInlineValue) return kInlineFootprint;
   return arena_.chunk_size(record_size(key_len, value_len));
 }
 
-std::size_t CpuTable::drain_events(AccessEvent* out, std::size_t max) { return log_.drain(out, max); }
+std::size_t CpuTable::drain_events(AccessEvent* out, std::size_t max) {
+  return log_.drain(out, max);
+}
 
 }  // namespace predis

@@ -41,7 +41,7 @@ class CpuTable final : public Table {
   std::size_t erase_batch(const KeyBatch& keys, uint8_t* erased) override;
   void contains_batch(const KeyBatch& keys, uint8_t* out) override;
 
-  uint64_t footprint(uint32_t key_len, uint32_t value_len) const noexcept override;
+  uint64_t footprint(KeyKind kind, uint32_t key_len, uint32_t value_len) const noexcept override;
   void clear() override;
   uint64_t size() const noexcept override { return items_.load(std::memory_order_relaxed); }
   StatsSnapshot stats() const override;
@@ -58,27 +58,36 @@ class CpuTable final : public Table {
  private:
   // Per-call scratch: counter totals and sampled events, flushed once at the end.
   struct CallLog;
+  // A value ready to be placed in a slot: a record handle or the inline value itself.
+  struct Stored {
+    uint64_t word;
+    uint8_t form;
+  };
 
-  Bucket& bucket_at(uint64_t placement) noexcept { return buckets_[placement & mask_]; }
-  void prefetch_bucket(const KeyRef& key) const noexcept;
+  void prefetch_bucket(const KeyRef& key) const noexcept;  // both candidate buckets
 
   // Under the bucket lock.
   int locate(const Bucket& b, const KeyRef& key, uint8_t digest) const noexcept;
-  void drop_slot(Bucket& b, int i) noexcept;  // clears the slot and frees its record
+  void drop_slot(Bucket& b, int i) noexcept;  // clears the slot and releases its value
 
-  uint64_t make_record(const KeyRef& key, ValueRef value);  // allocates and fills
-  void free_record(uint64_t handle) noexcept;
+  Stored store_value(const KeyRef& key, ValueRef value);  // allocates and fills a record
+  void release_value(uint64_t word, uint8_t form) noexcept;
 
   // The shared single-key steps that every public operation is built from.
   template <class OnHit>
-  bool lookup(const KeyRef& key, uint64_t now, uint64_t tick, bool touch, CallLog& log,
-              OnHit&& on_hit);
-  bool insert(const KeyRef& key, uint64_t handle, uint64_t expiry, uint64_t now, uint64_t tick,
+  bool lookup(const KeyRef& key, const Placement& p, uint64_t now, uint64_t tick, bool touch,
+              CallLog& log, OnHit&& on_hit);
+  bool insert(const KeyRef& key, const Stored& value, uint64_t expiry, uint64_t now, uint64_t tick,
               CallLog& log);
   bool remove(const KeyRef& key, uint64_t now, CallLog& log);
-  void enforce_limits(uint64_t protect, CallLog& log);
-  bool evict_one(uint64_t protect, CallLog& log);
+  void enforce_limits(const Protected& protect, CallLog& log);
+  bool evict_one(const Protected& protect, CallLog& log);
   void flush(CallLog& log);
+
+  // Runs body(i, placement) for every key, prefetching ahead: bucket headers first, then
+  // the slot whose digest matches, then its record, so several cache misses are in flight.
+  template <class Body>
+  void for_each_pipelined(const KeyBatch& keys, Body&& body);
 
   TableConfig config_;
   uint64_t mask_;

@@ -6,7 +6,7 @@
 
 namespace predis {
 
-SlabArena::SlabArena(uint64_t max_record) {
+SlabArena::SlabArena(uint64_t max_record, std::size_t page_bytes) : page_bytes_(page_bytes) {
   uint64_t size = kMinChunk;
   for (;;) {
     auto c = std::make_unique<SizeClass>();
@@ -41,7 +41,7 @@ uint8_t* SlabArena::allocate(uint64_t size) {
     return reinterpret_cast<uint8_t*>(node);
   }
   if (c.bump == nullptr || static_cast<uint64_t>(c.bump_end - c.bump) < c.size) {
-    const std::size_t page = static_cast<std::size_t>(std::max<uint64_t>(kPageBytes, c.size));
+    const std::size_t page = static_cast<std::size_t>(std::max<uint64_t>(page_bytes_, c.size));
     const std::size_t usable = page - page % static_cast<std::size_t>(c.size);
     c.pages.push_back(std::make_unique<uint8_t[]>(usable));  // throws std::bad_alloc
     c.bump = c.pages.back().get();

@@ -1,5 +1,6 @@
-// Host slab arena: per-size-class free lists over 1 MiB pages. Thread-safe; each class has
-// its own spinlock, held only to pop or push a free-list node or bump a page pointer.
+// Host slab arena: per-size-class free lists over pages of a fixed size (64 KiB to 1 MiB).
+// Thread-safe; each class has its own spinlock, held only to pop or push a free-list node or bump a
+// page pointer.
 #pragma once
 
 #include <atomic>
@@ -15,10 +16,9 @@ namespace predis {
 
 class SlabArena {
  public:
-  static constexpr std::size_t kPageBytes = std::size_t{1} << 20;
-
-  // Classes cover records up to max_record bytes.
-  explicit SlabArena(uint64_t max_record);
+  // Classes cover records up to max_record bytes; a page holds page_bytes, or one chunk
+  // when a chunk is larger.
+  SlabArena(uint64_t max_record, std::size_t page_bytes);
 
   // The chunk size that holds a record of `size` bytes.
   uint64_t chunk_size(uint64_t size) const noexcept { return classes_[class_of(size)]->size; }
@@ -46,6 +46,7 @@ class SlabArena {
 
   std::size_t class_of(uint64_t size) const noexcept;
 
+  std::size_t page_bytes_;
   std::vector<std::unique_ptr<SizeClass>> classes_;
   std::atomic<uint64_t> reserved_{0};
 };

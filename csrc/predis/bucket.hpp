@@ -21,11 +21,31 @@ enum class KeyKind : uint8_t { kInt = 0, kBytes = 1 };
 
 enum class Policy : uint8_t { kLru = 0, kLfu = 1 };
 
+// A slot's form byte: bit 0 the KeyKind; bit 1 set when the value is stored inline in the
+// handle word (int keys with values of at most 8 bytes: no record, no arena access); bits
+// 4-7 the inline value's length.
+inline constexpr uint8_t kFormInline = 0x2;
+inline constexpr uint32_t kMaxInlineValue = 8;
+
+PREDIS_HD inline uint8_t make_form(KeyKind kind, bool inline_value, uint32_t inline_len) {
+  return static_cast<uint8_t>(static_cast<uint8_t>(kind) | (inline_value ? kFormInline : 0) |
+                              (inline_value ? inline_len << 4 : 0));
+}
+PREDIS_HD inline KeyKind form_kind(uint8_t form) {
+  return static_cast<KeyKind>(form & 0x1);
+}
+PREDIS_HD inline bool form_inline(uint8_t form) {
+  return (form & kFormInline) != 0;
+}
+PREDIS_HD inline uint32_t form_inline_len(uint8_t form) {
+  return form >> 4;
+}
+
 // One entry. 32 bytes, so a slot never straddles a cache line.
 struct Slot {
   uint64_t key;     // the int key, or the 64-bit hash of a bytes key
   uint64_t score;   // eviction score: the lowest in a bucket goes first
-  uint64_t handle;  // arena handle of the record that holds the value (and a bytes key)
+  uint64_t handle;  // arena handle of the record (value and bytes key), or an inline value
   uint64_t expiry;  // deadline in ns on the table's clock; 0 means never
 };
 static_assert(sizeof(Slot) == 32, "a slot must tile cache lines exactly");
@@ -33,7 +53,7 @@ static_assert(sizeof(Slot) == 32, "a slot must tile cache lines exactly");
 // A bucket: one header line (digests, key kinds, a lock word), then the slots.
 struct alignas(kCacheLine) Bucket {
   uint8_t digests[kSlotsPerBucket];  // kEmptyDigest marks a free slot
-  uint8_t kinds[kSlotsPerBucket];    // KeyKind of each occupied slot
+  uint8_t forms[kSlotsPerBucket];    // SlotForm of each occupied slot
   uint32_t lock;                     // owned by the driver (spinlock on CPU, CAS on GPU)
   uint32_t count;                    // occupied slots
   uint8_t reserved[kCacheLine - 2 * kSlotsPerBucket - 2 * sizeof(uint32_t)];
@@ -43,19 +63,37 @@ static_assert(sizeof(Bucket) == kCacheLine + kSlotsPerBucket * sizeof(Slot),
               "bucket header must be exactly one cache line");
 static_assert(alignof(Bucket) == kCacheLine, "buckets must be cache-line aligned");
 
-// Where a key lives: the hash that picks its bucket and its digest byte.
+// Where a key lives. Every key has two candidate buckets (two-choice hashing): a new key
+// goes to the emptier one, so buckets overflow far less often than with one choice (at half
+// load, a 16-slot bucket overflows about once per 300 buckets with one choice, and
+// practically never with two). Keys never move once placed, so a lookup checks b1, then b2.
+struct Placement {
+  uint64_t b1;
+  uint64_t b2;  // equals b1 when both choices coincide
+  uint8_t digest;
+};
+
 PREDIS_HD inline uint64_t placement_hash(uint64_t key, KeyKind kind) {
   // Bytes keys are already fmix64-mixed; int keys are mixed here so that sequential
-  // ints spread over buckets.
+  // ints spread over buckets. The salt separates the two kinds' placements.
   return kind == KeyKind::kInt ? fmix64(key) : fmix64(key ^ 0x9e3779b97f4a7c15ULL);
 }
 
-PREDIS_HD inline uint8_t digest_of(uint64_t placement) {
-  const auto d = static_cast<uint8_t>(placement >> 56);
+PREDIS_HD inline uint8_t digest_of(uint64_t h) {
+  const auto d = static_cast<uint8_t>(h >> 56);
   return d == kEmptyDigest ? uint8_t{1} : d;
 }
 
-PREDIS_HD inline bool slot_used(const Bucket& b, int i) { return b.digests[i] != kEmptyDigest; }
+// mask = bucket count - 1 (a power of two). b1 takes the low bits of the hash, b2 the bits
+// from 32 up, and the digest the top 8, so the three are independent up to 2^24 buckets.
+PREDIS_HD inline Placement place(uint64_t key, KeyKind kind, uint64_t mask) {
+  const uint64_t h = placement_hash(key, kind);
+  return Placement{h & mask, ((h >> 32) | (h << 32)) & mask, digest_of(h)};
+}
+
+PREDIS_HD inline bool slot_used(const Bucket& b, int i) {
+  return b.digests[i] != kEmptyDigest;
+}
 
 PREDIS_HD inline bool slot_expired(const Slot& s, uint64_t now) {
   return s.expiry != 0 && s.expiry <= now;
@@ -67,8 +105,8 @@ template <class FullKeyEq>
 PREDIS_HD int find_slot(const Bucket& b, uint8_t digest, KeyKind kind, uint64_t key,
                         FullKeyEq&& full_key_eq, int first = 0, int step = 1) {
   for (int i = first; i < kSlotsPerBucket; i += step) {
-    if (b.digests[i] == digest && b.kinds[i] == static_cast<uint8_t>(kind) &&
-        b.slots[i].key == key && full_key_eq(b.slots[i])) {
+    if (b.digests[i] == digest && form_kind(b.forms[i]) == kind && b.slots[i].key == key &&
+        full_key_eq(b.slots[i])) {
       return i;
     }
   }
@@ -108,13 +146,26 @@ PREDIS_HD inline InsertPlan plan_insert(const Bucket& b, uint64_t now, int first
   return plan;
 }
 
-// The occupied slot with the lowest score whose handle is not `protect`, or -1.
-PREDIS_HD inline int lowest_score_slot(const Bucket& b, uint64_t protect, uint64_t* score_out,
-                                       int first = 0, int step = 1) {
+// A key that eviction must skip: the one being inserted, so that making room for an entry
+// never evicts that entry. (For bytes keys the hash stands for the key; skipping another key
+// with the same 64-bit hash is harmless.)
+struct Protected {
+  uint64_t key = 0;
+  KeyKind kind = KeyKind::kInt;
+  bool any = false;
+};
+
+PREDIS_HD inline bool is_protected(const Bucket& b, int i, const Protected& p) {
+  return p.any && b.slots[i].key == p.key && form_kind(b.forms[i]) == p.kind;
+}
+
+// The occupied, unprotected slot with the lowest score, or -1.
+PREDIS_HD inline int lowest_score_slot(const Bucket& b, const Protected& protect,
+                                       uint64_t* score_out, int first = 0, int step = 1) {
   int best = -1;
   uint64_t best_score = 0;
   for (int i = first; i < kSlotsPerBucket; i += step) {
-    if (!slot_used(b, i) || b.slots[i].handle == protect) continue;
+    if (!slot_used(b, i) || is_protected(b, i, protect)) continue;
     if (best < 0 || b.slots[i].score < best_score) {
       best = i;
       best_score = b.slots[i].score;
@@ -124,17 +175,31 @@ PREDIS_HD inline int lowest_score_slot(const Bucket& b, uint64_t protect, uint64
   return best;
 }
 
-PREDIS_HD inline void fill_slot(Bucket& b, int i, uint8_t digest, KeyKind kind, uint64_t key,
+// Of two insert plans (one per candidate bucket), the better: a free slot, then an expired
+// entry, then the lower score; ties go to the first. Counts break ties between free slots
+// so that the emptier bucket fills first.
+PREDIS_HD inline bool prefer_second(const InsertPlan& a, uint32_t count_a, const InsertPlan& b,
+                                    uint32_t count_b) {
+  if (b.slot < 0) return false;
+  if (a.slot < 0) return true;
+  if (a.occupied != b.occupied) return !b.occupied;
+  if (!a.occupied) return count_b < count_a;
+  if (a.expired != b.expired) return b.expired;
+  return b.score < a.score;
+}
+
+PREDIS_HD inline void fill_slot(Bucket& b, int i, uint8_t digest, uint8_t form, uint64_t key,
                                 uint64_t score, uint64_t handle, uint64_t expiry) {
   if (!slot_used(b, i)) ++b.count;
   b.digests[i] = digest;
-  b.kinds[i] = static_cast<uint8_t>(kind);
+  b.forms[i] = form;
   b.slots[i] = Slot{key, score, handle, expiry};
 }
 
 PREDIS_HD inline void clear_slot(Bucket& b, int i) {
   if (slot_used(b, i)) --b.count;
   b.digests[i] = kEmptyDigest;
+  b.forms[i] = 0;
   b.slots[i] = Slot{0, 0, 0, 0};
 }
 

@@ -153,7 +153,8 @@ class SpscRing {
   uint64_t cached_tail_ = 0;
 
   // Keep whatever follows the ring in memory off the consumer's block.
-  unsigned char tail_padding_[kFalseSharingRange - sizeof(std::atomic<uint64_t>) - sizeof(uint64_t)];
+  unsigned char
+      tail_padding_[kFalseSharingRange - sizeof(std::atomic<uint64_t>) - sizeof(uint64_t)];
 };
 
 }  // namespace predis

@@ -50,7 +50,8 @@ class Stats {
   // Relaxed: a reader wants a recent total, not a snapshot consistent across counters.
   uint64_t get(Counter c) const noexcept {
     uint64_t sum = 0;
-    for (const Shard& s : shards_) sum += s.c[static_cast<std::size_t>(c)].load(std::memory_order_relaxed);
+    for (const Shard& s : shards_)
+      sum += s.c[static_cast<std::size_t>(c)].load(std::memory_order_relaxed);
     return sum;
   }
 

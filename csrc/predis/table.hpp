@@ -19,16 +19,16 @@ struct TableConfig {
   uint64_t max_items = 0;       // entries kept at most
   uint32_t max_value_size = 0;  // largest value accepted, bytes
   Policy policy = Policy::kLru;
-  bool manual_clock = false;          // time moves only through advance_time()
+  bool manual_clock = false;           // time moves only through advance_time()
   std::size_t log_capacity = 1 << 16;  // access-log ring slots
-  double sample_rate = 1.0;           // fraction of accesses logged
+  double sample_rate = 1.0;            // fraction of accesses logged
 };
 
 inline constexpr uint32_t kMaxKeyBytes = 65535;
 
 // A key as the table sees it. Bytes keys point at caller memory that outlives the call.
 struct KeyRef {
-  uint64_t key = 0;              // the int key, or hash_bytes() of the bytes
+  uint64_t key = 0;                // the int key, or hash_bytes() of the bytes
   const uint8_t* bytes = nullptr;  // (len) host: a bytes key's data
   uint32_t len = 0;
   KeyKind kind = KeyKind::kInt;
@@ -45,7 +45,9 @@ struct KeyBatch {
   const uint64_t* ints = nullptr;  // (n) host, or null
   const KeyRef* refs = nullptr;    // (n) host, used when ints is null
 
-  KeyRef at(std::size_t i) const noexcept { return ints != nullptr ? KeyRef::from_int(ints[i]) : refs[i]; }
+  KeyRef at(std::size_t i) const noexcept {
+    return ints != nullptr ? KeyRef::from_int(ints[i]) : refs[i];
+  }
 };
 
 struct ValueRef {
@@ -90,12 +92,13 @@ class Table {
   // Returns how many values did not fit.
   virtual std::size_t get_into(const KeyBatch& keys, uint8_t* out, std::size_t width,
                                uint8_t* found, uint32_t* lengths) = 0;
-  virtual void put_batch(const KeyBatch& keys, const ValueRef* values, uint64_t ttl_ns) = 0;  // values (n) host
+  virtual void put_batch(const KeyBatch& keys, const ValueRef* values,
+                         uint64_t ttl_ns) = 0;                                 // values (n) host
   virtual std::size_t erase_batch(const KeyBatch& keys, uint8_t* erased) = 0;  // erased (n) host
-  virtual void contains_batch(const KeyBatch& keys, uint8_t* out) = 0;        // out (n) host
+  virtual void contains_batch(const KeyBatch& keys, uint8_t* out) = 0;         // out (n) host
 
   // Bytes of capacity that an entry with this key and value length takes.
-  virtual uint64_t footprint(uint32_t key_len, uint32_t value_len) const noexcept = 0;
+  virtual uint64_t footprint(KeyKind kind, uint32_t key_len, uint32_t value_len) const noexcept = 0;
   virtual void clear() = 0;
   virtual uint64_t size() const noexcept = 0;
   virtual StatsSnapshot stats() const = 0;

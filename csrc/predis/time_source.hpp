@@ -10,8 +10,7 @@ namespace predis {
 
 class TimeSource {
  public:
-  explicit TimeSource(bool manual)
-      : manual_(manual), origin_(std::chrono::steady_clock::now()) {}
+  explicit TimeSource(bool manual) : manual_(manual), origin_(std::chrono::steady_clock::now()) {}
 
   bool manual() const noexcept { return manual_; }
 
@@ -19,7 +18,8 @@ class TimeSource {
   uint64_t now() const noexcept {
     if (manual_) return manual_now_.load(std::memory_order_relaxed);
     const auto d = std::chrono::steady_clock::now() - origin_;
-    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()) + 1;
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()) +
+           1;
   }
 
   // Manual clock only (the caller checks).

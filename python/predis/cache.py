@@ -150,8 +150,10 @@ class Cache:
         sample_rate: float = 1.0,
     ) -> None:
         capacity = _check_int("capacity_bytes", capacity_bytes, 1024)
-        items = capacity // 128 if max_items is None else _check_int("max_items", max_items, 1)
-        items = max(items, 16)
+        if max_items is None:
+            items = max(16, capacity // 128)
+        else:
+            items = _check_int("max_items", max_items, 1)
         if policy not in POLICIES:
             raise InvalidArgumentError(f"policy must be one of {POLICIES}, got {policy!r}")
         if clock not in CLOCKS:
@@ -284,7 +286,8 @@ class Cache:
         if self._loader is not None:
             for i, value in enumerate(values):
                 if value is None:
-                    values[i] = self._load(keys[i])
+                    key = keys[i]
+                    values[i] = self._load(int(key) if isinstance(key, np.integer) else key)
         return values
 
     def mget_arrays(self, keys: Keys) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -336,11 +339,18 @@ class Cache:
 
     def advance_time(self, seconds: float) -> None:
         """Move a ``clock="manual"`` cache's clock forward by ``seconds`` (> 0)."""
+        if seconds is None:
+            raise InvalidArgumentError("seconds must be a positive, finite number of seconds")
         self._core.advance_time(_ttl_ns(seconds, "seconds"))
 
-    def footprint(self, key_len: int, value_len: int) -> int:
-        """Bytes of capacity that an entry with these key and value lengths uses."""
-        return int(self._core.footprint(_check_int("key_len", key_len, 0), _check_int("value_len", value_len, 0)))
+    def footprint(self, key: Key, value_len: int) -> int:
+        """Bytes of capacity that ``key`` with a value of ``value_len`` bytes takes.
+
+        Int keys with values of at most 8 bytes are stored inline in the table and take 16;
+        other entries take their record (8-byte header, bytes key, value) rounded up to the
+        arena's size class.
+        """
+        return int(self._core.footprint(key, _check_int("value_len", value_len, 0)))
 
     # ---- read-through ----
 
