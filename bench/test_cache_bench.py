@@ -18,9 +18,9 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from conftest import bench_keys, lookup_keys
 
 import predis
+from conftest import bench_keys, lookup_keys
 
 cachetools = pytest.importorskip("cachetools")
 
@@ -48,7 +48,7 @@ class World:
         self.predis.mput(keys, values)
         assert len(self.predis) == n
         value_list = [bytes(v) for v in values]
-        self.dict = dict(zip(range(n), value_list))
+        self.dict = dict(zip(range(n), value_list, strict=True))
         self.lru = cachetools.LRUCache(maxsize=n)
         for k, v in self.dict.items():
             self.lru[k] = v
@@ -148,7 +148,10 @@ class TestBatchLookup:
         benchmark.group = f"mget-{dist}-{size}B"
         benchmark.extra_info["keys_per_call"] = LOOKUPS
         client = redis_client
-        if client.dbsize() != len(w.value_list) or client.get("predis:bench") != f"{dist}{size}".encode():
+        if (
+            client.dbsize() != len(w.value_list)
+            or client.get("predis:bench") != f"{dist}{size}".encode()
+        ):
             client.flushall()
             pipe = client.pipeline(transaction=False)
             for k, v in enumerate(w.value_list):

@@ -61,8 +61,8 @@ KeyRef convert_key(PyObject* obj) {
     py::object as_int = py::reinterpret_steal<py::object>(PyNumber_Index(obj));
     if (!as_int) {
       PyErr_Clear();
-      fail(ErrorKind::kInvalidKey, std::string("keys must be int, bytes or str, not ") +
-                                       Py_TYPE(obj)->tp_name);
+      fail(ErrorKind::kInvalidKey,
+           std::string("keys must be int, bytes or str, not ") + Py_TYPE(obj)->tp_name);
     }
     return convert_key(as_int.ptr());
   }

@@ -15,6 +15,7 @@ namespace predis::bindings {
 
 void register_ring(py::module_& m) {
   using Ring = SpscRing<uint64_t>;
+  static_assert(SpscRingLayout<uint64_t>::check(), "ring indices must not share blocks");
   py::class_<Ring>(m, "U64Ring", "Single-producer/single-consumer ring of uint64 items.")
       .def(py::init([](std::size_t capacity) {
              if (capacity == 0) fail(ErrorKind::kInvalidArgument, "ring capacity must be positive");
@@ -36,6 +37,7 @@ void register_ring(py::module_& m) {
       .def(
           "pop_batch",
           [](Ring& r, std::size_t max) {
+            if (max > r.capacity()) max = r.capacity();  // never allocate more than can pop
             py::array_t<uint64_t> out(static_cast<py::ssize_t>(max));
             uint64_t* data = out.mutable_data();
             std::size_t n = 0;

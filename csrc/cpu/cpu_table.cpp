@@ -20,11 +20,12 @@ uint64_t bucket_count_for(uint64_t max_items) {
   return n;
 }
 
-// Arena pages: 1/64 of the capacity, between 64 KiB and 1 MiB, so a small cache does not
-// reserve megabytes per size class and a large one does not take pages a chunk at a time.
+// Arena pages: 1/64 of the capacity, between 64 KiB and 2 MiB (one huge page), so a small
+// cache does not reserve megabytes per size class and a large one does not take pages a
+// chunk at a time.
 std::size_t page_bytes_for(uint64_t capacity) {
   std::size_t page = std::size_t{64} << 10;
-  while (page < (std::size_t{1} << 20) && page < capacity / 64) page <<= 1;
+  while (page < HugeBuffer::kHugePage && page < capacity / 64) page <<= 1;
   return page;
 }
 
@@ -90,7 +91,8 @@ struct CpuTable::CallLog {
 CpuTable::CpuTable(const TableConfig& config)
     : config_(config),
       mask_(bucket_count_for(config.max_items) - 1),
-      buckets_(std::make_unique<Bucket[]>(mask_ + 1)),
+      bucket_memory_((mask_ + 1) * sizeof(Bucket)),
+      buckets_(static_cast<Bucket*>(bucket_memory_.data())),
       arena_(record_size(kMaxKeyBytes, config.max_value_size),
              page_bytes_for(config.capacity_bytes)),
       clock_(config.manual_clock),
@@ -108,9 +110,9 @@ void CpuTable::prefetch_bucket(const KeyRef& key) const noexcept {
 
 int CpuTable::locate(const Bucket& b, const KeyRef& key, uint8_t digest) const noexcept {
   if (key.kind == KeyKind::kInt) {
-    return find_slot(b, digest, key.kind, key.key, [](const Slot&) { return true; });
+    return find_slot_all(b, digest, key.kind, key.key, [](const Slot&) { return true; });
   }
-  return find_slot(b, digest, key.kind, key.key, [&key](const Slot& s) {
+  return find_slot_all(b, digest, key.kind, key.key, [&key](const Slot& s) {
     const RecordHeader* h = header_of(s.handle);
     return h->key_len == key.len && std::memcmp(key_bytes_of(s.handle), key.bytes, key.len) == 0;
   });
@@ -208,7 +210,7 @@ bool CpuTable::insert(const KeyRef& key, const Stored& value, uint64_t expiry, u
   bool has_displaced = false;
   bool replaced = false;
   {
-    PairLock lock(buckets_.get(), p);
+    PairLock lock(buckets_, p);
     Bucket* home = &b1;
     int i = locate(b1, key, p.digest);
     if (i < 0 && p.b2 != p.b1) {
@@ -321,9 +323,9 @@ void CpuTable::flush(CallLog& log) {
 
 template <class Body>
 void CpuTable::for_each_pipelined(const KeyBatch& keys, Body&& body) {
-  // Stage distances, in keys: headers are fetched kAhead keys early; kAhead/2 keys early the
-  // (now cached) digests name the slot to fetch; kAhead/4 keys early that slot's handle
-  // names the record to fetch. Placements are kept in a small ring between stages.
+  // Stage distances, in keys: both candidate headers are fetched kAhead keys early; kAhead/2
+  // keys early the (now cached) digests name the slot to fetch; kAhead/4 keys early that
+  // slot's handle names the record to fetch. Placements are kept in a small ring between stages.
   constexpr std::size_t kAhead = 16;
   constexpr std::size_t kRing = 32;
   static_assert(kRing >= kAhead + 1 && (kRing & (kRing - 1)) == 0, "ring must cover the window");
@@ -337,25 +339,34 @@ void CpuTable::for_each_pipelined(const KeyBatch& keys, Body&& body) {
       ring[i % kRing] = p;
       slot_hint[i % kRing] = -1;
       __builtin_prefetch(&buckets_[p.b1], 1, 3);
+      __builtin_prefetch(&buckets_[p.b2], 1, 3);
     }
     if (i >= kAhead / 2 && i - kAhead / 2 < n) {
       const std::size_t j = i - kAhead / 2;
       const Placement& p = ring[j % kRing];
-      const Bucket& b = buckets_[p.b1];
-      for (int s = 0; s < kSlotsPerBucket; ++s) {
-        if (peek(b.digests[s]) == p.digest) {
-          slot_hint[j % kRing] = static_cast<int8_t>(s);
+      int8_t hint = -1;
+      for (const uint64_t idx : {p.b1, p.b2}) {
+        // A racy read of the digests: it only picks what to prefetch; the lookup itself
+        // reads them again under the bucket lock.
+        const Bucket& b = buckets_[idx];
+        const uint32_t m = digest_mask(b.digests, p.digest);
+        if (m != 0) {
+          const int s = lowest_bit(m);
+          hint = static_cast<int8_t>(idx == p.b1 ? s : s + kSlotsPerBucket);
           __builtin_prefetch(&b.slots[s], 1, 3);
           break;
         }
+        if (p.b2 == p.b1) break;
       }
-      if (slot_hint[j % kRing] < 0 && p.b2 != p.b1) __builtin_prefetch(&buckets_[p.b2], 1, 3);
+      slot_hint[j % kRing] = hint;
     }
     if (i >= 3 * kAhead / 4 && i - 3 * kAhead / 4 < n) {
       const std::size_t j = i - 3 * kAhead / 4;
-      const int s = slot_hint[j % kRing];
-      if (s >= 0) {
-        const Bucket& b = buckets_[ring[j % kRing].b1];
+      const int hint = slot_hint[j % kRing];
+      if (hint >= 0) {
+        const Placement& p = ring[j % kRing];
+        const Bucket& b = buckets_[hint < kSlotsPerBucket ? p.b1 : p.b2];
+        const int s = hint % kSlotsPerBucket;
         if (!form_inline(peek(b.forms[s]))) {
           __builtin_prefetch(
               reinterpret_cast<const void*>(static_cast<uintptr_t>(peek(b.slots[s].handle))), 0, 3);
@@ -423,7 +434,15 @@ void CpuTable::get_batch(const KeyBatch& keys, std::vector<uint8_t>& data, int64
   const uint64_t tick = tick_.fetch_add(keys.n, std::memory_order_relaxed);
   offsets[0] = 0;
   uint64_t hits = 0;
+  // Reserve from the mean of the first values seen, so large batches of large values grow
+  // the buffer once instead of copying it at every doubling.
+  constexpr std::size_t kSampleForReserve = 256;
+  data.reserve(data.size() + keys.n * kMaxInlineValue);
   for_each_pipelined(keys, [&](std::size_t i, const Placement& p) {
+    if (i == kSampleForReserve && keys.n > 2 * kSampleForReserve) {
+      const std::size_t mean = data.size() / kSampleForReserve + 1;
+      data.reserve(data.size() + (keys.n - i) * mean + (keys.n - i) * mean / 8);
+    }
     const KeyRef key = keys.at(i);
     uint32_t size = 0;
     const bool hit = lookup(key, p, now, tick + i, true, log, [&](const uint8_t* v, uint32_t len) {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "cpu/huge_buffer.hpp"
 #include "cpu/slab_arena.hpp"
 #include "predis/access_log.hpp"
 #include "predis/bucket.hpp"
@@ -91,7 +92,8 @@ class CpuTable final : public Table {
 
   TableConfig config_;
   uint64_t mask_;
-  std::unique_ptr<Bucket[]> buckets_;
+  HugeBuffer bucket_memory_;
+  Bucket* buckets_;  // (mask_ + 1) buckets in bucket_memory_
   SlabArena arena_;
   TimeSource clock_;
   AccessLog log_;

@@ -43,8 +43,13 @@ uint8_t* SlabArena::allocate(uint64_t size) {
   if (c.bump == nullptr || static_cast<uint64_t>(c.bump_end - c.bump) < c.size) {
     const std::size_t page = static_cast<std::size_t>(std::max<uint64_t>(page_bytes_, c.size));
     const std::size_t usable = page - page % static_cast<std::size_t>(c.size);
-    c.pages.push_back(std::make_unique<uint8_t[]>(usable));  // throws std::bad_alloc
-    c.bump = c.pages.back().get();
+    if (page >= HugeBuffer::kHugePage) {
+      c.huge_pages.emplace_back(usable);  // throws std::bad_alloc
+      c.bump = static_cast<uint8_t*>(c.huge_pages.back().data());
+    } else {
+      c.pages.push_back(std::make_unique<uint8_t[]>(usable));  // throws std::bad_alloc
+      c.bump = c.pages.back().get();
+    }
     c.bump_end = c.bump + usable;
     reserved_.fetch_add(usable, std::memory_order_relaxed);
   }

@@ -1,4 +1,5 @@
-// Host slab arena: per-size-class free lists over pages of a fixed size (64 KiB to 1 MiB).
+// Host slab arena: per-size-class free lists over pages of a fixed size (64 KiB to 2 MiB; 2 MiB pages
+// are transparent huge pages).
 // Thread-safe; each class has its own spinlock, held only to pop or push a free-list node or bump a
 // page pointer.
 #pragma once
@@ -9,6 +10,7 @@
 #include <memory>
 #include <vector>
 
+#include "cpu/huge_buffer.hpp"
 #include "predis/arena.hpp"
 #include "predis/spinlock.hpp"
 
@@ -41,7 +43,8 @@ class SlabArena {
     FreeNode* free = nullptr;
     uint8_t* bump = nullptr;
     uint8_t* bump_end = nullptr;
-    std::vector<std::unique_ptr<uint8_t[]>> pages;
+    std::vector<std::unique_ptr<uint8_t[]>> pages;  // pages below HugeBuffer::kHugePage
+    std::vector<HugeBuffer> huge_pages;            // pages of 2 MiB and more
   };
 
   std::size_t class_of(uint64_t size) const noexcept;

@@ -27,6 +27,7 @@ struct AccessEvent {
   uint8_t reserved;
 };
 static_assert(sizeof(AccessEvent) == 24, "AccessEvent layout is part of the Python API");
+static_assert(SpscRingLayout<AccessEvent>::check(), "ring indices must not share blocks");
 
 class AccessLog {
  public:

@@ -9,6 +9,10 @@
 
 #include <cstdint>
 
+#if defined(__SSE2__) && !defined(__CUDA_ARCH__)
+#include <emmintrin.h>
+#endif
+
 #include "predis/hash.hpp"
 #include "predis/platform.hpp"
 
@@ -63,10 +67,11 @@ static_assert(sizeof(Bucket) == kCacheLine + kSlotsPerBucket * sizeof(Slot),
               "bucket header must be exactly one cache line");
 static_assert(alignof(Bucket) == kCacheLine, "buckets must be cache-line aligned");
 
-// Where a key lives. Every key has two candidate buckets (two-choice hashing): a new key
-// goes to the emptier one, so buckets overflow far less often than with one choice (at half
-// load, a 16-slot bucket overflows about once per 300 buckets with one choice, and
-// practically never with two). Keys never move once placed, so a lookup checks b1, then b2.
+// Where a key lives. Every key has two candidate buckets: it goes to the first unless that
+// one is crowded (see prefer_second), so buckets overflow far less often than with one
+// choice (at half load a 16-slot bucket overflows about once per 300 buckets with one
+// choice, practically never with two). Keys never move once placed, so a lookup checks b1,
+// then b2.
 struct Placement {
   uint64_t b1;
   uint64_t b2;  // equals b1 when both choices coincide
@@ -97,6 +102,42 @@ PREDIS_HD inline bool slot_used(const Bucket& b, int i) {
 
 PREDIS_HD inline bool slot_expired(const Slot& s, uint64_t now) {
   return s.expiry != 0 && s.expiry <= now;
+}
+
+// Bit i set where digests[i] == d, for the 16 slots of a bucket. One SSE2 compare on the
+// host; a plain loop elsewhere (on the device each lane looks at its own slots instead).
+PREDIS_HD inline uint32_t digest_mask(const uint8_t* digests, uint8_t d) {
+#if defined(__SSE2__) && !defined(__CUDA_ARCH__)
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(digests));
+  return static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(static_cast<char>(d)))));
+#else
+  uint32_t m = 0;
+  for (int i = 0; i < kSlotsPerBucket; ++i) m |= static_cast<uint32_t>(digests[i] == d) << i;
+  return m;
+#endif
+}
+static_assert(kSlotsPerBucket == 16, "digest_mask covers exactly 16 slots");
+
+PREDIS_HD inline int lowest_bit(uint32_t m) {
+#if defined(__CUDA_ARCH__)
+  return __ffs(m) - 1;
+#else
+  return __builtin_ctz(m);
+#endif
+}
+
+// The slot holding `key` of `kind`, or -1, scanning every slot of the bucket. Candidates come
+// from the digest mask; `full_key_eq(slot)` confirms a bytes key against its stored copy.
+template <class FullKeyEq>
+PREDIS_HD int find_slot_all(const Bucket& b, uint8_t digest, KeyKind kind, uint64_t key,
+                            FullKeyEq&& full_key_eq) {
+  for (uint32_t m = digest_mask(b.digests, digest); m != 0; m &= m - 1) {
+    const int i = lowest_bit(m);
+    if (form_kind(b.forms[i]) == kind && b.slots[i].key == key && full_key_eq(b.slots[i])) {
+      return i;
+    }
+  }
+  return -1;
 }
 
 // First slot in (first, first+step, ...) holding `key` of `kind`, or -1. `full_key_eq(slot)`
@@ -175,15 +216,19 @@ PREDIS_HD inline int lowest_score_slot(const Bucket& b, const Protected& protect
   return best;
 }
 
+// A new key stays in its first bucket until that bucket is three-quarters full; only then
+// does the emptier of the two win. Most keys so live in b1 and a lookup reads one bucket,
+// while overflow still spreads over two choices.
+inline constexpr uint32_t kSpillThreshold = kSlotsPerBucket * 3 / 4;
+
 // Of two insert plans (one per candidate bucket), the better: a free slot, then an expired
-// entry, then the lower score; ties go to the first. Counts break ties between free slots
-// so that the emptier bucket fills first.
+// entry, then the lower score; ties go to the first.
 PREDIS_HD inline bool prefer_second(const InsertPlan& a, uint32_t count_a, const InsertPlan& b,
                                     uint32_t count_b) {
   if (b.slot < 0) return false;
   if (a.slot < 0) return true;
   if (a.occupied != b.occupied) return !b.occupied;
-  if (!a.occupied) return count_b < count_a;
+  if (!a.occupied) return count_a >= kSpillThreshold && count_b < count_a;
   if (a.expired != b.expired) return b.expired;
   return b.score < a.score;
 }

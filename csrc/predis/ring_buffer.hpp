@@ -33,6 +33,13 @@ namespace predis {
 
 template <typename T>
 class SpscRing {
+  // pop_batch moves items out and destroys the slots before it releases them; a throw half
+  // way would hand out or destroy an item twice, so those two steps must not throw. A
+  // throwing copy in a push is handled: nothing is published and built slots are destroyed.
+  static_assert(std::is_nothrow_move_assignable_v<T> && std::is_nothrow_destructible_v<T>,
+                "SpscRing items must move-assign and destroy without throwing");
+  static_assert(alignof(T) <= kFalseSharingRange, "item alignment above the block size");
+
  public:
   // Capacity is rounded up to a power of two; at least 2.
   explicit SpscRing(std::size_t min_capacity) : capacity_(round_up_pow2(min_capacity)) {
@@ -80,8 +87,13 @@ class SpscRing {
       free_slots = capacity_ - (tail - cached_head_);
     }
     const std::size_t count = n < free_slots ? n : free_slots;
-    for (std::size_t i = 0; i < count; ++i) {
-      ::new (static_cast<void*>(slot(tail + i))) T(items[i]);
+    std::size_t built = 0;
+    try {
+      for (; built < count; ++built) ::new (static_cast<void*>(slot(tail + built))) T(items[built]);
+    } catch (...) {
+      // Nothing was published: undo what was built and leave the ring as it was.
+      for (std::size_t i = 0; i < built; ++i) slot(tail + i)->~T();
+      throw;
     }
     if (count != 0) tail_.store(tail + count, std::memory_order_release);
     return count;
@@ -110,8 +122,10 @@ class SpscRing {
 
   // Either side; exact only when the other side is idle.
   std::size_t size_approx() const noexcept {
-    const uint64_t tail = tail_.load(std::memory_order_acquire);
+    // head first: it only grows towards tail, so a tail read afterwards is never behind it
+    // and the difference cannot wrap, whichever threads are moving meanwhile.
     const uint64_t head = head_.load(std::memory_order_acquire);
+    const uint64_t tail = tail_.load(std::memory_order_acquire);
     return static_cast<std::size_t>(tail - head);
   }
 
@@ -152,9 +166,27 @@ class SpscRing {
   alignas(kFalseSharingRange) std::atomic<uint64_t> head_{0};
   uint64_t cached_tail_ = 0;
 
-  // Keep whatever follows the ring in memory off the consumer's block.
-  unsigned char
-      tail_padding_[kFalseSharingRange - sizeof(std::atomic<uint64_t>) - sizeof(uint64_t)];
+  // The alignas above also pads the object to a multiple of kFalseSharingRange, which keeps
+  // whatever follows the ring in memory off the consumer's block.
+
+  template <typename U>
+  friend struct SpscRingLayout;
+};
+
+// Layout checks, kept next to the class: each side's index and its cached copy share a
+// block, and the two sides' blocks are distinct and do not overlap.
+template <typename T>
+struct SpscRingLayout {
+  using R = SpscRing<T>;
+  static constexpr bool check() {
+    return offsetof(R, head_) - offsetof(R, tail_) >= kFalseSharingRange &&
+           offsetof(R, tail_) - offsetof(R, storage_) >= sizeof(void*) &&
+           offsetof(R, tail_) % kFalseSharingRange == 0 &&
+           offsetof(R, head_) % kFalseSharingRange == 0 &&
+           offsetof(R, cached_head_) - offsetof(R, tail_) < kFalseSharingRange &&
+           offsetof(R, cached_tail_) - offsetof(R, head_) < kFalseSharingRange &&
+           sizeof(R) % kFalseSharingRange == 0;
+  }
 };
 
 }  // namespace predis

@@ -11,7 +11,7 @@ import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -23,9 +23,9 @@ __all__ = ["BACKENDS", "POLICIES", "Cache", "CacheStats", "Key"]
 
 log = logging.getLogger("predis")
 
-Key = Union[int, bytes, str]
-BytesLike = Union[bytes, bytearray, memoryview]
-Keys = Union[Sequence[Key], np.ndarray]
+Key = int | bytes | str
+BytesLike = bytes | bytearray | memoryview
+Keys = Sequence[Key] | np.ndarray
 
 POLICIES = ("lru", "lfu")
 BACKENDS = ("auto", "cpu")
@@ -92,7 +92,9 @@ def _ttl_ns(ttl: object, name: str = "ttl") -> int:
         raise InvalidArgumentError(f"{name} must be a number of seconds, got {type(ttl).__name__}")
     seconds = float(ttl)
     if not math.isfinite(seconds) or seconds <= 0:
-        raise InvalidArgumentError(f"{name} must be a positive, finite number of seconds, got {ttl}")
+        raise InvalidArgumentError(
+            f"{name} must be a positive, finite number of seconds, got {ttl}"
+        )
     if seconds > _MAX_TTL_S:
         raise InvalidArgumentError(f"{name} must be at most {_MAX_TTL_S} seconds (100 years)")
     return max(1, round(seconds * _NS_PER_S))
@@ -253,7 +255,7 @@ class Cache:
         return bool(self._core.contains(key))
 
     def __len__(self) -> int:
-        return int(len(self._core))
+        return len(self._core)
 
     def __getitem__(self, key: Key) -> bytes:
         value = self.get(key, None)
@@ -307,7 +309,9 @@ class Cache:
         """
         return self._core.get_into(keys, out)
 
-    def mput(self, keys: Keys, values: Sequence[BytesLike] | np.ndarray, ttl: float | None = None) -> None:
+    def mput(
+        self, keys: Keys, values: Sequence[BytesLike] | np.ndarray, ttl: float | None = None
+    ) -> None:
         """Store many entries: ``values`` is a sequence of bytes-like objects, or a 2-D
         C-contiguous uint8 array with one row per key. Every key and value is checked
         before anything is stored."""
@@ -365,7 +369,9 @@ class Cache:
         if not leader:
             flight.done.wait()
             if flight.error is not None:
-                raise LoaderError(key, f"loader failed for key {key!r}: {flight.error!r}") from flight.error
+                raise LoaderError(
+                    key, f"loader failed for key {key!r}: {flight.error!r}"
+                ) from flight.error
             return flight.value
         try:
             # Another leader may have stored it between our miss and taking the flight.
@@ -373,9 +379,10 @@ class Cache:
             if value is None:
                 loaded = self._loader(key)  # type: ignore[misc]
                 if loaded is not None:
-                    if isinstance(loaded, str) or not isinstance(loaded, (bytes, bytearray, memoryview)):
+                    if not isinstance(loaded, (bytes, bytearray, memoryview)):
+                        kind = type(loaded).__name__
                         raise InvalidValueError(
-                            f"loader returned {type(loaded).__name__}; it must return bytes-like or None"
+                            f"loader returned {kind}; it must return bytes-like or None"
                         )
                     value = bytes(loaded)
                     self.put(key, value)
@@ -390,4 +397,3 @@ class Cache:
             with self._inflight_lock:
                 del self._inflight[ident]
             flight.done.set()
-

@@ -46,17 +46,38 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"predis {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="replay a synthetic zipf workload through a cache and report")
-    demo.add_argument("--requests", type=_positive_int, default=2_000_000, help="requests to replay (default 2,000,000)")
-    demo.add_argument("--keys", type=_positive_int, default=200_000, help="distinct keys (default 200,000)")
-    demo.add_argument("--alpha", type=_positive_float, default=0.99, help="zipf skew (default 0.99)")
-    demo.add_argument("--value-size", type=_positive_int, default=64, help="value bytes (default 64)")
-    demo.add_argument("--cache-fraction", type=_fraction, default=0.1,
-                      help="cache capacity as a fraction of all keys' bytes (default 0.1)")
+    demo = sub.add_parser(
+        "demo", help="replay a synthetic zipf workload through a cache and report"
+    )
+    demo.add_argument(
+        "--requests",
+        type=_positive_int,
+        default=2_000_000,
+        help="requests to replay (default 2,000,000)",
+    )
+    demo.add_argument(
+        "--keys", type=_positive_int, default=200_000, help="distinct keys (default 200,000)"
+    )
+    demo.add_argument(
+        "--alpha", type=_positive_float, default=0.99, help="zipf skew (default 0.99)"
+    )
+    demo.add_argument(
+        "--value-size", type=_positive_int, default=64, help="value bytes (default 64)"
+    )
+    demo.add_argument(
+        "--cache-fraction",
+        type=_fraction,
+        default=0.1,
+        help="cache capacity as a fraction of all keys' bytes (default 0.1)",
+    )
     demo.add_argument("--policy", choices=("lru", "lfu"), default="lru")
-    demo.add_argument("--batch", type=_positive_int, default=4096, help="keys per batch (default 4096)")
+    demo.add_argument(
+        "--batch", type=_positive_int, default=4096, help="keys per batch (default 4096)"
+    )
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH ('-' for stdout)")
+    demo.add_argument(
+        "--json", metavar="PATH", help="also write the report as JSON to PATH ('-' for stdout)"
+    )
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     sub.add_parser("info", help="print build information and visible CUDA devices as JSON")
@@ -67,8 +88,14 @@ def _demo(args: argparse.Namespace) -> int:
     from predis.demo import DemoConfig, format_report, run_demo
 
     cfg = DemoConfig(
-        requests=args.requests, keys=args.keys, alpha=args.alpha, value_size=args.value_size,
-        cache_fraction=args.cache_fraction, policy=args.policy, batch=args.batch, seed=args.seed,
+        requests=args.requests,
+        keys=args.keys,
+        alpha=args.alpha,
+        value_size=args.value_size,
+        cache_fraction=args.cache_fraction,
+        policy=args.policy,
+        batch=args.batch,
+        seed=args.seed,
     )
     report = run_demo(cfg, progress=not args.no_progress and sys.stderr.isatty())
     if args.json == "-":

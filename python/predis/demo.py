@@ -39,7 +39,9 @@ class DemoConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidArgumentError(f"{name} must be a positive int, got {value!r}")
         if not 0 < self.cache_fraction <= 1:
-            raise InvalidArgumentError(f"cache_fraction must be in (0, 1], got {self.cache_fraction}")
+            raise InvalidArgumentError(
+                f"cache_fraction must be in (0, 1], got {self.cache_fraction}"
+            )
         if not self.alpha > 0:
             raise InvalidArgumentError(f"alpha must be positive, got {self.alpha}")
 
@@ -84,14 +86,19 @@ def run_demo(config: DemoConfig | None = None, progress: bool = True) -> DemoRep
     probe = Cache(capacity_bytes=1 << 20)
     entry_bytes = probe.footprint(0, cfg.value_size)  # int keys
     capacity = max(1 << 16, int(cfg.keys * entry_bytes * cfg.cache_fraction))
-    cache = Cache(capacity_bytes=capacity, max_items=cfg.keys, policy=cfg.policy,
-                  max_value_size=max(cfg.value_size, 8))
+    cache = Cache(
+        capacity_bytes=capacity,
+        max_items=cfg.keys,
+        policy=cfg.policy,
+        max_value_size=max(cfg.value_size, 8),
+    )
     stream = ZipfKeys(cfg.keys, cfg.alpha, seed=cfg.seed)
     fetches = 0
     drained = 0
     start = time.perf_counter()
-    with tqdm(total=cfg.requests, unit="req", unit_scale=True, disable=not progress,
-              desc="predis demo") as bar:
+    with tqdm(
+        total=cfg.requests, unit="req", unit_scale=True, disable=not progress, desc="predis demo"
+    ) as bar:
         for keys in stream.chunks(cfg.requests, cfg.batch):
             _offsets, _data, hit = cache.mget_arrays(keys)
             missing = np.unique(keys[~hit])
