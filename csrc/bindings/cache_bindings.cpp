@@ -134,6 +134,12 @@ class KeyList {
       fail(ErrorKind::kInvalidArgument,
            "keys must be a sequence of keys or an integer array, not a single str/bytes");
     }
+    // A set or a generator has no order to match results to, so only sequences are batches.
+    if (!PySequence_Check(keys.ptr())) {
+      fail(ErrorKind::kInvalidArgument,
+           std::string("keys must be a sequence or a numpy integer array, not ") +
+               Py_TYPE(keys.ptr())->tp_name);
+    }
     PyObject* seq = PySequence_Fast(keys.ptr(), "keys must be a sequence or a numpy integer array");
     if (seq == nullptr) {
       PyErr_Clear();

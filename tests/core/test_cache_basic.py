@@ -186,6 +186,26 @@ def test_int_keys_at_the_ends_of_the_range() -> None:
     assert len(cache) == 2
 
 
+def test_numpy_integer_scalars_are_int_keys() -> None:
+    cache = make()
+    cache.put(np.uint64(3), b"three")
+    cache.put(np.int32(4), b"four")
+    cache.put(np.uint64(2**64 - 1), b"top")
+    assert cache.get(3) == b"three"
+    assert cache.get(np.int64(3)) == b"three"
+    assert cache.get(np.uint8(4)) == b"four"
+    assert cache.get(2**64 - 1) == b"top"
+    assert np.uint16(4) in cache
+    assert cache.mget([np.uint64(3), 4, np.int16(5)]) == [b"three", b"four", None]
+    cache.put(3, b"again")  # the same key
+    assert len(cache) == 3
+    assert cache.stats().updates == 1
+    assert cache.delete(np.uint32(4)) is True
+    events = cache.drain_events()
+    assert events["key"].tolist()[:3] == [3, 4, 2**64 - 1]
+    assert (events["key_kind"] == KeyKind.INT).all()
+
+
 def test_longest_key_is_accepted() -> None:
     cache = make()
     key = b"k" * 65535
@@ -532,6 +552,65 @@ def test_lfu_frequency_beats_recency() -> None:
     assert 0 not in cache
     assert all(k in cache for k in range(1, 16))
     assert 100 in cache
+
+
+def test_lru_put_over_an_existing_key_counts_as_a_use() -> None:
+    cache = make(1 << 20, max_items=16, policy="lru")
+    for k in range(16):
+        cache.put(k, b"v")
+    cache.put(0, b"v2")  # an update: 0 becomes the most recently used
+    cache.put(100, b"v")
+    assert cache.get(0) == b"v2"
+    assert 1 not in cache
+
+
+@pytest.mark.parametrize("policy", ["lru", "lfu"])
+def test_contains_is_not_an_access(policy: str) -> None:
+    cache = make(1 << 20, max_items=16, policy=policy)
+    for k in range(16):
+        cache.put(k, b"v")
+    assert cache.contains(0)
+    assert 0 in cache
+    assert cache.mcontains([0, 0, 0]).tolist() == [True] * 3
+    cache.put(100, b"v")  # 0 is still the least recently / frequently used
+    assert 0 not in cache
+    assert all(k in cache for k in range(1, 16))
+    s = cache.stats()
+    assert (s.hits, s.misses) == (0, 0)
+
+
+def test_growing_a_value_under_pressure_keeps_that_key() -> None:
+    cache = make(1024)
+    for k in range(8):
+        cache.put(k, bytes([k]) * 100)  # 8 x 120 bytes
+    assert len(cache) == 8
+    cache.put(0, b"G" * 400)  # 0 is the oldest entry, but the one being written
+    assert cache.get(0) == b"G" * 400
+    s = cache.stats()
+    assert s.bytes_used <= 1024
+    assert s.items == 1 + (1024 - cache.footprint(0, 400)) // 120
+    assert s.evictions == 8 - s.items
+    assert s.updates == 1
+
+
+def test_inline_and_record_values_switch_on_update() -> None:
+    # Int keys with values of at most 8 bytes are stored inline; longer ones in a record.
+    cache = make()
+    for value in [
+        b"",
+        b"\x00",
+        b"\x00" * 8,
+        b"\xff" * 8,
+        b"\x00" * 9,
+        b"abc",
+        b"x" * 300,
+        b"\x00\x01",
+    ]:
+        cache.put(1, value)
+        assert cache.get(1) == value
+        assert cache.mget([1]) == [value]
+        assert cache.stats().bytes_used == cache.footprint(1, len(value))
+    assert len(cache) == 1
 
 
 # ---- batches ----

@@ -119,6 +119,8 @@ BAD_KEYS = [
         2**64, r"int keys must be in \[0, 2\*\*64 - 1\], got 18446744073709551616", id="2**64"
     ),
     pytest.param(2**100, r"int keys must be in \[0, 2\*\*64 - 1\]", id="2**100"),
+    pytest.param(np.int64(-1), r"int keys must be in \[0, 2\*\*64 - 1\], got -1", id="np-negative"),
+    pytest.param(np.bool_(True), "not numpy.bool", id="np-bool"),
     pytest.param(b"k" * 65536, "key of 65536 bytes exceeds the 65535-byte limit", id="long-bytes"),
     pytest.param("k" * 65536, "key of 65536 bytes exceeds the 65535-byte limit", id="long-str"),
     pytest.param("ж" * 32768, "key of 65536 bytes exceeds the 65535-byte limit", id="long-utf8"),
@@ -556,6 +558,13 @@ def test_bad_key_arrays(
         pytest.param(5, "keys must be a sequence or a numpy integer array, not int", id="int"),
         pytest.param(
             None, "keys must be a sequence or a numpy integer array, not NoneType", id="None"
+        ),
+        # Unordered or one-shot iterables have no order to match results to.
+        pytest.param({1, 2}, "keys must be a sequence or a numpy integer array, not set", id="set"),
+        pytest.param(
+            (k for k in (1, 2)),
+            "keys must be a sequence or a numpy integer array, not generator",
+            id="generator",
         ),
     ],
 )

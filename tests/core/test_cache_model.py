@@ -20,6 +20,9 @@ expired, and can never come back without a new write). Checked after every step:
 In the *exact* machine (a capacity the model never comes near) nothing may be evicted, so
 the cache must equal the model: the same keys, the same values, the same length, and every
 counter (hits, misses, inserts, updates, deletes, expirations, evictions == 0) exactly.
+
+Run with ``--hypothesis-show-statistics`` to see how many runs evicted, expired entries and
+reached max_items.
 """
 
 from __future__ import annotations
@@ -40,14 +43,18 @@ INT_KEYS = [0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 97, 2**32, 2**63, 2**64 - 1]
 BYTES_KEYS = [b"", b"a", b"b", b"key", b"\x00", b"\xff\xfe"]
 # "", "a", "b" and "key" alias bytes keys above; the two others are new keys.
 STR_KEYS = ["", "a", "b", "key", "ключ", "ß"]
-ALL_KEYS = INT_KEYS + BYTES_KEYS + STR_KEYS
+# numpy integer scalars are int keys: these alias 5 and 97.
+NUMPY_KEYS = [np.uint64(5), np.int64(97)]
+ALL_KEYS = INT_KEYS + BYTES_KEYS + STR_KEYS + NUMPY_KEYS
 
 NS_PER_S = 1_000_000_000
 GET_INTO_WIDTH = 400  # as wide as the widest value drawn below
 
 
-def identity(key: int | bytes | str) -> tuple[str, int | bytes]:
+def identity(key: int | bytes | str | np.integer) -> tuple[str, int | bytes]:
     """The key as the cache sees it: str is its UTF-8 bytes; ints never alias bytes."""
+    if isinstance(key, np.integer):
+        return ("i", int(key))
     if isinstance(key, str):
         return ("b", key.encode("utf-8"))
     if isinstance(key, bytes):
@@ -444,7 +451,7 @@ SETTINGS = settings(
 
 
 class SmallLruMachine(CacheMachine):
-    """1 KiB and 16 items: evictions on almost every run."""
+    """1 KiB and 16 items: most runs evict, by bytes or by item count."""
 
     POLICY = "lru"
 
@@ -477,6 +484,7 @@ def test_key_pool_has_aliases_and_more_keys_than_max_items() -> None:
     idents = {identity(k) for k in ALL_KEYS}
     assert identity("a") == identity(b"a")
     assert identity(97) != identity(b"a")
+    assert identity(np.int64(97)) == identity(97)
     assert len(idents) > CacheMachine.MAX_ITEMS
     assert len(idents) < len(ALL_KEYS)
 
