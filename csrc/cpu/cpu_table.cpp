@@ -326,8 +326,8 @@ void CpuTable::for_each_pipelined(const KeyBatch& keys, Body&& body) {
   // Stage distances, in keys: both candidate headers are fetched kAhead keys early; kAhead/2
   // keys early the (now cached) digests name the slot to fetch; kAhead/4 keys early that
   // slot's handle names the record to fetch. Placements are kept in a small ring between stages.
-  constexpr std::size_t kAhead = 16;
-  constexpr std::size_t kRing = 32;
+  constexpr std::size_t kAhead = 32;
+  constexpr std::size_t kRing = 64;
   static_assert(kRing >= kAhead + 1 && (kRing & (kRing - 1)) == 0, "ring must cover the window");
   Placement ring[kRing];
   int8_t slot_hint[kRing];
