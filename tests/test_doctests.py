@@ -7,10 +7,23 @@ import doctest
 import pytest
 
 import predis.cache
+import predis.workloads.loop
+import predis.workloads.phases
+import predis.workloads.scans
+import predis.workloads.sessions
 import predis.workloads.zipf
 
+MODULES = [
+    predis.cache,
+    predis.workloads.loop,
+    predis.workloads.phases,
+    predis.workloads.scans,
+    predis.workloads.sessions,
+    predis.workloads.zipf,
+]
 
-@pytest.mark.parametrize("module", [predis.cache, predis.workloads.zipf])
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0

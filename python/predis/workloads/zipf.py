@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 
 from predis.errors import InvalidArgumentError
+from predis.workloads.stream import KeyStream, check_count
 
 __all__ = ["ZipfKeys"]
 
 
-class ZipfKeys:
+class ZipfKeys(KeyStream):
     """Keys 0..n_keys-1 where key k has probability proportional to 1 / (k + 1) ** alpha.
 
     Works for any alpha > 0 (numpy's own ``zipf`` needs alpha > 1 and an infinite support):
@@ -25,9 +24,10 @@ class ZipfKeys:
     """
 
     def __init__(self, n_keys: int, alpha: float, seed: int = 0) -> None:
-        if isinstance(n_keys, bool) or not isinstance(n_keys, int) or n_keys < 1:
-            raise InvalidArgumentError(f"n_keys must be a positive int, got {n_keys!r}")
-        if not (isinstance(alpha, (int, float)) and np.isfinite(alpha) and alpha > 0):
+        n_keys = check_count("n_keys", n_keys)
+        if isinstance(alpha, bool) or not (
+            isinstance(alpha, (int, float)) and np.isfinite(alpha) and alpha > 0
+        ):
             raise InvalidArgumentError(f"alpha must be a positive finite number, got {alpha!r}")
         self.n_keys = n_keys
         self.alpha = float(alpha)
@@ -45,11 +45,3 @@ class ZipfKeys:
         u = self._rng.random(n)
         idx = np.searchsorted(self._cdf, u, side="right")
         return np.minimum(idx, self.n_keys - 1).astype(np.uint64)
-
-    def chunks(self, total: int, chunk: int) -> Iterator[np.ndarray]:
-        """``total`` keys in arrays of at most ``chunk``."""
-        done = 0
-        while done < total:
-            n = min(chunk, total - done)
-            yield self.sample(n)
-            done += n
