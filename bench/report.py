@@ -20,7 +20,9 @@ def summarise(path: Path) -> str:
     for bench in data["benchmarks"]:
         groups[bench["group"] or bench["name"]].append(bench)
     cpu = data["machine_info"].get("cpu", {}).get("brand_raw", "unknown CPU")
-    lines = [f"{data['datetime']} on {cpu}, commit {data.get('commit_info', {}).get('id', '?')[:10]}"]
+    lines = [
+        f"{data['datetime']} on {cpu}, commit {data.get('commit_info', {}).get('id', '?')[:10]}"
+    ]
     for group in sorted(groups):
         entries = sorted(groups[group], key=lambda b: b["stats"]["median"])
         fastest = entries[0]["stats"]["median"]

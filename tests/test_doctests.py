@@ -7,10 +7,13 @@ import doctest
 import pytest
 
 import predis.cache
+import predis.sim.prefetcher
 import predis.workloads.loop
 import predis.workloads.phases
 import predis.workloads.scans
 import predis.workloads.sessions
+import predis.workloads.traces
+import predis.workloads.ycsb
 import predis.workloads.zipf
 
 MODULES = [
@@ -19,7 +22,10 @@ MODULES = [
     predis.workloads.phases,
     predis.workloads.scans,
     predis.workloads.sessions,
+    predis.workloads.traces,
+    predis.workloads.ycsb,
     predis.workloads.zipf,
+    predis.sim.prefetcher,
 ]
 
 

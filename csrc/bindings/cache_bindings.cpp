@@ -110,10 +110,13 @@ class KeyList {
         fail(ErrorKind::kInvalidArgument,
              "key array must be C-contiguous; pass np.ascontiguousarray(keys)");
       }
+      // By kind, size and byte order, not identity: np.ulonglong is a distinct dtype object.
       const auto dt = arr.dtype();
-      if (dt.is(py::dtype::of<uint64_t>())) {
+      const bool native = dt.byteorder() == '=' || dt.byteorder() == '<' || dt.byteorder() == '|';
+      const bool eight = dt.itemsize() == 8 && native;
+      if (eight && dt.kind() == 'u') {
         array_ = arr;
-      } else if (dt.is(py::dtype::of<int64_t>())) {
+      } else if (eight && dt.kind() == 'i') {
         const auto* p = static_cast<const int64_t*>(arr.data());
         for (py::ssize_t i = 0; i < arr.shape(0); ++i) {
           if (p[i] < 0)
@@ -140,7 +143,9 @@ class KeyList {
            std::string("keys must be a sequence or a numpy integer array, not ") +
                Py_TYPE(keys.ptr())->tp_name);
     }
-    PyObject* seq = PySequence_Fast(keys.ptr(), "keys must be a sequence or a numpy integer array");
+    // A tuple snapshot holds a reference to every key, so a caller's list can be changed by
+    // another thread while the GIL is released without freeing keys the table is reading.
+    PyObject* seq = PySequence_Tuple(keys.ptr());
     if (seq == nullptr) {
       PyErr_Clear();
       fail(ErrorKind::kInvalidArgument,
@@ -149,10 +154,9 @@ class KeyList {
     }
     // Own the sequence: its items stay alive while the GIL is released.
     owner_ = py::reinterpret_steal<py::object>(seq);
-    const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    PyObject** items = PySequence_Fast_ITEMS(seq);
+    const Py_ssize_t n = PyTuple_GET_SIZE(seq);
     refs_.reserve(static_cast<std::size_t>(n));
-    for (Py_ssize_t i = 0; i < n; ++i) refs_.push_back(convert_key(items[i]));
+    for (Py_ssize_t i = 0; i < n; ++i) refs_.push_back(convert_key(PyTuple_GET_ITEM(seq, i)));
     batch_.n = refs_.size();
     batch_.refs = refs_.data();
   }
@@ -353,21 +357,20 @@ class CoreCache {
         fail(ErrorKind::kInvalidArgument,
              "values must be a sequence of bytes-like objects or a 2-D uint8 array");
       }
-      PyObject* seq = PySequence_Fast(values.ptr(), "values must be a sequence");
+      PyObject* seq = PySequence_Check(values.ptr()) ? PySequence_Tuple(values.ptr()) : nullptr;
       if (seq == nullptr) {
         PyErr_Clear();
         fail(ErrorKind::kInvalidArgument,
              "values must be a sequence of bytes-like objects or a 2-D uint8 array");
       }
       owner = py::reinterpret_steal<py::object>(seq);
-      if (static_cast<std::size_t>(PySequence_Fast_GET_SIZE(seq)) != n) {
-        fail(ErrorKind::kInvalidArgument, "got " + std::to_string(PySequence_Fast_GET_SIZE(seq)) +
+      if (static_cast<std::size_t>(PyTuple_GET_SIZE(seq)) != n) {
+        fail(ErrorKind::kInvalidArgument, "got " + std::to_string(PyTuple_GET_SIZE(seq)) +
                                               " values for " + std::to_string(n) + " keys");
       }
-      PyObject** items = PySequence_Fast_ITEMS(seq);
       views.reserve(n);
       for (std::size_t i = 0; i < n; ++i) {
-        views.emplace_back(items[i], "value");
+        views.emplace_back(PyTuple_GET_ITEM(seq, static_cast<Py_ssize_t>(i)), "value");
         check_value(kl.batch().at(i), views.back().size(), static_cast<long long>(i));
         refs[i] = ValueRef{views.back().data(), static_cast<uint32_t>(views.back().size())};
       }
@@ -476,6 +479,10 @@ class CoreCache {
 }  // namespace
 
 void register_cache(py::module_& m) {
+  m.def(
+      "key_hash", [](const py::handle& key) { return convert_key(key.ptr()).key; }, py::arg("key"),
+      "The 64-bit key the table stores for `key`: the int itself, or the documented hash of a "
+      "bytes/str key.");
   py::class_<CoreCache>(m, "CoreCache", "The native cache table. Use predis.Cache instead.")
       .def(py::init<const std::string&, uint64_t, uint64_t, uint64_t, const std::string&, bool,
                     uint64_t, double>(),
@@ -514,7 +521,10 @@ void register_cache(py::module_& m) {
             if (!c.table().config().manual_clock)
               fail(ErrorKind::kInvalidArgument,
                    "advance_time needs a cache created with clock='manual'");
-            c.table().advance_time(ns);
+            if (!c.table().advance_time(ns)) {
+              fail(ErrorKind::kInvalidArgument,
+                   "advance_time would move the clock past 2**64 - 1 ns");
+            }
           },
           py::arg("ns"))
       .def("now_ns", [](CoreCache& c) { return c.table().now(); });

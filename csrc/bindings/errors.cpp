@@ -30,7 +30,10 @@ void set_error(const char* name, const char* what) {
 }  // namespace
 
 void register_errors(py::module_& /*m*/) {
-  py::register_exception_translator([](std::exception_ptr p) {
+  // Module-local: tried before any global translator, so another pybind11 extension in the
+  // process (libcachesim registers one for std::runtime_error) cannot turn ours into
+  // RuntimeError.
+  py::register_local_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const PredisException& e) {

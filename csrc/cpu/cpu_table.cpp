@@ -44,6 +44,13 @@ const uint8_t* key_bytes_of(uint64_t handle) noexcept {
 // Capacity charged for an inline value: the handle and expiry words it lives in.
 constexpr uint64_t kInlineFootprint = 16;
 
+// The expiry word for a TTL: 0 (never) for ttl 0; saturated rather than wrapped, so a huge
+// TTL means "practically never" instead of "already expired".
+uint64_t deadline(uint64_t now, uint64_t ttl_ns) noexcept {
+  if (ttl_ns == 0) return 0;
+  return ttl_ns > UINT64_MAX - now ? UINT64_MAX : now + ttl_ns;
+}
+
 bool stores_inline(const KeyRef& key, uint32_t value_len) noexcept {
   return key.kind == KeyKind::kInt && value_len <= kMaxInlineValue;
 }
@@ -71,21 +78,45 @@ T peek(const T& word) noexcept {
 
 }  // namespace
 
+// Per-call scratch. Its destructor publishes the counters and pushes the sampled events, so
+// they are accounted for however the call ends (an exception included).
 struct CpuTable::CallLog {
-  explicit CallLog(const AccessLog& access_log, std::size_t expected)
-      : enabled(access_log.enabled()) {
-    if (enabled) events.reserve(expected);
+  CallLog(CpuTable& table, std::size_t expected) : table(table), enabled(table.log_.enabled()) {
+    // Never collect more than the ring can hold: the rest would be dropped anyway.
+    limit = enabled ? std::min(expected, table.log_.capacity()) : 0;
+    if (limit > 1) events.reserve(limit);
   }
-  void event(const AccessLog& access_log, const KeyRef& key, uint64_t now, AccessOp op, bool hit,
-             uint32_t size) {
-    if (enabled && access_log.sample()) {
-      events.push_back(AccessEvent{key.key, now, size, static_cast<uint8_t>(op),
-                                   static_cast<uint8_t>(hit), static_cast<uint8_t>(key.kind), 0});
+  CallLog(const CallLog&) = delete;
+  CallLog& operator=(const CallLog&) = delete;
+  ~CallLog() { table.flush(*this); }
+
+  void event(const KeyRef& key, uint64_t now, AccessOp op, bool hit, uint32_t size) {
+    if (!enabled || !table.log_.sample()) return;
+    const AccessEvent e{key.key,
+                        now,
+                        size,
+                        static_cast<uint8_t>(op),
+                        static_cast<uint8_t>(hit),
+                        static_cast<uint8_t>(key.kind),
+                        0};
+    if (limit == 1 && !has_single) {
+      single = e;  // single-key calls log without touching the heap
+      has_single = true;
+    } else if (events.size() < limit) {
+      events.push_back(e);
+    } else {
+      ++overflow;
     }
   }
+
+  CpuTable& table;
   bool enabled;
+  std::size_t limit = 0;
   CounterDelta counters;
   std::vector<AccessEvent> events;
+  AccessEvent single{};
+  bool has_single = false;
+  uint64_t overflow = 0;  // sampled events beyond the ring's capacity: dropped
 };
 
 CpuTable::CpuTable(const TableConfig& config)
@@ -231,11 +262,17 @@ bool CpuTable::insert(const KeyRef& key, const Stored& value, uint64_t expiry, u
       log.counters.add(replaced ? Counter::kUpdates : Counter::kInserts);
       if (!replaced) log.counters.add(Counter::kExpirations);
     } else {
-      const InsertPlan plan1 = plan_insert(b1, now);
-      const bool second =
-          p.b2 != p.b1 && prefer_second(plan1, b1.count, plan_insert(b2, now), b2.count);
-      Bucket& target = second ? b2 : b1;
-      const InsertPlan plan = second ? plan_insert(b2, now) : plan1;
+      InsertPlan plan = plan_insert(b1, now);
+      Bucket* chosen = &b1;
+      // b2 can only win when b1 is crowded or full (prefer_second), so only then is it read.
+      if (p.b2 != p.b1 && (plan.occupied || b1.count >= kSpillThreshold)) {
+        const InsertPlan plan2 = plan_insert(b2, now);
+        if (prefer_second(plan, b1.count, plan2, b2.count)) {
+          plan = plan2;
+          chosen = &b2;
+        }
+      }
+      Bucket& target = *chosen;
       if (plan.occupied) {
         displaced = target.slots[plan.slot].handle;
         displaced_form = target.forms[plan.slot];
@@ -312,12 +349,12 @@ bool CpuTable::evict_one(const Protected& protect, CallLog& log) {
   return false;
 }
 
-void CpuTable::flush(CallLog& log) {
-  if (!log.events.empty()) {
-    const std::size_t pushed = log_.push(log.events.data(), log.events.size());
-    log.counters.add(Counter::kEventsLogged, pushed);
-    log.counters.add(Counter::kEventsDropped, log.events.size() - pushed);
-  }
+void CpuTable::flush(CallLog& log) noexcept {
+  const AccessEvent* events = log.has_single ? &log.single : log.events.data();
+  const std::size_t n = log.has_single ? 1 : log.events.size();
+  const std::size_t pushed = n != 0 ? log_.push(events, n) : 0;
+  log.counters.add(Counter::kEventsLogged, pushed);
+  log.counters.add(Counter::kEventsDropped, n - pushed + log.overflow);
   stats_.add(log.counters);
 }
 
@@ -383,7 +420,7 @@ void CpuTable::for_each_pipelined(const KeyBatch& keys, Body&& body) {
 // ---- single keys ----
 
 bool CpuTable::get(const KeyRef& key, ValueSink& sink) {
-  CallLog log(log_, 1);
+  CallLog log(*this, 1);
   const uint64_t now = clock_.now();
   const uint64_t tick = tick_.fetch_add(1, std::memory_order_relaxed);
   uint32_t size = 0;
@@ -393,35 +430,30 @@ bool CpuTable::get(const KeyRef& key, ValueSink& sink) {
     sink.take(data, len);
   });
   log.counters.add(hit ? Counter::kHits : Counter::kMisses);
-  log.event(log_, key, now, AccessOp::kGet, hit, size);
-  flush(log);
+  log.event(key, now, AccessOp::kGet, hit, size);
   return hit;
 }
 
 bool CpuTable::contains(const KeyRef& key) {
-  CallLog log(log_, 0);
+  CallLog log(*this, 0);
   const Placement p = place(key.key, key.kind, mask_);
-  const bool hit = lookup(key, p, clock_.now(), 0, false, log, [](const uint8_t*, uint32_t) {});
-  stats_.add(log.counters);
-  return hit;
+  return lookup(key, p, clock_.now(), 0, false, log, [](const uint8_t*, uint32_t) {});
 }
 
 void CpuTable::put(const KeyRef& key, ValueRef value, uint64_t ttl_ns) {
-  CallLog log(log_, 1);
+  CallLog log(*this, 1);
   const uint64_t now = clock_.now();
   const uint64_t tick = tick_.fetch_add(1, std::memory_order_relaxed);
   const Stored stored = store_value(key, value);
-  const bool replaced = insert(key, stored, ttl_ns == 0 ? 0 : now + ttl_ns, now, tick, log);
-  log.event(log_, key, now, AccessOp::kPut, replaced, value.len);
-  flush(log);
+  const bool replaced = insert(key, stored, deadline(now, ttl_ns), now, tick, log);
+  log.event(key, now, AccessOp::kPut, replaced, value.len);
 }
 
 bool CpuTable::erase(const KeyRef& key) {
-  CallLog log(log_, 1);
+  CallLog log(*this, 1);
   const uint64_t now = clock_.now();
   const bool hit = remove(key, now, log);
-  log.event(log_, key, now, AccessOp::kDelete, hit, 0);
-  flush(log);
+  log.event(key, now, AccessOp::kDelete, hit, 0);
   return hit;
 }
 
@@ -429,20 +461,14 @@ bool CpuTable::erase(const KeyRef& key) {
 
 void CpuTable::get_batch(const KeyBatch& keys, std::vector<uint8_t>& data, int64_t* offsets,
                          uint8_t* found) {
-  CallLog log(log_, keys.n);
+  CallLog log(*this, keys.n);
   const uint64_t now = clock_.now();
   const uint64_t tick = tick_.fetch_add(keys.n, std::memory_order_relaxed);
   offsets[0] = 0;
   uint64_t hits = 0;
-  // Reserve from the mean of the first values seen, so large batches of large values grow
-  // the buffer once instead of copying it at every doubling.
-  constexpr std::size_t kSampleForReserve = 256;
+  // Room for inline-sized values up front; larger values grow the buffer geometrically.
   data.reserve(data.size() + keys.n * kMaxInlineValue);
   for_each_pipelined(keys, [&](std::size_t i, const Placement& p) {
-    if (i == kSampleForReserve && keys.n > 2 * kSampleForReserve) {
-      const std::size_t mean = data.size() / kSampleForReserve + 1;
-      data.reserve(data.size() + (keys.n - i) * mean + (keys.n - i) * mean / 8);
-    }
     const KeyRef key = keys.at(i);
     uint32_t size = 0;
     const bool hit = lookup(key, p, now, tick + i, true, log, [&](const uint8_t* v, uint32_t len) {
@@ -452,16 +478,15 @@ void CpuTable::get_batch(const KeyBatch& keys, std::vector<uint8_t>& data, int64
     found[i] = hit ? 1 : 0;
     hits += hit ? 1 : 0;
     offsets[i + 1] = static_cast<int64_t>(data.size());
-    log.event(log_, key, now, AccessOp::kGet, hit, size);
+    log.event(key, now, AccessOp::kGet, hit, size);
   });
   log.counters.add(Counter::kHits, hits);
   log.counters.add(Counter::kMisses, keys.n - hits);
-  flush(log);
 }
 
 std::size_t CpuTable::get_into(const KeyBatch& keys, uint8_t* out, std::size_t width,
                                uint8_t* found, uint32_t* lengths) {
-  CallLog log(log_, keys.n);
+  CallLog log(*this, keys.n);
   const uint64_t now = clock_.now();
   const uint64_t tick = tick_.fetch_add(keys.n, std::memory_order_relaxed);
   uint64_t hits = 0;
@@ -482,31 +507,29 @@ std::size_t CpuTable::get_into(const KeyBatch& keys, uint8_t* out, std::size_t w
     lengths[i] = size;
     hits += hit ? 1 : 0;
     too_long += hit && !fits ? 1 : 0;
-    log.event(log_, key, now, AccessOp::kGet, hit, size);
+    log.event(key, now, AccessOp::kGet, hit, size);
   });
   log.counters.add(Counter::kHits, hits);
   log.counters.add(Counter::kMisses, keys.n - hits);
-  flush(log);
   return too_long;
 }
 
 void CpuTable::put_batch(const KeyBatch& keys, const ValueRef* values, uint64_t ttl_ns) {
-  CallLog log(log_, keys.n);
+  CallLog log(*this, keys.n);
   const uint64_t now = clock_.now();
   const uint64_t tick = tick_.fetch_add(keys.n, std::memory_order_relaxed);
-  const uint64_t expiry = ttl_ns == 0 ? 0 : now + ttl_ns;
+  const uint64_t expiry = deadline(now, ttl_ns);
   for (std::size_t i = 0; i < keys.n; ++i) {
     if (i + kPrefetchDistance < keys.n) prefetch_bucket(keys.at(i + kPrefetchDistance));
     const KeyRef key = keys.at(i);
     const Stored stored = store_value(key, values[i]);
     const bool replaced = insert(key, stored, expiry, now, tick + i, log);
-    log.event(log_, key, now, AccessOp::kPut, replaced, values[i].len);
+    log.event(key, now, AccessOp::kPut, replaced, values[i].len);
   }
-  flush(log);
 }
 
 std::size_t CpuTable::erase_batch(const KeyBatch& keys, uint8_t* erased) {
-  CallLog log(log_, keys.n);
+  CallLog log(*this, keys.n);
   const uint64_t now = clock_.now();
   std::size_t count = 0;
   for (std::size_t i = 0; i < keys.n; ++i) {
@@ -515,19 +538,17 @@ std::size_t CpuTable::erase_batch(const KeyBatch& keys, uint8_t* erased) {
     const bool hit = remove(key, now, log);
     if (erased != nullptr) erased[i] = hit ? 1 : 0;
     count += hit ? 1 : 0;
-    log.event(log_, key, now, AccessOp::kDelete, hit, 0);
+    log.event(key, now, AccessOp::kDelete, hit, 0);
   }
-  flush(log);
   return count;
 }
 
 void CpuTable::contains_batch(const KeyBatch& keys, uint8_t* out) {
-  CallLog log(log_, 0);
+  CallLog log(*this, 0);
   const uint64_t now = clock_.now();
   for_each_pipelined(keys, [&](std::size_t i, const Placement& p) {
     out[i] = lookup(keys.at(i), p, now, 0, false, log, [](const uint8_t*, uint32_t) {}) ? 1 : 0;
   });
-  stats_.add(log.counters);
 }
 
 void CpuTable::clear() {

@@ -51,7 +51,7 @@ class CpuTable final : public Table {
   void set_sample_rate(double rate) override { log_.set_sample_rate(rate); }
   double sample_rate() const noexcept override { return log_.sample_rate(); }
 
-  void advance_time(uint64_t ns) override { clock_.advance(ns); }
+  bool advance_time(uint64_t ns) override { return clock_.advance(ns); }
   uint64_t now() const noexcept override { return clock_.now(); }
 
   uint64_t num_buckets() const noexcept { return mask_ + 1; }
@@ -83,7 +83,7 @@ class CpuTable final : public Table {
   bool remove(const KeyRef& key, uint64_t now, CallLog& log);
   void enforce_limits(const Protected& protect, CallLog& log);
   bool evict_one(const Protected& protect, CallLog& log);
-  void flush(CallLog& log);
+  void flush(CallLog& log) noexcept;
 
   // Runs body(i, placement) for every key, prefetching ahead: bucket headers first, then
   // the slot whose digest matches, then its record, so several cache misses are in flight.

@@ -41,17 +41,23 @@ uint8_t* SlabArena::allocate(uint64_t size) {
     return reinterpret_cast<uint8_t*>(node);
   }
   if (c.bump == nullptr || static_cast<uint64_t>(c.bump_end - c.bump) < c.size) {
-    const std::size_t page = static_cast<std::size_t>(std::max<uint64_t>(page_bytes_, c.size));
-    const std::size_t usable = page - page % static_cast<std::size_t>(c.size);
-    if (page >= HugeBuffer::kHugePage) {
-      c.huge_pages.emplace_back(usable);  // throws std::bad_alloc
-      c.bump = static_cast<uint8_t*>(c.huge_pages.back().data());
+    const std::size_t want = static_cast<std::size_t>(std::max<uint64_t>(page_bytes_, c.size));
+    uint8_t* page = nullptr;
+    std::size_t bytes = 0;
+    if (want >= HugeBuffer::kHugePage) {
+      c.huge_pages.emplace_back(want);  // throws std::bad_alloc
+      page = static_cast<uint8_t*>(c.huge_pages.back().data());
+      bytes = c.huge_pages.back().size();  // rounded up to 2 MiB: use all of it
     } else {
-      c.pages.push_back(std::make_unique<uint8_t[]>(usable));  // throws std::bad_alloc
-      c.bump = c.pages.back().get();
+      // Chunks are written before they are read, so the page need not be zeroed.
+      page = static_cast<uint8_t*>(std::malloc(want));
+      if (page == nullptr) throw std::bad_alloc();
+      c.pages.emplace_back(page);
+      bytes = want;
     }
-    c.bump_end = c.bump + usable;
-    reserved_.fetch_add(usable, std::memory_order_relaxed);
+    c.bump = page;
+    c.bump_end = page + (bytes - bytes % static_cast<std::size_t>(c.size));
+    reserved_.fetch_add(bytes, std::memory_order_relaxed);
   }
   uint8_t* chunk = c.bump;
   c.bump += c.size;

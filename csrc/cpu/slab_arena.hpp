@@ -1,12 +1,12 @@
-// Host slab arena: per-size-class free lists over pages of a fixed size (64 KiB to 2 MiB; 2 MiB pages
-// are transparent huge pages).
-// Thread-safe; each class has its own spinlock, held only to pop or push a free-list node or bump a
-// page pointer.
+// Host slab arena: per-size-class free lists over pages of a fixed size (64 KiB to 2 MiB; 2 MiB
+// pages are transparent huge pages). Thread-safe; each class has its own spinlock, held only to pop
+// or push a free-list node or bump a page pointer.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <vector>
 
@@ -34,6 +34,9 @@ class SlabArena {
   uint64_t bytes_reserved() const noexcept { return reserved_.load(std::memory_order_relaxed); }
 
  private:
+  struct FreeDeleter {
+    void operator()(uint8_t* p) const noexcept { std::free(p); }
+  };
   struct FreeNode {
     FreeNode* next;
   };
@@ -43,8 +46,8 @@ class SlabArena {
     FreeNode* free = nullptr;
     uint8_t* bump = nullptr;
     uint8_t* bump_end = nullptr;
-    std::vector<std::unique_ptr<uint8_t[]>> pages;  // pages below HugeBuffer::kHugePage
-    std::vector<HugeBuffer> huge_pages;            // pages of 2 MiB and more
+    std::vector<std::unique_ptr<uint8_t, FreeDeleter>> pages;  // below HugeBuffer::kHugePage
+    std::vector<HugeBuffer> huge_pages;                        // 2 MiB and more
   };
 
   std::size_t class_of(uint64_t size) const noexcept;

@@ -109,7 +109,8 @@ PREDIS_HD inline bool slot_expired(const Slot& s, uint64_t now) {
 PREDIS_HD inline uint32_t digest_mask(const uint8_t* digests, uint8_t d) {
 #if defined(__SSE2__) && !defined(__CUDA_ARCH__)
   const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(digests));
-  return static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(static_cast<char>(d)))));
+  return static_cast<uint32_t>(
+      _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(static_cast<char>(d)))));
 #else
   uint32_t m = 0;
   for (int i = 0; i < kSlotsPerBucket; ++i) m |= static_cast<uint32_t>(digests[i] == d) << i;
@@ -166,6 +167,11 @@ struct InsertPlan {
 PREDIS_HD inline InsertPlan plan_insert(const Bucket& b, uint64_t now, int first = 0,
                                         int step = 1) {
   InsertPlan plan;
+  if (first == 0 && step == 1 && b.count < kSlotsPerBucket) {
+    // A free slot beats everything, so find one from the digests alone.
+    plan.slot = lowest_bit(digest_mask(b.digests, kEmptyDigest));
+    return plan;
+  }
   for (int i = first; i < kSlotsPerBucket; i += step) {
     if (!slot_used(b, i)) {
       plan.slot = i;

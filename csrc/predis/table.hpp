@@ -109,7 +109,8 @@ class Table {
   virtual double sample_rate() const noexcept = 0;
 
   // Manual clock only.
-  virtual void advance_time(uint64_t ns) = 0;
+  // False, and no change, if the clock would pass 2^64 - 1 ns.
+  virtual bool advance_time(uint64_t ns) = 0;
   virtual uint64_t now() const noexcept = 0;
 };
 

@@ -22,8 +22,14 @@ class TimeSource {
            1;
   }
 
-  // Manual clock only (the caller checks).
-  void advance(uint64_t ns) noexcept { manual_now_.fetch_add(ns, std::memory_order_relaxed); }
+  // Manual clock only (the caller checks). False, and no change, if the clock would wrap.
+  bool advance(uint64_t ns) noexcept {
+    uint64_t now = manual_now_.load(std::memory_order_relaxed);
+    do {
+      if (ns > UINT64_MAX - now) return false;
+    } while (!manual_now_.compare_exchange_weak(now, now + ns, std::memory_order_relaxed));
+    return true;
+  }
 
  private:
   bool manual_;

@@ -76,11 +76,13 @@ class _Flight:
         self.error: BaseException | None = None
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
+def _check_int(name: str, value: object, minimum: int, maximum: int = 2**64 - 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise InvalidArgumentError(f"{name} must be an int, got {type(value).__name__}")
     if value < minimum:
         raise InvalidArgumentError(f"{name} must be at least {minimum}, got {value}")
+    if value > maximum:
+        raise InvalidArgumentError(f"{name} must be at most {maximum}, got {value}")
     return int(value)
 
 
@@ -304,7 +306,10 @@ class Cache:
         """Copy values for ``keys`` into rows of ``out`` (n, width) uint8; return ``found``.
 
         Shorter values are zero-padded; rows of misses are zeroed. A value longer than
-        ``width`` raises :class:`~predis.ValueTooLargeError` (the cache is unchanged).
+        ``width`` raises :class:`~predis.ValueTooLargeError` once the batch has run: no
+        entry is added, changed or removed by it, but its lookups count as accesses (hits,
+        misses, recency, access events) and ``out`` holds the rows that fit. Lengths are
+        only known by looking up, so checking first would cost a second pass on every call.
         The loader is not called.
         """
         return self._core.get_into(keys, out)
@@ -335,8 +340,10 @@ class Cache:
     def drain_events(self, max_events: int | None = None) -> np.ndarray:
         """Pop up to ``max_events`` logged access events (default: the ring's capacity)
         as a structured array of :data:`predis.access_log.EVENT_DTYPE`, oldest first."""
-        limit = self._core.stats()["log_capacity"] if max_events is None else max_events
-        limit = _check_int("max_events", limit, 0)
+        capacity = self._core.stats()["log_capacity"]
+        # The ring never holds more than its capacity, so a larger request changes nothing.
+        limit = capacity if max_events is None else _check_int("max_events", max_events, 0)
+        limit = min(limit, capacity)
         out = np.empty(limit, dtype=EVENT_DTYPE)
         n = self._core.drain_events_into(out)
         return out[:n]
@@ -354,7 +361,7 @@ class Cache:
         other entries take their record (8-byte header, bytes key, value) rounded up to the
         arena's size class.
         """
-        return int(self._core.footprint(key, _check_int("value_len", value_len, 0)))
+        return int(self._core.footprint(key, _check_int("value_len", value_len, 0, 2**32 - 1)))
 
     # ---- read-through ----
 
@@ -374,8 +381,9 @@ class Cache:
                 ) from flight.error
             return flight.value
         try:
-            # Another leader may have stored it between our miss and taking the flight.
-            value = self._core.get(key)
+            # Another leader may have stored it between our miss and taking the flight; check
+            # without counting, so that one miss is not counted (and logged) twice.
+            value = self._core.get(key) if self._core.contains(key) else None
             if value is None:
                 loaded = self._loader(key)  # type: ignore[misc]
                 if loaded is not None:

@@ -81,7 +81,103 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     sub.add_parser("info", help="print build information and visible CUDA devices as JSON")
+
+    bench = sub.add_parser("bench", help="evaluation suites")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="SUITE")
+    hr = bench_sub.add_parser(
+        "hitrate",
+        help="miss ratios: traces x cache sizes x policies, beside libCacheSim and Belady",
+    )
+    hr.add_argument(
+        "--traces",
+        nargs="*",
+        metavar="PATH",
+        help="trace files or folders (default: $PREDIS_TRACE_DIR or ../shared/traces)",
+    )
+    hr.add_argument("--no-traces", action="store_true", help="skip real traces")
+    hr.add_argument("--synthetic", action="store_true", help="add the synthetic suite")
+    hr.add_argument(
+        "--fractions",
+        type=_fractions,
+        default=None,
+        help="cache sizes as fractions of the working set (default 0.001,0.01,0.1)",
+    )
+    hr.add_argument("--policies", type=_names, default=None, help="comma-separated policy names")
+    hr.add_argument("--max-requests", type=_positive_int, default=None, help="cut each trace")
+    hr.add_argument("--json", metavar="PATH", help="write the table as JSON")
+    hr.add_argument("--markdown", metavar="PATH", help="write the table as Markdown")
+    hr.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return p
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated fractions, got {text!r}"
+        ) from None
+    if not values or not all(0 < v <= 1 for v in values):
+        raise argparse.ArgumentTypeError(f"fractions must be in (0, 1], got {text!r}")
+    return values
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(x.strip() for x in text.split(",") if x.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("expected at least one name")
+    return names
+
+
+def _bench_hitrate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from predis.fileio import atomic_write_text
+    from predis.sim.baselines import LIBCACHESIM_POLICIES
+    from predis.sim.hitrate import DEFAULT_FRACTIONS, PREDIS_POLICIES, run_matrix
+    from predis.sim.suite import SYNTHETIC, find_trace_dir, load_trace, synthetic_trace
+
+    traces = {}
+    if not args.no_traces:
+        if args.traces:
+            roots = [Path(t) for t in args.traces]
+        else:
+            found = find_trace_dir()
+            roots = [found] if found is not None else []
+            if not roots and not args.synthetic:
+                print(
+                    "predis: error: no trace folder found; pass --traces, set "
+                    "PREDIS_TRACE_DIR, or use --synthetic",
+                    file=sys.stderr,
+                )
+                return 2
+        for root in roots:
+            files = (
+                sorted(f for f in root.iterdir() if f.is_file() and f.suffix != ".md")
+                if root.is_dir()
+                else [root]
+            )
+            for f in files:
+                traces[f.name] = load_trace(f, args.max_requests)
+    if args.synthetic:
+        for name in SYNTHETIC:
+            keys = synthetic_trace(name)
+            traces[name] = keys[: args.max_requests] if args.max_requests else keys
+    if not traces:
+        print("predis: error: nothing to evaluate", file=sys.stderr)
+        return 2
+    table = run_matrix(
+        traces,
+        fractions=args.fractions or DEFAULT_FRACTIONS,
+        policies=args.policies or (*PREDIS_POLICIES, *LIBCACHESIM_POLICIES),
+        progress=not args.no_progress and sys.stderr.isatty(),
+    )
+    print(table.to_markdown())
+    if args.json:
+        atomic_write_text(args.json, table.to_json() + "\n")
+    if args.markdown:
+        atomic_write_text(args.markdown, table.to_markdown() + "\n")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -125,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return _demo(args)
+        if args.command == "bench":
+            return _bench_hitrate(args)
         return _info()
     except PredisError as exc:
         print(f"predis: error: {exc}", file=sys.stderr)

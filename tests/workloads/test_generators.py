@@ -7,6 +7,7 @@ import pytest
 
 import predis.workloads as w
 from predis import InvalidArgumentError
+from predis.workloads.ycsb import YcsbKeys
 
 # One example instance per KeyStream subclass; the contract tests run on all of them, and
 # test_every_stream_is_covered fails when a new subclass has no entry here.
@@ -18,6 +19,7 @@ FACTORIES = {
     w.DiurnalKeys: lambda seed: w.DiurnalKeys(200, 0.9, period=50, seed=seed),
     w.PermutedKeys: lambda seed: w.PermutedKeys(w.ZipfKeys(50, 1.0, seed=seed), 50, seed=seed),
     w.PhaseChange: lambda seed: w.PhaseChange.hot_set_shift(300, 1.0, switch_at=40, seed=seed),
+    YcsbKeys: lambda seed: YcsbKeys("a", 1000, seed=seed),
 }
 
 
