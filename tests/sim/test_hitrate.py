@@ -12,6 +12,7 @@ import pytest
 from predis.sim.hitrate import HitRateTable, run_matrix
 
 pytest.importorskip("libcachesim")
+from predis.sim import baselines
 from predis.sim.baselines import libcachesim_miss_ratios
 
 # Cache of 3 objects. LRU: 1 2 3 miss, 1 2 hit, 4 miss (evicts 3), 1 2 hit, 3 miss (evicts 4),
@@ -27,8 +28,16 @@ def test_libcachesim_lru_and_belady_match_the_hand_computation():
     assert r["belady", 3] == pytest.approx(6 / 12)
 
 
-def test_an_aborting_configuration_is_reported_not_fatal():
-    # libCacheSim's S3-FIFO aborts the process when its small queue rounds to 0 objects.
+def test_too_small_for_the_policy_is_reported_not_run():
+    r = libcachesim_miss_ratios(HAND, [1, 3], ["s3-fifo", "w-tinylfu", "lru"])
+    assert r["s3-fifo", 1].startswith("n/a")
+    assert "needs >= 100 objects" in r["w-tinylfu", 3]
+    assert r["lru", 3] == pytest.approx(8 / 12)
+
+
+def test_an_aborting_run_is_reported_not_fatal(monkeypatch):
+    # Force a configuration that libCacheSim aborts on: S3-FIFO with a 0-object small queue.
+    monkeypatch.setitem(baselines.MIN_OBJECTS, "s3-fifo", 1)
     r = libcachesim_miss_ratios(HAND, [1, 3], ["s3-fifo", "lru"])
     assert isinstance(r["s3-fifo", 1], str)
     assert "aborted" in r["s3-fifo", 1]

@@ -23,7 +23,7 @@ import numpy as np
 from predis.errors import BackendUnavailable, InvalidArgumentError
 from predis.workloads.traces import REQUEST_DTYPE, write_oracle_general
 
-__all__ = ["LIBCACHESIM_POLICIES", "libcachesim_miss_ratios"]
+__all__ = ["LIBCACHESIM_POLICIES", "MIN_OBJECTS", "libcachesim_miss_ratios"]
 
 # Our name -> libCacheSim class name.
 LIBCACHESIM_POLICIES = {
@@ -35,6 +35,12 @@ LIBCACHESIM_POLICIES = {
     "sieve": "Sieve",
     "belady": "Belady",
 }
+
+
+# Smallest cache (objects) at which libCacheSim's policy is meaningful: below it a sub-queue
+# (W-TinyLFU's 1% window, S3-FIFO's 10% small FIFO) rounds to nothing and the run either
+# aborts or reports a miss ratio of 1.0 that describes the rounding, not the policy.
+MIN_OBJECTS = {"w-tinylfu": 100, "s3-fifo": 20}
 
 
 def _run_one(path: str, policy: str, size: int) -> float:
@@ -78,7 +84,15 @@ def libcachesim_miss_ratios(
         write_oracle_general(path, reqs)
         # fork: the child needs nothing from __main__ (spawn would re-import it).
         ctx = multiprocessing.get_context("fork")
-        jobs = [(policy, size) for policy in policies for size in sizes]
+        jobs = []
+        for policy in policies:
+            for size in sizes:
+                if size < MIN_OBJECTS.get(policy, 1):
+                    results[policy, size] = (
+                        f"n/a: libCacheSim's {policy} needs >= {MIN_OBJECTS[policy]} objects"
+                    )
+                else:
+                    jobs.append((policy, size))
         # All runs share a pool; an abort breaks the pool, and the runs it took down are
         # then retried one process each, so only the offending run is lost.
         retry = []

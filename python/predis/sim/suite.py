@@ -16,6 +16,7 @@ from predis.workloads import (
     LoopKeys,
     PhaseChange,
     ScanInjected,
+    YcsbKeys,
     ZipfKeys,
 )
 from predis.workloads.traces import open_trace
@@ -40,6 +41,9 @@ SYNTHETIC: dict[str, tuple[Callable[[], KeyStream], int]] = {
         lambda: PhaseChange.hot_set_shift(20_000, 1.0, switch_at=100_000, seed=6),
         200_000,
     ),
+    "ycsb-b": (lambda: YcsbKeys("b", 20_000, seed=7), 200_000),
+    "ycsb-d": (lambda: YcsbKeys("d", 20_000, seed=8), 200_000),
+    "ycsb-e": (lambda: YcsbKeys("e", 20_000, seed=9), 200_000),
 }
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from predis.errors import InvalidArgumentError
 
-__all__ = ["KeyStream", "check_count"]
+__all__ = ["KeyStream", "check_count", "iter_chunks"]
 
 
 def check_count(name: str, value: object, minimum: int = 1) -> int:
@@ -17,6 +17,23 @@ def check_count(name: str, value: object, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise InvalidArgumentError(f"{name} must be an int >= {minimum}, got {value!r}")
     return int(value)
+
+
+def iter_chunks(
+    sample: Callable[[int], np.ndarray], total: int, chunk: int
+) -> Iterator[np.ndarray]:
+    """``sample(n)`` called for ``total`` items in all, at most ``chunk`` at a time."""
+    total = check_count("total", total, 0)
+    chunk = check_count("chunk", chunk)
+
+    def generate() -> Iterator[np.ndarray]:
+        done = 0
+        while done < total:
+            n = min(chunk, total - done)
+            yield sample(n)
+            done += n
+
+    return generate()
 
 
 class KeyStream(abc.ABC):
@@ -32,13 +49,7 @@ class KeyStream(abc.ABC):
 
     def chunks(self, total: int, chunk: int) -> Iterator[np.ndarray]:
         """``total`` keys in arrays of at most ``chunk``."""
-        total = check_count("total", total, 0)
-        chunk = check_count("chunk", chunk)
-        done = 0
-        while done < total:
-            n = min(chunk, total - done)
-            yield self.sample(n)
-            done += n
+        return iter_chunks(self.sample, total, chunk)
 
     def take(self, n: int) -> np.ndarray:
         """The next ``n`` keys in one array."""

@@ -47,7 +47,7 @@ from enum import IntEnum
 import numpy as np
 
 from predis.errors import InvalidArgumentError
-from predis.workloads.stream import KeyStream, check_count
+from predis.workloads.stream import KeyStream, check_count, iter_chunks
 
 __all__ = ["YCSB_DTYPE", "YCSB_OPS", "YcsbKeys", "YcsbOp", "YcsbWorkload"]
 
@@ -222,13 +222,7 @@ class YcsbWorkload:
 
     def chunks(self, total: int, chunk: int) -> Iterator[np.ndarray]:
         """``total`` operations in arrays of at most ``chunk``."""
-        total = check_count("total", total, 0)
-        chunk = check_count("chunk", chunk)
-        done = 0
-        while done < total:
-            n = min(chunk, total - done)
-            yield self.sample(n)
-            done += n
+        return iter_chunks(self.sample, total, chunk)
 
 
 class YcsbKeys(KeyStream):
