@@ -2,7 +2,10 @@
 # The one prepared device check: build Predis for sm_90 on the GPU machine, run the `gpu`
 # tests and the core tests, and run the benchmark suites on that (quiet, 16-core) machine.
 # Results land in $OUT (the device tool brings them back). Meant to finish in under 8 min.
+#   bash bench/gpu/device_check.sh          everything
+#   bash bench/gpu/device_check.sh table    only the CUDA table prototype (about a minute)
 set -uo pipefail
+what=${1:-all}
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-$(mktemp -d)}
 export PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
@@ -11,6 +14,13 @@ log() { printf '\n== %s (%s)\n' "$1" "$(date -u +%T)"; }
 log "machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 python3 --version; nproc
+
+log "CUDA table prototype: differential check and throughput (bench/gpu/gpu_table_bench.cu)"
+nvcc -O3 -std=c++17 -arch=sm_90 -Icsrc bench/gpu/gpu_table_bench.cu -o "$OUT/gtb.bin" \
+  && timeout 240 "$OUT/gtb.bin" | tee "$OUT/gpu_table.json"
+echo "exit status: ${PIPESTATUS[0]}"
+rm -f "$OUT/gtb.bin"
+[ "$what" = table ] && exit 0
 
 log "build (PREDIS_CUDA=ON, sm_90)"
 site=$(mktemp -d)

@@ -141,7 +141,7 @@ void CpuTable::prefetch_bucket(const KeyRef& key) const noexcept {
 
 int CpuTable::locate(const Bucket& b, const KeyRef& key, uint8_t digest) const noexcept {
   if (key.kind == KeyKind::kInt) {
-    return find_slot_all(b, digest, key.kind, key.key, [](const Slot&) { return true; });
+    return find_slot_all(b, digest, key.kind, key.key, IntKeyEq{});
   }
   return find_slot_all(b, digest, key.kind, key.key, [&key](const Slot& s) {
     const RecordHeader* h = header_of(s.handle);

@@ -127,6 +127,11 @@ PREDIS_HD inline int lowest_bit(uint32_t m) {
 #endif
 }
 
+// The full-key check for int keys: the 64-bit key is the whole key, so a match is final.
+struct IntKeyEq {
+  PREDIS_HD bool operator()(const Slot&) const { return true; }
+};
+
 // The slot holding `key` of `kind`, or -1, scanning every slot of the bucket. Candidates come
 // from the digest mask; `full_key_eq(slot)` confirms a bytes key against its stored copy.
 template <class FullKeyEq>
