@@ -78,7 +78,7 @@ __global__ void find_kernel(Bucket* buckets, uint64_t mask, const uint64_t* keys
 }
 
 // One thread per key: lock both candidates in index order, then the shared host/device
-// steps: locate, plan, prefer_second, fill. Values are 8-byte inline words.
+// step insert_into_pair (the CPU backend's own insert). Values are 8-byte inline words.
 __global__ void insert_kernel(Bucket* buckets, uint64_t mask, const uint64_t* keys,
                               const uint64_t* values, uint64_t n, uint64_t tick,
                               unsigned long long* evictions) {
@@ -92,32 +92,10 @@ __global__ void insert_kernel(Bucket* buckets, uint64_t mask, const uint64_t* ke
   uint32_t* second = p.b1 <= p.b2 ? &b2.lock : &b1.lock;
   lock_word(first);
   if (p.b1 != p.b2) lock_word(second);
-  const predis::IntKeyEq any;
-  Bucket* home = &b1;
-  int s = predis::find_slot(b1, p.digest, KeyKind::kInt, key, any);
-  if (s < 0 && p.b1 != p.b2) {
-    home = &b2;
-    s = predis::find_slot(b2, p.digest, KeyKind::kInt, key, any);
-  }
-  const uint8_t form = predis::make_form(KeyKind::kInt, true, 8);
-  if (s >= 0) {
-    home->slots[s].handle = values[i];
-    home->forms[s] = form;
-    home->slots[s].score = predis::score_on_hit(predis::Policy::kLru, home->slots[s].score, tick + i);
-  } else {
-    InsertPlan plan = predis::plan_insert(b1, 0, 0, 1);
-    Bucket* target = &b1;
-    if (p.b1 != p.b2 && (plan.occupied || b1.count >= predis::kSpillThreshold)) {
-      const InsertPlan plan2 = predis::plan_insert(b2, 0, 0, 1);
-      if (predis::prefer_second(plan, b1.count, plan2, b2.count)) {
-        plan = plan2;
-        target = &b2;
-      }
-    }
-    if (plan.occupied) atomicAdd(evictions, 1ull);
-    predis::fill_slot(*target, plan.slot, p.digest, form, key,
-                      predis::score_on_insert(predis::Policy::kLru, tick + i), values[i], 0);
-  }
+  const predis::PairInsertResult r = predis::insert_into_pair(
+      b1, b2, p.digest, KeyKind::kInt, key, predis::IntKeyEq{},
+      predis::make_form(KeyKind::kInt, true, 8), values[i], 0, 0, tick + i, predis::Policy::kLru);
+  if (r.evicted) atomicAdd(evictions, 1ull);
   if (p.b1 != p.b2) unlock_word(second);
   unlock_word(first);
 }
@@ -215,31 +193,10 @@ struct HostTable {
 
   void insert(uint64_t key, uint64_t value, uint64_t tick) {
     const Placement p = predis::place(key, KeyKind::kInt, mask);
-    const predis::IntKeyEq any;
-    Bucket* home = &b[p.b1];
-    int s = predis::find_slot(*home, p.digest, KeyKind::kInt, key, any);
-    if (s < 0 && p.b1 != p.b2) {
-      home = &b[p.b2];
-      s = predis::find_slot(*home, p.digest, KeyKind::kInt, key, any);
-    }
-    const uint8_t form = predis::make_form(KeyKind::kInt, true, 8);
-    if (s >= 0) {
-      home->slots[s].handle = value;
-      home->slots[s].score = predis::score_on_hit(predis::Policy::kLru, home->slots[s].score, tick);
-      return;
-    }
-    InsertPlan plan = predis::plan_insert(b[p.b1], 0);
-    Bucket* target = &b[p.b1];
-    if (p.b1 != p.b2 && (plan.occupied || b[p.b1].count >= predis::kSpillThreshold)) {
-      const InsertPlan plan2 = predis::plan_insert(b[p.b2], 0);
-      if (predis::prefer_second(plan, b[p.b1].count, plan2, b[p.b2].count)) {
-        plan = plan2;
-        target = &b[p.b2];
-      }
-    }
-    evictions += plan.occupied ? 1 : 0;
-    predis::fill_slot(*target, plan.slot, p.digest, form, key,
-                      predis::score_on_insert(predis::Policy::kLru, tick), value, 0);
+    const predis::PairInsertResult r = predis::insert_into_pair(
+        b[p.b1], b[p.b2], p.digest, KeyKind::kInt, key, predis::IntKeyEq{},
+        predis::make_form(KeyKind::kInt, true, 8), value, 0, 0, tick, predis::Policy::kLru);
+    evictions += r.evicted ? 1 : 0;
   }
   bool find(uint64_t key, uint64_t* value) const {
     const Placement p = predis::place(key, KeyKind::kInt, mask);

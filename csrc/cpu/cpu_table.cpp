@@ -139,14 +139,18 @@ void CpuTable::prefetch_bucket(const KeyRef& key) const noexcept {
   __builtin_prefetch(&buckets_[p.b2], 1, 3);
 }
 
-int CpuTable::locate(const Bucket& b, const KeyRef& key, uint8_t digest) const noexcept {
-  if (key.kind == KeyKind::kInt) {
-    return find_slot_all(b, digest, key.kind, key.key, IntKeyEq{});
-  }
-  return find_slot_all(b, digest, key.kind, key.key, [&key](const Slot& s) {
+template <class F>
+auto CpuTable::with_key_eq(const KeyRef& key, F&& f) const {
+  if (key.kind == KeyKind::kInt) return f(IntKeyEq{});
+  return f([&key](const Slot& s) {
     const RecordHeader* h = header_of(s.handle);
     return h->key_len == key.len && std::memcmp(key_bytes_of(s.handle), key.bytes, key.len) == 0;
   });
+}
+
+int CpuTable::locate(const Bucket& b, const KeyRef& key, uint8_t digest) const noexcept {
+  return with_key_eq(key,
+                     [&](auto&& eq) { return find_slot_all(b, digest, key.kind, key.key, eq); });
 }
 
 CpuTable::Stored CpuTable::store_value(const KeyRef& key, ValueRef value) {
@@ -234,61 +238,25 @@ class PairLock {
 bool CpuTable::insert(const KeyRef& key, const Stored& value, uint64_t expiry, uint64_t now,
                       uint64_t tick, CallLog& log) {
   const Placement p = place(key.key, key.kind, mask_);
-  Bucket& b1 = buckets_[p.b1];
-  Bucket& b2 = buckets_[p.b2];
-  uint64_t displaced = 0;
-  uint8_t displaced_form = 0;
-  bool has_displaced = false;
-  bool replaced = false;
+  PairInsertResult r;
   {
     PairLock lock(buckets_, p);
-    Bucket* home = &b1;
-    int i = locate(b1, key, p.digest);
-    if (i < 0 && p.b2 != p.b1) {
-      home = &b2;
-      i = locate(b2, key, p.digest);
-    }
-    if (i >= 0) {
-      Slot& s = home->slots[i];
-      displaced = s.handle;
-      displaced_form = home->forms[i];
-      has_displaced = true;
-      replaced = !slot_expired(s, now);
-      s.handle = value.word;
-      home->forms[i] = value.form;
-      s.expiry = expiry;
-      s.score = replaced ? score_on_hit(config_.policy, s.score, tick)
-                         : score_on_insert(config_.policy, tick);
-      log.counters.add(replaced ? Counter::kUpdates : Counter::kInserts);
-      if (!replaced) log.counters.add(Counter::kExpirations);
-    } else {
-      InsertPlan plan = plan_insert(b1, now);
-      Bucket* chosen = &b1;
-      // b2 can only win when b1 is crowded or full (prefer_second), so only then is it read.
-      if (p.b2 != p.b1 && (plan.occupied || b1.count >= kSpillThreshold)) {
-        const InsertPlan plan2 = plan_insert(b2, now);
-        if (prefer_second(plan, b1.count, plan2, b2.count)) {
-          plan = plan2;
-          chosen = &b2;
-        }
-      }
-      Bucket& target = *chosen;
-      if (plan.occupied) {
-        displaced = target.slots[plan.slot].handle;
-        displaced_form = target.forms[plan.slot];
-        has_displaced = true;
-        log.counters.add(plan.expired ? Counter::kExpirations : Counter::kEvictions);
-      } else {
-        items_.fetch_add(1, std::memory_order_relaxed);
-      }
-      fill_slot(target, plan.slot, p.digest, value.form, key.key,
-                score_on_insert(config_.policy, tick), value.word, expiry);
-      log.counters.add(Counter::kInserts);
-    }
+    r = with_key_eq(key, [&](auto&& eq) {
+      return insert_into_pair(buckets_[p.b1], buckets_[p.b2], p.digest, key.kind, key.key, eq,
+                              value.form, value.word, expiry, now, tick, config_.policy);
+    });
   }
-  if (has_displaced) release_value(displaced, displaced_form);
+  if (r.updated) {
+    log.counters.add(Counter::kUpdates);
+  } else {
+    log.counters.add(Counter::kInserts);
+    if (!r.displaced) items_.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (r.expired) log.counters.add(Counter::kExpirations);
+  if (r.evicted) log.counters.add(Counter::kEvictions);
+  if (r.displaced) release_value(r.old_handle, r.old_form);
   enforce_limits(Protected{key.key, key.kind, true}, log);
-  return replaced;
+  return r.updated;
 }
 
 bool CpuTable::remove(const KeyRef& key, uint64_t now, CallLog& log) {

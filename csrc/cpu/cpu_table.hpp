@@ -67,6 +67,10 @@ class CpuTable final : public Table {
 
   void prefetch_bucket(const KeyRef& key) const noexcept;  // both candidate buckets
 
+  // Calls f with the full-key check for `key` (bytes keys compare their stored copy).
+  template <class F>
+  auto with_key_eq(const KeyRef& key, F&& f) const;
+
   // Under the bucket lock.
   int locate(const Bucket& b, const KeyRef& key, uint8_t digest) const noexcept;
   void drop_slot(Bucket& b, int i) noexcept;  // clears the slot and releases its value

@@ -259,6 +259,70 @@ PREDIS_HD inline void clear_slot(Bucket& b, int i) {
   b.slots[i] = Slot{0, 0, 0, 0};
 }
 
+// What storing a key into its two candidate buckets did. The caller releases the displaced
+// value (if any) after unlocking and counts the outcome.
+struct PairInsertResult {
+  bool updated = false;    // the key was present and live: its value was replaced
+  bool displaced = false;  // a value left the table: the key's old one, or a victim's
+  bool expired = false;    // ... and that value had expired (an expiration)
+  bool evicted = false;    // ... and it was another live key's (an eviction)
+  uint64_t old_handle = 0;
+  uint8_t old_form = 0;
+};
+
+PREDIS_HD inline uint64_t score_on_insert(Policy p, uint64_t tick);
+PREDIS_HD inline uint64_t score_on_hit(Policy p, uint64_t old, uint64_t tick);
+
+// insert_or_assign on a key's buckets b1 and b2 (the same bucket when the two choices
+// coincide), both already locked by the caller: replace the key's entry if it is present,
+// else take the better plan of the two buckets (see prefer_second), evicting if it must.
+template <class FullKeyEq>
+PREDIS_HD PairInsertResult insert_into_pair(Bucket& b1, Bucket& b2, uint8_t digest, KeyKind kind,
+                                            uint64_t key, FullKeyEq&& full_key_eq, uint8_t form,
+                                            uint64_t handle, uint64_t expiry, uint64_t now,
+                                            uint64_t tick, Policy policy) {
+  const bool two = &b1 != &b2;
+  PairInsertResult r;
+  Bucket* home = &b1;
+  int i = find_slot_all(b1, digest, kind, key, full_key_eq);
+  if (i < 0 && two) {
+    home = &b2;
+    i = find_slot_all(b2, digest, kind, key, full_key_eq);
+  }
+  if (i >= 0) {
+    Slot& s = home->slots[i];
+    r.displaced = true;
+    r.old_handle = s.handle;
+    r.old_form = home->forms[i];
+    r.updated = !slot_expired(s, now);
+    r.expired = !r.updated;
+    s.handle = handle;
+    home->forms[i] = form;
+    s.expiry = expiry;
+    s.score = r.updated ? score_on_hit(policy, s.score, tick) : score_on_insert(policy, tick);
+    return r;
+  }
+  InsertPlan plan = plan_insert(b1, now);
+  Bucket* target = &b1;
+  // b2 can only win when b1 is crowded or full (prefer_second), so only then is it read.
+  if (two && (plan.occupied || b1.count >= kSpillThreshold)) {
+    const InsertPlan plan2 = plan_insert(b2, now);
+    if (prefer_second(plan, b1.count, plan2, b2.count)) {
+      plan = plan2;
+      target = &b2;
+    }
+  }
+  if (plan.occupied) {
+    r.displaced = true;
+    r.expired = plan.expired;
+    r.evicted = !plan.expired;
+    r.old_handle = target->slots[plan.slot].handle;
+    r.old_form = target->forms[plan.slot];
+  }
+  fill_slot(*target, plan.slot, digest, form, key, score_on_insert(policy, tick), handle, expiry);
+  return r;
+}
+
 // Scores. LRU: the access tick. LFU: an access count in the top 24 bits with the tick in
 // the low 40 as a tie-break, so equally frequent entries leave oldest first.
 inline constexpr int kLfuTickBits = 40;
