@@ -260,7 +260,7 @@ class Cache:
         return len(self._core)
 
     def __getitem__(self, key: Key) -> bytes:
-        value = self.get(key, None)
+        value: bytes | None = self.get(key, None)
         if value is None:
             raise KeyError(key)
         return value

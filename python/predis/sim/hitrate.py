@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,7 @@ class HitRateTable:
     """Miss ratios by (trace, fraction) row and policy column."""
 
     policies: list[str]
-    rows: list[dict[str, object]] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> str:
         """The table as JSON (a list of rows)."""
@@ -54,7 +55,7 @@ class HitRateTable:
         for row in self.rows:
             ratios = row["miss_ratio"]
             numeric = {p: v for p, v in ratios.items() if isinstance(v, float)}
-            best = min((p for p in heuristics if p in numeric), key=numeric.get, default=None)
+            best = min((p for p in heuristics if p in numeric), key=numeric.__getitem__, default=None)
             cells = []
             for p in self.policies:
                 v = ratios.get(p)

@@ -25,7 +25,7 @@ import zlib
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import numpy as np
 
@@ -167,7 +167,7 @@ def _compression(path: Path) -> str | None:
 def _open_binary(path: Path) -> IO[bytes]:
     kind = _compression(path)
     if kind == "gzip":
-        return gzip.open(path, "rb")
+        return cast(IO[bytes], gzip.open(path, "rb"))
     if kind == "xz":
         return lzma.open(path, "rb")
     return open(path, "rb")  # the caller closes it
