@@ -55,7 +55,9 @@ class HitRateTable:
         for row in self.rows:
             ratios = row["miss_ratio"]
             numeric = {p: v for p, v in ratios.items() if isinstance(v, float)}
-            best = min((p for p in heuristics if p in numeric), key=numeric.__getitem__, default=None)
+            best = min(
+                (p for p in heuristics if p in numeric), key=numeric.__getitem__, default=None
+            )
             cells = []
             for p in self.policies:
                 v = ratios.get(p)
