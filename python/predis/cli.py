@@ -82,6 +82,22 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("info", help="print build information and visible CUDA devices as JSON")
 
+    token = sub.add_parser("token", help="create, list and revoke API tokens")
+    token_sub = token.add_subparsers(dest="action", required=True, metavar="ACTION")
+    tc = token_sub.add_parser("create", help="create a token (shown once)")
+    tc.add_argument("--customer", required=True)
+    tc.add_argument("--scopes", required=True, help="comma-separated: read, export, admin")
+    tc.add_argument("--ttl-days", type=_positive_float, default=None, help="expire after N days")
+    tl = token_sub.add_parser("list", help="list tokens (never their secrets)")
+    tl.add_argument("--customer", default=None)
+    tr = token_sub.add_parser("revoke", help="revoke a token by id")
+    tr.add_argument("token_id")
+    for p_ in (tc, tl, tr):
+        p_.add_argument("--file", default=None, help="token store (default: $PREDIS_TOKEN_FILE)")
+
+    kg = sub.add_parser("keygen", help="print a new data-encryption key line (<id>:<base64>)")
+    kg.add_argument("--id", default="k1", help="key id (default k1)")
+
     bench = sub.add_parser("bench", help="evaluation suites")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="SUITE")
     hr = bench_sub.add_parser(
@@ -207,6 +223,46 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from predis.security.tokens import TokenStore
+
+    store = TokenStore(args.file)
+    if args.action == "create":
+        ttl = None if args.ttl_days is None else args.ttl_days * 86400
+        token, info = store.create(args.customer, args.scopes, ttl)
+        print(token)
+        print(
+            f"token {info.id} for {info.customer} ({','.join(info.scopes)}); store it now: "
+            "it is not kept and cannot be shown again",
+            file=sys.stderr,
+        )
+        return 0
+    if args.action == "revoke":
+        info = store.revoke(args.token_id)
+        print(f"revoked {info.id} ({info.customer})")
+        return 0
+
+    def when(t: float | None) -> str:
+        if t is None:
+            return "never"
+        return datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+    for i in store.list_tokens(args.customer):
+        state = "revoked" if i.revoked else "active"
+        scopes = ",".join(i.scopes)
+        print(f"{i.id}  {i.customer:<20} {scopes:<18} {state:<8} expires {when(i.expires)}")
+    return 0
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    from predis.security.crypto import generate_key_line
+
+    print(generate_key_line(args.id))
+    return 0
+
+
 def _info() -> int:
     import predis
 
@@ -223,6 +279,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args)
         if args.command == "bench":
             return _bench_hitrate(args)
+        if args.command == "token":
+            return _token(args)
+        if args.command == "keygen":
+            return _keygen(args)
         return _info()
     except PredisError as exc:
         print(f"predis: error: {exc}", file=sys.stderr)
