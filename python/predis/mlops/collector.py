@@ -1,0 +1,332 @@
+"""The production data collector: drains a cache's access-event ring into encrypted segments.
+
+A background thread drains the ring in batches, hands each batch to subscribers (rolling
+features, drift statistics) and buffers it; the buffer becomes a segment file
+(:mod:`predis.mlops.segments`) when it holds ``segment_events`` events or its oldest event
+has waited ``segment_age_s``. Retention deletes the oldest segments beyond
+``retention_bytes`` or ``retention_age_s``. Before each write the free disk space is checked:
+below ``min_free_bytes`` the batch is skipped and counted, never silently. Write errors are
+logged with context and counted, and the batch is kept for the next attempt (up to four
+segments' worth; beyond that the oldest events are dropped and counted). Nothing here can
+raise into the host application's threads: the hot path only pushes into the ring.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from predis.access_log import EVENT_DTYPE
+from predis.cache import Cache
+from predis.errors import InvalidArgumentError
+from predis.fileio import atomic_write_bytes
+from predis.mlops.segments import SEGMENT_SUFFIX, SegmentError, segment_info, write_segment
+from predis.security.crypto import KeyRing
+from predis.security.tokens import TokenStore
+from predis.security.validation import safe_path, validate_customer_id
+
+__all__ = ["Collector", "CollectorStats"]
+
+log = logging.getLogger("predis.collector")
+
+Subscriber = Callable[[np.ndarray], object]
+
+
+@dataclass
+class CollectorStats:
+    """Counters since the collector was created."""
+
+    events_drained: int = 0
+    events_written: int = 0
+    events_skipped_low_disk: int = 0
+    events_dropped_after_errors: int = 0
+    segments_written: int = 0
+    bytes_written: int = 0
+    segments_deleted: int = 0
+    write_errors: int = 0
+    subscriber_errors: int = 0
+    temp_files_removed: int = 0
+
+
+class Collector:
+    """Drains ``cache``'s access log into sealed segment files under ``directory``.
+
+    Example (synchronous use; :meth:`start` runs the same steps on a thread)::
+
+        collector = Collector(cache, "/var/lib/predis/acme", "acme", KeyRing.from_environment())
+        collector.drain_once()
+        collector.flush()
+    """
+
+    def __init__(
+        self,
+        cache: Cache,
+        directory: str | Path,
+        customer: str,
+        keys: KeyRing,
+        *,
+        segment_events: int = 1_000_000,
+        segment_age_s: float = 60.0,
+        retention_bytes: int | None = None,
+        retention_age_s: float | None = None,
+        min_free_bytes: int = 64 << 20,
+        drain_batch: int = 1 << 16,
+        interval_s: float = 0.05,
+    ) -> None:
+        self.customer = validate_customer_id(customer)
+        if segment_events < 1 or drain_batch < 1 or interval_s <= 0 or segment_age_s <= 0:
+            raise InvalidArgumentError(
+                "segment_events and drain_batch must be >= 1, segment_age_s and interval_s > 0"
+            )
+        if min_free_bytes < 0 or (retention_bytes is not None and retention_bytes < 1):
+            raise InvalidArgumentError("min_free_bytes must be >= 0 and retention_bytes >= 1")
+        self.cache = cache
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.keys = keys
+        self.segment_events = segment_events
+        self.segment_age_s = segment_age_s
+        self.retention_bytes = retention_bytes
+        self.retention_age_s = retention_age_s
+        self.min_free_bytes = min_free_bytes
+        self.drain_batch = drain_batch
+        self.interval_s = interval_s
+        self._stats = CollectorStats()
+        self._subscribers: list[Subscriber] = []
+        self._buffer: list[np.ndarray] = []
+        self._buffered = 0
+        self._oldest: float | None = None  # monotonic time the oldest buffered event arrived
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._seq = self._recover()
+
+    # ---- life cycle ----
+
+    def _recover(self) -> int:
+        """Remove temporary files a crash left behind; continue the segment numbering."""
+        seq = 0
+        for p in self.directory.iterdir():
+            if p.name.startswith(".") and p.name.endswith(".tmp"):
+                p.unlink(missing_ok=True)
+                self._stats.temp_files_removed += 1
+                log.warning("removed a partial file left by a crash: %s", p)
+            elif p.suffix == SEGMENT_SUFFIX and p.name.startswith(self.customer + "-"):
+                try:
+                    seq = max(seq, int(p.stem.rsplit("-", 1)[1]) + 1)
+                except (ValueError, IndexError):
+                    log.warning("ignoring a segment with an unexpected name: %s", p)
+        return seq
+
+    def start(self) -> Collector:
+        """Start the background drain thread."""
+        if self._thread is not None:
+            raise InvalidArgumentError("collector already started")
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="predis-collector", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the thread, drain what is left and write it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        while self.drain_once():
+            pass
+        self.flush()
+
+    def __enter__(self) -> Collector:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                drained = self.drain_once()
+                self._maybe_rotate()
+            except Exception:  # a bug here must not kill collection silently
+                log.exception("collector step failed; continuing")
+                drained = 0
+            if drained < self.drain_batch:
+                self._stop.wait(self.interval_s)
+
+    # ---- subscribers ----
+
+    def subscribe(self, callback: Subscriber) -> None:
+        """Call ``callback(events)`` with every drained batch (an ``EVENT_DTYPE`` array).
+        A callback that raises is logged and counted; collection goes on."""
+        if not callable(callback):
+            raise InvalidArgumentError("a subscriber must be callable(events)")
+        with self._lock:
+            self._subscribers.append(callback)
+
+    # ---- draining and writing ----
+
+    def drain_once(self) -> int:
+        """Drain one batch from the ring; return how many events it held."""
+        events = self.cache.drain_events(self.drain_batch)
+        if len(events) == 0:
+            return 0
+        with self._lock:
+            self._stats.events_drained += len(events)
+            for callback in self._subscribers:
+                try:
+                    callback(events)
+                except Exception:
+                    self._stats.subscriber_errors += 1
+                    log.exception(
+                        "subscriber %r failed on a batch of %d events", callback, len(events)
+                    )
+            if self._oldest is None:
+                self._oldest = time.monotonic()
+            self._buffer.append(events)
+            self._buffered += len(events)
+            if self._buffered >= self.segment_events:
+                self._write_buffer(full_only=True)
+        return len(events)
+
+    def _maybe_rotate(self) -> None:
+        with self._lock:
+            if self._oldest is not None and time.monotonic() - self._oldest >= self.segment_age_s:
+                self._write_buffer()
+
+    def flush(self) -> None:
+        """Write whatever is buffered now, as one or more segments."""
+        with self._lock:
+            self._write_buffer()
+
+    def _write_buffer(self, full_only: bool = False) -> None:
+        """Write the buffer as segments; with ``full_only``, keep a partial remainder."""
+        while self._buffered and (not full_only or self._buffered >= self.segment_events):
+            events = np.concatenate(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
+            batch, rest = events[: self.segment_events], events[self.segment_events :]
+            if not self._write(batch):
+                self._keep_for_retry(events)
+                return
+            self._buffer = [rest] if len(rest) else []
+            self._buffered = len(rest)
+        if not self._buffered:
+            self._oldest = None
+        self._apply_retention()
+
+    def _keep_for_retry(self, events: np.ndarray) -> None:
+        limit = 4 * self.segment_events
+        if len(events) > limit:
+            dropped = len(events) - limit
+            self._stats.events_dropped_after_errors += dropped
+            log.error("dropping the %d oldest events after repeated write failures", dropped)
+            events = events[dropped:]
+        self._buffer = [events]
+        self._buffered = len(events)
+
+    def _write(self, events: np.ndarray) -> bool:
+        """True when the batch is done with: written, or skipped for low disk (and counted)."""
+        estimate = len(events) * EVENT_DTYPE.itemsize + 4096
+        try:
+            free = shutil.disk_usage(self.directory).free
+        except OSError as exc:
+            self._stats.write_errors += 1
+            log.error("cannot stat %s: %s", self.directory, exc)
+            return False
+        if free - estimate < self.min_free_bytes:
+            self._stats.events_skipped_low_disk += len(events)
+            log.warning(
+                "skipped %d events: %d bytes free in %s, below the %d-byte reserve",
+                len(events),
+                free,
+                self.directory,
+                self.min_free_bytes,
+            )
+            return True
+        path = self.directory / f"{self.customer}-{self._seq:010d}{SEGMENT_SUFFIX}"
+        try:
+            size = write_segment(path, self.customer, events, self.keys)
+        except (OSError, SegmentError, ValueError) as exc:
+            self._stats.write_errors += 1
+            log.error("writing %d events to %s failed: %s", len(events), path, exc)
+            return False
+        self._seq += 1
+        self._stats.segments_written += 1
+        self._stats.events_written += len(events)
+        self._stats.bytes_written += size
+        return True
+
+    def _apply_retention(self) -> None:
+        if self.retention_bytes is None and self.retention_age_s is None:
+            return
+        segments = self.segments()
+        sizes = {p: p.stat().st_size for p in segments}
+        total = sum(sizes.values())
+        now = time.time()
+        for p in segments[:-1]:  # never the newest
+            too_big = self.retention_bytes is not None and total > self.retention_bytes
+            too_old = (
+                self.retention_age_s is not None and now - p.stat().st_mtime > self.retention_age_s
+            )
+            if not (too_big or too_old):
+                break
+            p.unlink(missing_ok=True)
+            total -= sizes[p]
+            self._stats.segments_deleted += 1
+
+    # ---- reading and export ----
+
+    def segments(self) -> list[Path]:
+        """This customer's segment files, oldest first."""
+        return sorted(
+            p for p in self.directory.glob(f"{self.customer}-*{SEGMENT_SUFFIX}") if p.is_file()
+        )
+
+    def stats(self) -> CollectorStats:
+        """A copy of the counters."""
+        with self._lock:
+            return CollectorStats(
+                **{f.name: getattr(self._stats, f.name) for f in fields(self._stats)}
+            )
+
+    def export(
+        self,
+        dest: str,
+        start_ns: int,
+        end_ns: int,
+        *,
+        token: str,
+        tokens: TokenStore,
+        export_root: str | Path,
+    ) -> list[Path]:
+        """Copy the sealed segments overlapping [start_ns, end_ns] into ``dest``.
+
+        ``token`` must grant ``export`` for this customer. ``dest`` is resolved under
+        ``export_root`` (no ``..``, no absolute escape, no symbolic link out, no device).
+        Segments stay encrypted; whoever reads them needs the data key.
+        """
+        tokens.verify(token, "export", customer=self.customer)
+        if start_ns > end_ns:
+            raise InvalidArgumentError("export window: start_ns must not be after end_ns")
+        target = safe_path(export_root, dest)
+        target.mkdir(parents=True, exist_ok=True, mode=0o700)
+        target = safe_path(export_root, target)  # re-check now that it exists
+        copied = []
+        for p in self.segments():
+            try:
+                info = segment_info(p)
+                if info["t_max"] < start_ns or info["t_min"] > end_ns:
+                    continue
+                data = p.read_bytes()
+            except FileNotFoundError:
+                continue  # retention removed it meanwhile
+            out = target / p.name
+            atomic_write_bytes(out, data, mode=0o600)
+            copied.append(out)
+        return copied
