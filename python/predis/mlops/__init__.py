@@ -1,13 +1,18 @@
-"""The MLOps side: access-log collection into encrypted segments (more to come)."""
+"""The MLOps side: access-log collection into encrypted segments, and the model registry."""
 
 from __future__ import annotations
 
 from predis.mlops.collector import Collector, CollectorStats
+from predis.mlops.registry import ALIASES, ModelIntegrityError, ModelMeta, ModelRegistry
 from predis.mlops.segments import SegmentError, read_segment, segment_info, write_segment
 
 __all__ = [
+    "ALIASES",
     "Collector",
     "CollectorStats",
+    "ModelIntegrityError",
+    "ModelMeta",
+    "ModelRegistry",
     "SegmentError",
     "read_segment",
     "segment_info",

@@ -27,7 +27,7 @@ from predis.access_log import EVENT_DTYPE
 from predis.cache import Cache
 from predis.errors import InvalidArgumentError
 from predis.fileio import atomic_write_bytes
-from predis.mlops.segments import SEGMENT_SUFFIX, SegmentError, segment_info, write_segment
+from predis.mlops.segments import SEGMENT_SUFFIX, segment_info, write_segment
 from predis.security.crypto import KeyRing
 from predis.security.tokens import TokenStore
 from predis.security.validation import safe_path, validate_customer_id
@@ -252,9 +252,9 @@ class Collector:
         path = self.directory / f"{self.customer}-{self._seq:010d}{SEGMENT_SUFFIX}"
         try:
             size = write_segment(path, self.customer, events, self.keys)
-        except (OSError, SegmentError, ValueError) as exc:
+        except Exception as exc:  # I/O, compression or encryption: count, log, retry later
             self._stats.write_errors += 1
-            log.error("writing %d events to %s failed: %s", len(events), path, exc)
+            log.error("writing %d events to %s failed: %r", len(events), path, exc)
             return False
         self._seq += 1
         self._stats.segments_written += 1
