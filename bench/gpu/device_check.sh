@@ -6,7 +6,7 @@
 #   bash bench/gpu/device_check.sh table    only the CUDA table prototype (about a minute)
 set -uo pipefail
 what=${1:-all}
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 OUT=${OUT:-$(mktemp -d)}
 export PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 log() { printf '\n== %s (%s)\n' "$1" "$(date -u +%T)"; }

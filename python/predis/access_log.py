@@ -22,7 +22,8 @@ EVENT_DTYPE = np.dtype(
         ("reserved", "u1"),
     ]
 )
-assert EVENT_DTYPE.itemsize == 24  # noqa: S101 - layout guard at import
+if EVENT_DTYPE.itemsize != 24:  # must match predis::AccessEvent in csrc/predis/access_log.hpp
+    raise ImportError(f"EVENT_DTYPE is {EVENT_DTYPE.itemsize} bytes; the native event is 24")
 
 
 class AccessOp(enum.IntEnum):

@@ -627,7 +627,7 @@ def test_mget_arrays_layout() -> None:
     assert data.dtype == np.uint8
     assert found.dtype == np.bool_
     assert offsets.tolist() == [0, 2, 2, 5, 5, 15, 18]
-    assert data.tobytes() == b"abcde0123456789cde"
+    assert data.tobytes() == b"abcde0123456789cde"  # pragma: allowlist secret
     assert found.tolist() == [True, False, True, True, True, True]
     # With a uint64 array of keys.
     offsets, data, found = cache.mget_arrays(np.array([4, 9, 1], dtype=np.uint64))
