@@ -183,6 +183,7 @@ def test_sigkill_mid_write_leaves_only_whole_segments_and_recovery_resumes(tmp_p
         col.drain_once()
         col.flush()
         assert len(col.segments()) == before + 1  # numbering resumed without overwriting
+        col.close()
 
 
 class TestExport:

@@ -13,11 +13,16 @@ raise into the host application's threads: the hot path only pushes into the rin
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+import re
 import shutil
 import threading
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -25,9 +30,8 @@ import numpy as np
 
 from predis.access_log import EVENT_DTYPE
 from predis.cache import Cache
-from predis.errors import InvalidArgumentError
-from predis.fileio import atomic_write_bytes
-from predis.mlops.segments import SEGMENT_SUFFIX, segment_info, write_segment
+from predis.errors import InvalidArgumentError, PredisError
+from predis.mlops.segments import SEGMENT_SUFFIX, SegmentError, segment_info, write_segment
 from predis.security.crypto import KeyRing
 from predis.security.tokens import TokenStore
 from predis.security.validation import safe_path, validate_customer_id
@@ -53,6 +57,8 @@ class CollectorStats:
     write_errors: int = 0
     subscriber_errors: int = 0
     temp_files_removed: int = 0
+    events_unwritten_at_stop: int = 0
+    ring_events_dropped: int = 0  # dropped by the cache's ring before the collector saw them
 
 
 class Collector:
@@ -90,6 +96,20 @@ class Collector:
         self.cache = cache
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._name = re.compile(re.escape(self.customer) + r"-(\d{10})" + re.escape(SEGMENT_SUFFIX))
+        # One collector per folder: two would number segments independently and overwrite
+        # each other, and one's recovery would delete the other's files in progress.
+        fd = os.open(self.directory / ".collector.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise InvalidArgumentError(
+                f"another collector is using {self.directory}; give each its own folder"
+            ) from None
+        # Released by close()/stop(), or when the collector is garbage-collected.
+        self._release = weakref.finalize(self, os.close, fd)
+        self._ring_dropped_at_start = cache.stats().events_dropped
         self.keys = keys
         self.segment_events = segment_events
         self.segment_age_s = segment_age_s
@@ -118,11 +138,10 @@ class Collector:
                 p.unlink(missing_ok=True)
                 self._stats.temp_files_removed += 1
                 log.warning("removed a partial file left by a crash: %s", p)
-            elif p.suffix == SEGMENT_SUFFIX and p.name.startswith(self.customer + "-"):
-                try:
-                    seq = max(seq, int(p.stem.rsplit("-", 1)[1]) + 1)
-                except (ValueError, IndexError):
-                    log.warning("ignoring a segment with an unexpected name: %s", p)
+            else:
+                m = self._name.fullmatch(p.name)
+                if m:
+                    seq = max(seq, int(m.group(1)) + 1)
         return seq
 
     def start(self) -> Collector:
@@ -135,14 +154,27 @@ class Collector:
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop the thread, drain what is left and write it."""
+        """Stop the thread, drain what is left, write it, and release the folder. Events
+        that still cannot be written are counted in ``events_unwritten_at_stop``."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise PredisError(f"the collector thread did not stop within {timeout} s")
             self._thread = None
         while self.drain_once():
             pass
         self.flush()
+        with self._lock:
+            if self._buffered:
+                self._stats.events_unwritten_at_stop += self._buffered
+                log.error("%d events could not be written before stopping", self._buffered)
+                self._buffer, self._buffered = [], 0
+        self.close()
+
+    def close(self) -> None:
+        """Release the folder without draining (``stop()`` drains first)."""
+        self._release()
 
     def __enter__(self) -> Collector:
         return self.start()
@@ -265,32 +297,40 @@ class Collector:
     def _apply_retention(self) -> None:
         if self.retention_bytes is None and self.retention_age_s is None:
             return
-        segments = self.segments()
-        sizes = {p: p.stat().st_size for p in segments}
-        total = sum(sizes.values())
+        stats: dict[Path, os.stat_result] = {}
+        for p in self.segments():
+            try:
+                stats[p] = p.stat()
+            except FileNotFoundError:
+                continue
+        segments = sorted(stats)
+        total = sum(st.st_size for st in stats.values())
         now = time.time()
         for p in segments[:-1]:  # never the newest
             too_big = self.retention_bytes is not None and total > self.retention_bytes
-            too_old = (
-                self.retention_age_s is not None and now - p.stat().st_mtime > self.retention_age_s
-            )
+            age = now - stats[p].st_mtime
+            too_old = self.retention_age_s is not None and age > self.retention_age_s
             if not (too_big or too_old):
                 break
             p.unlink(missing_ok=True)
-            total -= sizes[p]
+            total -= stats[p].st_size
             self._stats.segments_deleted += 1
 
     # ---- reading and export ----
 
     def segments(self) -> list[Path]:
         """This customer's segment files, oldest first."""
+        # An exact name match: customer "acme" must never pick up "acme-eu"'s files.
         return sorted(
-            p for p in self.directory.glob(f"{self.customer}-*{SEGMENT_SUFFIX}") if p.is_file()
+            p for p in self.directory.iterdir() if self._name.fullmatch(p.name) and p.is_file()
         )
 
     def stats(self) -> CollectorStats:
         """A copy of the counters."""
         with self._lock:
+            self._stats.ring_events_dropped = (
+                self.cache.stats().events_dropped - self._ring_dropped_at_start
+            )
             return CollectorStats(
                 **{f.name: getattr(self._stats, f.name) for f in fields(self._stats)}
             )
@@ -314,19 +354,64 @@ class Collector:
         tokens.verify(token, "export", customer=self.customer)
         if start_ns > end_ns:
             raise InvalidArgumentError("export window: start_ns must not be after end_ns")
-        target = safe_path(export_root, dest)
-        target.mkdir(parents=True, exist_ok=True, mode=0o700)
-        target = safe_path(export_root, target)  # re-check now that it exists
+        root = safe_path(export_root, ".")
+        target = safe_path(root, dest)
         copied = []
-        for p in self.segments():
-            try:
-                info = segment_info(p)
-                if info["t_max"] < start_ns or info["t_min"] > end_ns:
+        with _contained_dir(root, target.relative_to(root)) as dir_fd:
+            for p in self.segments():
+                try:
+                    info = segment_info(p)
+                    t_min, t_max = int(info["t_min"]), int(info["t_max"])
+                    if info.get("customer") != self.customer:
+                        raise SegmentError(f"{p}: belongs to {info.get('customer')!r}")
+                    if t_max < start_ns or t_min > end_ns:
+                        continue
+                    data = p.read_bytes()
+                except FileNotFoundError:
+                    continue  # retention removed it meanwhile
+                except (SegmentError, KeyError, TypeError, ValueError) as exc:
+                    log.error("export skips %s: %s", p, exc)
                     continue
-                data = p.read_bytes()
-            except FileNotFoundError:
-                continue  # retention removed it meanwhile
-            out = target / p.name
-            atomic_write_bytes(out, data, mode=0o600)
-            copied.append(out)
+                _write_at(dir_fd, p.name, data)
+                copied.append(target / p.name)
         return copied
+
+
+@contextmanager
+def _contained_dir(root: Path, rel: Path) -> Iterator[int]:
+    """A handle on root/rel, opened one component at a time without following symbolic
+    links, so a folder swapped for a link after the path check cannot redirect the writes."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    fd = os.open(root, flags)
+    try:
+        for part in rel.parts:
+            with suppress(FileExistsError):
+                os.mkdir(part, 0o700, dir_fd=fd)
+            try:
+                nxt = os.open(part, flags, dir_fd=fd)
+            except OSError as exc:
+                raise InvalidArgumentError(
+                    f"export folder component {part!r} is not a plain folder"
+                ) from exc
+            os.close(fd)
+            fd = nxt
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _write_at(dir_fd: int, name: str, data: bytes) -> None:
+    """Atomically write ``name`` inside the folder ``dir_fd`` (temporary, fsync, rename)."""
+    tmp = f".{name}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
+    os.fsync(dir_fd)

@@ -22,20 +22,26 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
+import math
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from predis.errors import InvalidArgumentError, PredisError
-from predis.fileio import atomic_write_bytes, atomic_write_text
+from predis.fileio import atomic_write_bytes, atomic_write_text, fsync_dir
 from predis.security.validation import safe_path, validate_customer_id, validate_name
 
 __all__ = ["ALIASES", "ModelIntegrityError", "ModelMeta", "ModelRegistry"]
+
+log = logging.getLogger("predis.registry")
+_NUMBERED = re.compile(r"(?:\.staging-|\.deleting-)?(\d+)(?:-\d+)?")
 
 ALIASES = ("champion", "challenger", "previous")
 _MAX_MODEL = 1 << 30
@@ -83,7 +89,10 @@ class ModelRegistry:
         root_path = Path(root)
         root_path.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.dir = safe_path(root_path, self.customer)
-        (self.dir / "versions").mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not (self.dir / "versions").is_dir():
+            (self.dir / "versions").mkdir(parents=True, exist_ok=True, mode=0o700)
+            fsync_dir(self.dir)
+            fsync_dir(root_path)
         self._aliases = self.dir / "aliases.json"
         self._history = self.dir / "history.jsonl"
 
@@ -111,21 +120,50 @@ class ModelRegistry:
             return dict.fromkeys(ALIASES)
         except ValueError as exc:
             raise ModelIntegrityError(f"{self._aliases} is corrupt: {exc}") from exc
-        return {a: data.get(a) for a in ALIASES}
+        if not isinstance(data, dict):
+            raise ModelIntegrityError(f"{self._aliases} is corrupt: not an object")
+        out: dict[str, int | None] = {}
+        for a in ALIASES:
+            v = data.get(a)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ModelIntegrityError(f"{self._aliases} is corrupt: {a} = {v!r}")
+            out[a] = v
+        return out
 
     def _write_aliases(self, aliases: dict[str, int | None]) -> None:
         atomic_write_text(self._aliases, json.dumps(aliases, sort_keys=True), mode=0o600)
 
     def _append_history(self, record: dict[str, Any]) -> None:
+        """Append one line (caller holds the lock), first cutting a line torn by a crash so
+        that it cannot end up in the middle of the file."""
         line = (json.dumps(record, sort_keys=True) + "\n").encode()
-        fd = os.open(self._history, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(self._history, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                keep = os.pread(fd, size, 0).rfind(b"\n") + 1
+                os.ftruncate(fd, keep)
+                log.warning(
+                    "cut a torn history line (%d bytes) from %s", size - keep, self._history
+                )
             os.write(fd, line)
             os.fsync(fd)
         finally:
             os.close(fd)
 
     # ---- versions ----
+
+    def _next_version(self) -> int:
+        """One past every number ever used here: live versions, half-built or half-deleted
+        ones, and the persisted counter, so that gc never lets a number be reused."""
+        highest = 0
+        for p in (self.dir / "versions").iterdir():
+            m = _NUMBERED.fullmatch(p.name)
+            if m:
+                highest = max(highest, int(m.group(1)))
+        with suppress(FileNotFoundError, ValueError):
+            highest = max(highest, int((self.dir / "next_version").read_text()) - 1)
+        return highest + 1
 
     def list_versions(self) -> list[int]:
         """Stored versions, ascending."""
@@ -148,22 +186,31 @@ class ModelRegistry:
         """Store a new model version (not yet aliased) and return its metadata."""
         if not isinstance(model, (bytes, bytearray)) or not model or len(model) > _MAX_MODEL:
             raise InvalidArgumentError("model must be non-empty bytes of at most 1 GiB")
+        if isinstance(feature_schema, (str, bytes)):
+            raise InvalidArgumentError("feature_schema must be a list of names, not one string")
         schema = tuple(validate_name(f, "feature name") for f in feature_schema)
         if not schema or len(set(schema)) != len(schema):
             raise InvalidArgumentError("feature_schema must be a non-empty list of distinct names")
-        start, end = training_window
-        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start <= end):
+        window = tuple(training_window) if isinstance(training_window, (tuple, list)) else ()
+        ints = all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in window)
+        if len(window) != 2 or not ints or window[0] > window[1]:
             raise InvalidArgumentError(
                 "training_window must be (start_ns, end_ns) with start <= end"
             )
-        clean_metrics = {
-            validate_name(k, "metric name"): float(v) for k, v in (metrics or {}).items()
-        }
+        start, end = window
+        clean_metrics = {}
+        for k, v in (metrics or {}).items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise InvalidArgumentError(f"metric {k!r} must be a finite number, got {v!r}")
+            clean_metrics[validate_name(k, "metric name")] = float(v)
+        if parent is not None and (isinstance(parent, bool) or not isinstance(parent, int)):
+            raise InvalidArgumentError(f"parent must be a version number, got {parent!r}")
         with self._locked():
             versions = self.list_versions()
             if parent is not None and parent not in versions:
                 raise InvalidArgumentError(f"parent version {parent} does not exist")
-            version = (versions[-1] if versions else 0) + 1
+            version = self._next_version()
+            atomic_write_text(self.dir / "next_version", str(version + 1), mode=0o600)
             meta = ModelMeta(
                 version=version,
                 parent=parent,
@@ -180,7 +227,12 @@ class ModelRegistry:
             staging.mkdir(mode=0o700)
             atomic_write_bytes(staging / "model.ubj", bytes(model), mode=0o600)
             atomic_write_text(staging / "meta.json", json.dumps(asdict(meta)), mode=0o600)
-            os.rename(staging, final)  # the version appears whole or not at all
+            try:
+                os.rename(staging, final)  # the version appears whole or not at all
+            except OSError as exc:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise PredisError(f"cannot publish version {version}: {exc}") from exc
+            fsync_dir(self.dir / "versions")
             self._append_history(
                 {"time": meta.created, "actor": actor, "action": "register", "version": version}
             )
@@ -232,6 +284,7 @@ class ModelRegistry:
         old champion to ``previous`` and clears ``challenger`` if it was this version."""
         if alias not in ("champion", "challenger"):
             raise InvalidArgumentError("promote sets 'champion' or 'challenger'")
+        self._version_dir(version)  # a version number, not an alias name
         self._check_actor(actor, reason)
         with self._locked():
             self.get(version)  # a corrupt or missing model is refused; aliases stay
@@ -318,10 +371,17 @@ class ModelRegistry:
             keep = referenced | set(versions[-keep_latest:] if keep_latest else [])
             removed = [v for v in versions if v not in keep]
             for v in removed:
-                shutil.rmtree(self._version_dir(v))
+                # Renamed first: a crash mid-delete leaves a .deleting folder, never a
+                # half-empty version folder under its own number.
+                doomed = self.dir / "versions" / f".deleting-{v}-{os.getpid()}"
+                os.rename(self._version_dir(v), doomed)
+                shutil.rmtree(doomed)
+            if removed:
+                fsync_dir(self.dir / "versions")
             # Half-built versions that a crash left behind.
-            for p in (self.dir / "versions").glob(".staging-*"):
-                shutil.rmtree(p, ignore_errors=True)
+            for pattern in (".staging-*", ".deleting-*"):
+                for p in (self.dir / "versions").glob(pattern):
+                    shutil.rmtree(p, ignore_errors=True)
             if removed:
                 self._append_history(
                     {"time": time.time(), "actor": "gc", "action": "gc", "removed": removed}

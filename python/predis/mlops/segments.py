@@ -98,7 +98,9 @@ def _split(path: Path, data: bytes) -> tuple[dict[str, Any], bytes, bytes]:
         header = json.loads(head)
     except ValueError as exc:
         raise SegmentError(f"{path}: header is not JSON") from exc
-    if not isinstance(header, dict) or header.get("format") != _FORMAT:
+    if not isinstance(header, dict):
+        raise SegmentError(f"{path}: header is not a JSON object")
+    if header.get("format") != _FORMAT:
         raise SegmentError(f"{path}: unsupported segment format {header.get('format')!r}")
     return header, head, data[8 + n :]
 

@@ -28,6 +28,11 @@ _MAGIC = b"PDK1"
 _KEY_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
+def _aad(kid: bytes, associated: bytes) -> bytes:
+    # The key id is length-prefixed so that no (id, associated data) pair can collide.
+    return _MAGIC + bytes([len(kid)]) + kid + associated
+
+
 class DecryptionError(PredisError):
     """A sealed blob is truncated, tampered with, or sealed with a key the ring lacks."""
 
@@ -96,7 +101,10 @@ class KeyRing:
     def from_file(cls, path: str | os.PathLike[str]) -> KeyRing:
         """Keys from a file that only its owner may read or write (mode 0600 or stricter)."""
         p = Path(path)
-        st = p.stat()
+        try:
+            st = p.stat()
+        except OSError as exc:
+            raise InvalidArgumentError(f"key file {p} cannot be read: {exc.strerror}") from exc
         if not stat.S_ISREG(st.st_mode):
             raise InvalidArgumentError(f"key file {p} is not a regular file")
         if st.st_mode & 0o077:
@@ -104,13 +112,16 @@ class KeyRing:
             raise InvalidArgumentError(
                 f"key file {p} is readable or writable by others (mode {mode:o}); chmod 600 it"
             )
-        return cls.parse(p.read_text(encoding="ascii"))
+        try:
+            return cls.parse(p.read_text(encoding="ascii"))
+        except UnicodeDecodeError as exc:
+            raise InvalidArgumentError(f"key file {p} is not ASCII <id>:<base64> lines") from exc
 
     def seal(self, plaintext: bytes, associated: bytes = b"") -> bytes:
         """Encrypt and authenticate ``plaintext`` (and ``associated``) with the current key."""
         nonce = secrets.token_bytes(12)
         kid = self.current.encode()
-        body = self._aead[self.current].encrypt(nonce, plaintext, _MAGIC + kid + associated)
+        body = self._aead[self.current].encrypt(nonce, plaintext, _aad(kid, associated))
         return _MAGIC + bytes([len(kid)]) + kid + nonce + body
 
     def open(self, blob: bytes, associated: bytes = b"") -> bytes:
@@ -131,7 +142,7 @@ class KeyRing:
             )
         try:
             return aead.decrypt(
-                blob[start : start + 12], blob[start + 12 :], _MAGIC + kid + associated
+                blob[start : start + 12], blob[start + 12 :], _aad(kid, associated)
             )
         except InvalidTag:
             raise DecryptionError(

@@ -9,6 +9,7 @@ atomically; a store readable by others is refused rather than trusted.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
@@ -18,6 +19,8 @@ import secrets
 import stat
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -82,6 +85,20 @@ class TokenStore:
 
     # ---- file ----
 
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Serialise load-change-save across threads and processes (a revoke must never be
+        undone by a concurrent create that read the file before it)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with self._lock:
+            fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+
     def _load(self) -> dict[str, dict[str, object]]:
         try:
             st = self.path.stat()
@@ -141,7 +158,7 @@ class TokenStore:
         secret = secrets.token_urlsafe(32)
         salt = secrets.token_bytes(16)
         now = time.time()
-        with self._lock:
+        with self._exclusive():
             tokens = self._load()
             tid = secrets.token_hex(4)
             while tid in tokens:
@@ -171,7 +188,7 @@ class TokenStore:
         """Revoke a token by its id; it then fails verification forever."""
         if not isinstance(token_id, str) or not re.fullmatch(r"[0-9a-f]{8}", token_id):
             raise InvalidArgumentError("a token id is 8 hex characters (see `predis token list`)")
-        with self._lock:
+        with self._exclusive():
             tokens = self._load()
             if token_id not in tokens:
                 raise InvalidArgumentError(f"no token with id {token_id}")

@@ -108,7 +108,7 @@ def parse_size(value: object, maximum: int = 2**62) -> int:
         size = value
     else:
         text = _text(value, "size").strip()
-        m = _SIZE.fullmatch(text)
+        m = _SIZE.fullmatch(text) if len(text) <= 40 else None
         if m is None:
             raise InvalidArgumentError(
                 f"invalid size {text[:40]!r}: expected e.g. 4096, '64MiB', '2GB'"
@@ -126,17 +126,27 @@ def safe_path(root: str | os.PathLike[str], candidate: str | os.PathLike[str]) -
     refused; ``..`` cannot climb out; an existing path must be a regular file or folder (no
     devices, sockets or pipes). The path need not exist yet.
     """
-    root_path = Path(root).resolve(strict=True)
     text = os.fspath(candidate)
+    if not isinstance(text, str):
+        raise InvalidArgumentError("path must be a str or a PathLike of str")
     if "\x00" in text:
         raise InvalidArgumentError("path contains a NUL byte")
-    full = (root_path / text).resolve(strict=False)
+    try:
+        root_path = Path(root).resolve(strict=True)
+        full = (root_path / text).resolve(strict=False)
+    except FileNotFoundError as exc:
+        raise InvalidArgumentError(f"root folder {os.fspath(root)!r} does not exist") from exc
+    except (RuntimeError, OSError) as exc:  # a symlink loop, a file used as a folder, ...
+        raise InvalidArgumentError(f"path {text[:200]!r} cannot be resolved: {exc}") from exc
     if full != root_path and root_path not in full.parents:
         raise InvalidArgumentError(f"path {text[:200]!r} leaves {root_path}")
     try:
         mode = full.stat().st_mode
     except FileNotFoundError:
         return full
+    except OSError as exc:
+        shown = text[:200]
+        raise InvalidArgumentError(f"path {shown!r} cannot be examined: {exc.strerror}") from exc
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
         raise InvalidArgumentError(f"path {text[:200]!r} is not a regular file or folder")
     return full
