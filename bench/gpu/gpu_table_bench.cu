@@ -6,11 +6,9 @@
 // Build and run (on a CUDA machine):
 //   nvcc -O3 -std=c++17 -arch=sm_90 -Icsrc bench/gpu/gpu_table_bench.cu -o gtb && ./gtb
 // Output: one JSON object on stdout; exit status 1 if a check fails.
+#include <algorithm>
 #include <cooperative_groups.h>
 #include <cooperative_groups/reduce.h>
-#include <cuda_runtime.h>
-
-#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +16,8 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#include <cuda_runtime.h>
 
 #include "predis/bucket.hpp"
 
@@ -27,14 +27,14 @@ using predis::InsertPlan;
 using predis::KeyKind;
 using predis::Placement;
 
-#define CUDA_CHECK(x)                                                                    \
-  do {                                                                                   \
-    cudaError_t rc_ = (x);                                                               \
-    if (rc_ != cudaSuccess) {                                                            \
+#define CUDA_CHECK(x)                                                                     \
+  do {                                                                                    \
+    cudaError_t rc_ = (x);                                                                \
+    if (rc_ != cudaSuccess) {                                                             \
       std::fprintf(stderr, "CUDA error %s at %s:%d\n", cudaGetErrorString(rc_), __FILE__, \
-                   __LINE__);                                                            \
-      std::exit(2);                                                                      \
-    }                                                                                    \
+                   __LINE__);                                                             \
+      std::exit(2);                                                                       \
+    }                                                                                     \
   } while (0)
 
 constexpr int kTile = 16;  // one lane per slot of a bucket
@@ -64,7 +64,8 @@ __global__ void find_kernel(Bucket* buckets, uint64_t mask, const uint64_t* keys
   const uint64_t candidates[2] = {p.b1, p.b2};
   for (int c = 0; c < (p.b1 == p.b2 ? 1 : 2); ++c) {
     const Bucket& b = buckets[candidates[c]];
-    const int s = predis::find_slot(b, p.digest, KeyKind::kInt, key, predis::IntKeyEq{}, lane, kTile);
+    const int s =
+        predis::find_slot(b, p.digest, KeyKind::kInt, key, predis::IntKeyEq{}, lane, kTile);
     const unsigned hits = tile.ballot(s >= 0);
     if (hits != 0) {
       if (lane == __ffs(hits) - 1) {
@@ -270,7 +271,9 @@ struct DeviceArray {
   uint64_t n;
 };
 
-uint64_t value_of(uint64_t key, uint64_t version) { return predis::fmix64(key) ^ (version << 56); }
+uint64_t value_of(uint64_t key, uint64_t version) {
+  return predis::fmix64(key) ^ (version << 56);
+}
 
 std::vector<uint64_t> unique_keys(uint64_t n, uint64_t seed) {
   // fmix64 is a bijection, so distinct inputs give distinct keys.
@@ -378,6 +381,18 @@ std::string differential(bool tiled) {
   return buf;
 }
 
+// Milliseconds that the GPU work `f` enqueues takes, between two events.
+template <class F>
+float timed_ms(cudaEvent_t a, cudaEvent_t b, F&& f) {
+  CUDA_CHECK(cudaEventRecord(a));
+  f();
+  CUDA_CHECK(cudaEventRecord(b));
+  CUDA_CHECK(cudaEventSynchronize(b));
+  float ms = 0;
+  CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+  return ms;
+}
+
 float median(std::vector<float> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -406,13 +421,9 @@ std::string throughput(bool tiled, double* copy_gbps) {
   // The copy ceiling: a device-to-device copy of the key array, counted as read + write.
   std::vector<float> copy_ms;
   for (int r = 0; r < 5; ++r) {
-    CUDA_CHECK(cudaEventRecord(a));
-    CUDA_CHECK(cudaMemcpy(dout.p, dk.p, resident * 8, cudaMemcpyDeviceToDevice));
-    CUDA_CHECK(cudaEventRecord(b));
-    CUDA_CHECK(cudaEventSynchronize(b));
-    float ms = 0;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-    copy_ms.push_back(ms);
+    copy_ms.push_back(timed_ms(a, b, [&] {
+      CUDA_CHECK(cudaMemcpy(dout.p, dk.p, resident * 8, cudaMemcpyDeviceToDevice));
+    }));
   }
   *copy_gbps = 2.0 * resident * 8 / (median(copy_ms) * 1e-3) / 1e9;
   std::string out = "[";
@@ -420,19 +431,8 @@ std::string throughput(bool tiled, double* copy_gbps) {
     const uint64_t batch = std::min<uint64_t>(uint64_t{1} << lg, resident);
     std::vector<float> find_ms, upd_ms;
     for (int r = 0; r < 5; ++r) {
-      CUDA_CHECK(cudaEventRecord(a));
-      dev.find(dk.p, batch, dout.p, df.p);
-      CUDA_CHECK(cudaEventRecord(b));
-      CUDA_CHECK(cudaEventSynchronize(b));
-      float ms = 0;
-      CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-      find_ms.push_back(ms);
-      CUDA_CHECK(cudaEventRecord(a));
-      dev.insert(dk.p, dv.p, batch, 10 + r);
-      CUDA_CHECK(cudaEventRecord(b));
-      CUDA_CHECK(cudaEventSynchronize(b));
-      CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-      upd_ms.push_back(ms);
+      find_ms.push_back(timed_ms(a, b, [&] { dev.find(dk.p, batch, dout.p, df.p); }));
+      upd_ms.push_back(timed_ms(a, b, [&] { dev.insert(dk.p, dv.p, batch, 10 + r); }));
     }
     CUDA_CHECK(cudaGetLastError());
     auto found = df.download(batch);
@@ -458,19 +458,14 @@ std::string throughput(bool tiled, double* copy_gbps) {
   for (int r = 0; r < 3; ++r) {
     auto f2 = unique_keys(fresh_n, 6 + r);
     fk.upload(f2);
-    CUDA_CHECK(cudaEventRecord(a));
-    dev.insert(fk.p, dv.p, fresh_n, 100 + r);
-    CUDA_CHECK(cudaEventRecord(b));
-    CUDA_CHECK(cudaEventSynchronize(b));
-    float ms = 0;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-    ins_ms.push_back(ms);
+    ins_ms.push_back(timed_ms(a, b, [&] { dev.insert(fk.p, dv.p, fresh_n, 100 + r); }));
   }
   char tail[300];
-  std::snprintf(tail, sizeof tail,
-                "], \"fill_evictions_at_0.9\": %llu, \"insert_new_with_eviction_keys_per_s\": %.4g, "
-                "\"insert_new_batch\": %llu",
-                fill_evictions, fresh_n / (median(ins_ms) * 1e-3), (unsigned long long)fresh_n);
+  std::snprintf(
+      tail, sizeof tail,
+      "], \"fill_evictions_at_0.9\": %llu, \"insert_new_with_eviction_keys_per_s\": %.4g, "
+      "\"insert_new_batch\": %llu",
+      fill_evictions, fresh_n / (median(ins_ms) * 1e-3), (unsigned long long)fresh_n);
   out += tail;
   return out;
 }
@@ -484,7 +479,8 @@ int main() {
     const char* name = tiled ? "tile_insert" : "thread_insert";
     const std::string diff = differential(tiled);
     const std::string tp = throughput(tiled, &copy_gbps);
-    out += std::string(", \"") + name + "\": {\"differential\": " + diff + ", \"rows\": " + tp + "}";
+    out +=
+        std::string(", \"") + name + "\": {\"differential\": " + diff + ", \"rows\": " + tp + "}";
   }
   std::printf("%s, \"d2d_copy_gbps\": %.1f, \"failures\": %d}\n", out.c_str(), copy_gbps, failures);
   return failures == 0 ? 0 : 1;
