@@ -141,9 +141,7 @@ class KeyRing:
                 f"sealed with key {kid.decode('ascii', 'replace')!r}, which the key ring lacks"
             )
         try:
-            return aead.decrypt(
-                blob[start : start + 12], blob[start + 12 :], _aad(kid, associated)
-            )
+            return aead.decrypt(blob[start : start + 12], blob[start + 12 :], _aad(kid, associated))
         except InvalidTag:
             raise DecryptionError(
                 "authentication failed: the blob or its associated data was altered"
