@@ -7,6 +7,7 @@ import doctest
 import pytest
 
 import predis.cache
+import predis.mlops.abtest
 import predis.sim.prefetcher
 import predis.workloads.loop
 import predis.workloads.phases
@@ -18,6 +19,7 @@ import predis.workloads.zipf
 
 MODULES = [
     predis.cache,
+    predis.mlops.abtest,
     predis.workloads.loop,
     predis.workloads.phases,
     predis.workloads.scans,

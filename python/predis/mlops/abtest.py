@@ -1,0 +1,184 @@
+"""A/B testing of a challenger model against the champion: traffic split and statistics.
+
+**Split.** A key's arm comes from a keyed blake2b hash of the key into 10,000 buckets;
+buckets below ``challenger_share * 10,000`` are the challenger's. The same key always lands
+in the same arm (never Python's salted ``hash()``), and a secret per test keeps the split
+unguessable and independent between tests.
+
+**Statistics.** Each request is a Bernoulli outcome (hit or miss), per arm.
+
+- Fixed horizon: the two-proportion z-test (pooled variance). At a horizon chosen in
+  advance its false-positive rate is ``alpha``; looked at repeatedly, it is not.
+- Continuous monitoring: the mixture sequential probability ratio test (mSPRT; Johari,
+  Pekelis and Walsh, "Always valid inference", 2017) with a normal mixing distribution
+  N(0, tau^2) over the hit-rate difference. Its always-valid p-value may be checked after
+  every request: the chance that it ever falls below ``alpha`` when the arms are equal is at
+  most ``alpha`` (asymptotically, since the variance is estimated). ``tau`` is the size of
+  difference the test is tuned to find; the test stays valid for any ``tau``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from predis.errors import InvalidArgumentError
+
+__all__ = ["MSPRT", "ArmCounts", "MSPRTResult", "TrafficSplit", "two_proportion_ztest"]
+
+BUCKETS = 10_000
+
+
+def _key_bytes(key: int | bytes | str) -> bytes:
+    if isinstance(key, bool):
+        raise InvalidArgumentError("keys must be int, bytes or str, not bool")
+    if isinstance(key, (int, np.integer)):
+        if not 0 <= int(key) < 2**64:
+            raise InvalidArgumentError(f"int keys must be in [0, 2**64), got {key}")
+        return int(key).to_bytes(8, "little")
+    if isinstance(key, str):
+        return key.encode("utf-8")
+    if isinstance(key, bytes):
+        return key
+    raise InvalidArgumentError(f"keys must be int, bytes or str, not {type(key).__name__}")
+
+
+class TrafficSplit:
+    """Which arm serves a key: ``"challenger"`` for a ``challenger_share`` of the buckets.
+
+    Example:
+        >>> split = TrafficSplit(secret=b"0123456789abcdef", challenger_share=0.1)
+        >>> split.arm(42) == split.arm(42)
+        True
+    """
+
+    def __init__(self, secret: bytes, challenger_share: float) -> None:
+        if not isinstance(secret, bytes) or not 16 <= len(secret) <= 64:
+            raise InvalidArgumentError(
+                "secret must be 16 to 64 bytes (e.g. secrets.token_bytes(32))"
+            )
+        if isinstance(challenger_share, bool) or not (
+            isinstance(challenger_share, (int, float)) and 0 < challenger_share < 1
+        ):
+            raise InvalidArgumentError(
+                f"challenger_share must be in (0, 1), got {challenger_share!r}"
+            )
+        self._secret = secret
+        self.challenger_share = float(challenger_share)
+        self._cutoff = round(self.challenger_share * BUCKETS)
+
+    def bucket(self, key: int | bytes | str) -> int:
+        """The key's bucket in 0..9,999."""
+        digest = hashlib.blake2b(_key_bytes(key), key=self._secret, digest_size=8).digest()
+        return int.from_bytes(digest, "little") % BUCKETS
+
+    def arm(self, key: int | bytes | str) -> str:
+        """``"challenger"`` or ``"champion"``."""
+        return "challenger" if self.bucket(key) < self._cutoff else "champion"
+
+    def is_challenger(self, keys: Sequence[int | bytes | str] | np.ndarray) -> np.ndarray:
+        """A bool array: which keys the challenger serves."""
+        return np.fromiter((self.bucket(k) < self._cutoff for k in keys), dtype=bool)
+
+
+def two_proportion_ztest(hits_a: int, n_a: int, hits_b: int, n_b: int) -> tuple[float, float]:
+    """(z, two-sided p-value) for H0: the two hit rates are equal (pooled variance).
+
+    z > 0 when B's hit rate is higher. With no variance (both rates 0 or both 1) the
+    result is (0.0, 1.0): no evidence either way.
+    """
+    for name, hits, n in (("a", hits_a, n_a), ("b", hits_b, n_b)):
+        if not (isinstance(hits, int) and isinstance(n, int)) or not 0 <= hits <= n or n < 1:
+            raise InvalidArgumentError(f"arm {name}: need integers 0 <= hits <= n, n >= 1")
+    pooled = (hits_a + hits_b) / (n_a + n_b)
+    var = pooled * (1 - pooled) * (1 / n_a + 1 / n_b)
+    if var == 0:
+        return 0.0, 1.0
+    z = (hits_b / n_b - hits_a / n_a) / math.sqrt(var)
+    return z, math.erfc(abs(z) / math.sqrt(2))
+
+
+@dataclass
+class ArmCounts:
+    """Hits and requests of one arm."""
+
+    hits: int = 0
+    requests: int = 0
+
+    @property
+    def hit_rate(self) -> float:
+        """hits / requests, or 0.0 before the first request."""
+        return self.hits / self.requests if self.requests else 0.0
+
+
+@dataclass(frozen=True)
+class MSPRTResult:
+    """The test's state after an update."""
+
+    difference: float  # challenger hit rate - champion hit rate
+    likelihood_ratio: float
+    p_value: float  # always valid: may be read after every update
+    decided: bool  # p_value <= alpha
+    winner: str | None  # "challenger", "champion", or None while undecided
+
+
+class MSPRT:
+    """Always-valid sequential test of two hit rates (normal mixture, variance estimated).
+
+    ``tau`` is the standard deviation of the mixing distribution over the difference: the
+    effect size the test is most sensitive to (default 0.02, two percentage points of hit
+    rate). ``min_requests`` per arm guards the variance estimate at the start.
+    """
+
+    def __init__(self, alpha: float = 0.05, tau: float = 0.02, min_requests: int = 100) -> None:
+        if not 0 < alpha < 1:
+            raise InvalidArgumentError(f"alpha must be in (0, 1), got {alpha!r}")
+        if not 0 < tau < 1:
+            raise InvalidArgumentError(f"tau must be in (0, 1), got {tau!r}")
+        if min_requests < 1:
+            raise InvalidArgumentError("min_requests must be >= 1")
+        self.alpha = alpha
+        self.tau2 = tau * tau
+        self.min_requests = min_requests
+        self.champion = ArmCounts()
+        self.challenger = ArmCounts()
+        self._p = 1.0
+
+    def record(self, arm: str, hits: int, requests: int) -> MSPRTResult:
+        """Add ``hits`` out of ``requests`` to ``arm`` and return the updated state."""
+        if arm not in ("champion", "challenger"):
+            raise InvalidArgumentError(f"arm must be 'champion' or 'challenger', got {arm!r}")
+        if not (isinstance(hits, int) and isinstance(requests, int)) or not 0 <= hits <= requests:
+            raise InvalidArgumentError("need integers 0 <= hits <= requests")
+        counts = self.champion if arm == "champion" else self.challenger
+        counts.hits += hits
+        counts.requests += requests
+        return self.result()
+
+    def result(self) -> MSPRTResult:
+        """The current state, without adding data."""
+        a, b = self.champion, self.challenger
+        diff = b.hit_rate - a.hit_rate
+        ratio = 1.0
+        if a.requests >= self.min_requests and b.requests >= self.min_requests:
+            # Variance of the difference of the two sample means; a floor keeps degenerate
+            # rates (0 or 1) from dividing by zero.
+            var = max(
+                a.hit_rate * (1 - a.hit_rate) / a.requests
+                + b.hit_rate * (1 - b.hit_rate) / b.requests,
+                1e-12,
+            )
+            log_ratio = 0.5 * math.log(var / (var + self.tau2)) + (
+                self.tau2 * diff * diff / (2 * var * (var + self.tau2))
+            )
+            ratio = math.exp(min(log_ratio, 700.0))
+            self._p = min(self._p, 1.0 / ratio)
+        decided = self._p <= self.alpha
+        winner = None
+        if decided:
+            winner = "challenger" if diff > 0 else "champion"
+        return MSPRTResult(diff, ratio, self._p, decided, winner)
