@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from predis.mlops.abtest import MSPRT, MSPRTResult, TrafficSplit, two_proportion_ztest
 from predis.mlops.collector import Collector, CollectorStats
+from predis.mlops.drift import (
+    DriftEvent,
+    FeatureDriftDetector,
+    Persistence,
+    PopularityDriftDetector,
+    StreamDriftDetector,
+)
 from predis.mlops.registry import ALIASES, ModelIntegrityError, ModelMeta, ModelRegistry
 from predis.mlops.segments import SegmentError, read_segment, segment_info, write_segment
 
@@ -12,11 +19,16 @@ __all__ = [
     "MSPRT",
     "Collector",
     "CollectorStats",
+    "DriftEvent",
+    "FeatureDriftDetector",
     "MSPRTResult",
     "ModelIntegrityError",
     "ModelMeta",
     "ModelRegistry",
+    "Persistence",
+    "PopularityDriftDetector",
     "SegmentError",
+    "StreamDriftDetector",
     "TrafficSplit",
     "read_segment",
     "segment_info",

@@ -51,7 +51,8 @@ class TrafficSplit:
     """Which arm serves a key: ``"challenger"`` for a ``challenger_share`` of the buckets.
 
     Example:
-        >>> split = TrafficSplit(secret=b"0123456789abcdef", challenger_share=0.1)
+        >>> import secrets
+        >>> split = TrafficSplit(secret=secrets.token_bytes(32), challenger_share=0.1)
         >>> split.arm(42) == split.arm(42)
         True
     """
