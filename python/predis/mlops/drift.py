@@ -156,20 +156,21 @@ class StreamDriftDetector(_Subscribers):
 
     def update(self, bit: bool | int | float) -> StreamDriftDetector:
         """Feed one outcome (truthy = 1)."""
-        self._adwin.update(1.0 if bit else 0.0)
+        adwin = self._adwin
+        adwin.update(1.0 if bit else 0.0)
         self._position += 1
-        self._detected = bool(self._adwin.drift_detected) and self._quiet == 0
-        self._quiet = max(0, self._quiet - 1)
+        # The common path (no change, no cooldown) does nothing more.
+        if not adwin.drift_detected:
+            self._detected = False
+            if self._quiet:
+                self._quiet -= 1
+            return self
+        self._detected = self._quiet == 0
+        if self._quiet:
+            self._quiet -= 1
         if self._detected:
-            self._emit(
-                DriftEvent(
-                    "performance",
-                    self.source,
-                    {"mean": self.mean, "width": float(self._adwin.width)},
-                    "drift",
-                    self._position,
-                )
-            )
+            stats = {"mean": float(adwin.estimation), "width": float(adwin.width)}
+            self._emit(DriftEvent("performance", self.source, stats, "drift", self._position))
         return self
 
     def update_many(self, bits: Sequence[bool] | np.ndarray) -> bool:
