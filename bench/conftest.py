@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import pytest
 
 from predis.workloads import ZipfKeys
 
@@ -24,8 +23,3 @@ def lookup_keys(n_keys: int, dist: str, n: int, seed: int = 1) -> np.ndarray:
         perm = np.random.default_rng(seed + 1).permutation(n_keys).astype(np.uint64)
         return perm[ZipfKeys(n_keys, 0.99, seed=seed).sample(n).astype(np.int64)]
     raise ValueError(dist)
-
-
-@pytest.fixture(scope="session")
-def n_keys() -> int:
-    return bench_keys()

@@ -72,30 +72,25 @@ def test_markdown_bolds_the_best_heuristic_and_reports_the_gap():
     assert json.loads(table.to_json())["rows"][0]["miss_ratio"]["arc"] == 0.4
 
 
+def hitrate_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """`predis bench hitrate --no-traces --synthetic ARGS` in a subprocess."""
+    command = [sys.executable, "-m", "predis.cli", "bench", "hitrate", "--no-traces", "--synthetic"]
+    return subprocess.run(
+        [*command, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
 def test_cli_on_the_synthetic_suite(tmp_path):
     out = tmp_path / "hr.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "predis.cli",
-            "bench",
-            "hitrate",
-            "--no-traces",
-            "--synthetic",
-            "--max-requests",
-            "3000",
-            "--fractions",
-            "0.1",
-            "--policies",
-            "predis-lru,lru,belady",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    proc = hitrate_cli(
+        "--max-requests",
+        "3000",
+        "--fractions",
+        "0.1",
+        "--policies",
+        "predis-lru,lru,belady",
+        "--json",
+        str(out),
     )
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(out.read_text())["rows"]
@@ -113,21 +108,6 @@ def test_cli_on_the_synthetic_suite(tmp_path):
     ],
 )
 def test_cli_bad_arguments(args, message):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "predis.cli",
-            "bench",
-            "hitrate",
-            "--no-traces",
-            "--synthetic",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = hitrate_cli(*args, timeout=60)
     assert proc.returncode == 2
     assert message in proc.stderr
