@@ -252,6 +252,19 @@ class CoreCache {
     table_->put(k, ValueRef{v.data(), static_cast<uint32_t>(v.size())}, ttl_ns);
   }
 
+  void put_prefetched(const py::handle& key, const py::handle& value, uint64_t ttl_ns,
+                      double confidence) {
+    if (!(confidence >= 0.0 && confidence <= 1.0)) {
+      fail(ErrorKind::kInvalidArgument, "confidence must be in [0, 1], got " +
+                                            std::to_string(confidence));
+    }
+    const KeyRef k = convert_key(key.ptr());
+    ByteView v(value.ptr(), "value");
+    check_value(k, v.size(), -1);
+    table_->put_prefetched(k, ValueRef{v.data(), static_cast<uint32_t>(v.size())}, ttl_ns,
+                           confidence);
+  }
+
   bool erase(const py::handle& key) { return table_->erase(convert_key(key.ptr())); }
 
   py::list mget(const py::handle& keys) {
@@ -494,6 +507,8 @@ void register_cache(py::module_& m) {
       .def("get", &CoreCache::get, py::arg("key"))
       .def("contains", &CoreCache::contains, py::arg("key"))
       .def("put", &CoreCache::put, py::arg("key"), py::arg("value"), py::arg("ttl_ns"))
+      .def("put_prefetched", &CoreCache::put_prefetched, py::arg("key"), py::arg("value"),
+           py::arg("ttl_ns"), py::arg("confidence"))
       .def("erase", &CoreCache::erase, py::arg("key"))
       .def("mget", &CoreCache::mget, py::arg("keys"))
       .def("mget_arrays", &CoreCache::mget_arrays, py::arg("keys"))

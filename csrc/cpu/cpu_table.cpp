@@ -236,14 +236,14 @@ class PairLock {
 }  // namespace
 
 bool CpuTable::insert(const KeyRef& key, const Stored& value, uint64_t expiry, uint64_t now,
-                      uint64_t tick, CallLog& log) {
+                      uint64_t tick, CallLog& log, InsertRank rank) {
   const Placement p = place(key.key, key.kind, mask_);
   PairInsertResult r;
   {
     PairLock lock(buckets_, p);
     r = with_key_eq(key, [&](auto&& eq) {
       return insert_into_pair(buckets_[p.b1], buckets_[p.b2], p.digest, key.kind, key.key, eq,
-                              value.form, value.word, expiry, now, tick, config_.policy);
+                              value.form, value.word, expiry, now, tick, config_.policy, rank);
     });
   }
   if (r.updated) {
@@ -415,6 +415,21 @@ void CpuTable::put(const KeyRef& key, ValueRef value, uint64_t ttl_ns) {
   const Stored stored = store_value(key, value);
   const bool replaced = insert(key, stored, deadline(now, ttl_ns), now, tick, log);
   log.event(key, now, AccessOp::kPut, replaced, value.len);
+}
+
+void CpuTable::put_prefetched(const KeyRef& key, ValueRef value, uint64_t ttl_ns,
+                              double confidence) {
+  CallLog log(*this, 1);
+  const uint64_t now = clock_.now();
+  const uint64_t tick = tick_.fetch_add(1, std::memory_order_relaxed);
+  // A guess of confidence c ranks as if last used (1 - c) * items operations ago: a sure
+  // guess beside fresh entries, a weak one near the eviction end.
+  const double items = static_cast<double>(std::max<uint64_t>(1, items_.load(std::memory_order_relaxed)));
+  const double doubt = confidence < 0.0 ? 1.0 : (confidence > 1.0 ? 0.0 : 1.0 - confidence);
+  const InsertRank rank{true, static_cast<uint64_t>(doubt * items)};
+  const Stored stored = store_value(key, value);
+  const bool replaced = insert(key, stored, deadline(now, ttl_ns), now, tick, log, rank);
+  log.event(key, now, AccessOp::kPrefetch, replaced, value.len);
 }
 
 bool CpuTable::erase(const KeyRef& key) {

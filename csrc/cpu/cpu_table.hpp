@@ -32,6 +32,8 @@ class CpuTable final : public Table {
   bool get(const KeyRef& key, ValueSink& sink) override;
   bool contains(const KeyRef& key) override;
   void put(const KeyRef& key, ValueRef value, uint64_t ttl_ns) override;
+  void put_prefetched(const KeyRef& key, ValueRef value, uint64_t ttl_ns,
+                      double confidence) override;
   bool erase(const KeyRef& key) override;
 
   void get_batch(const KeyBatch& keys, std::vector<uint8_t>& data, int64_t* offsets,
@@ -83,7 +85,7 @@ class CpuTable final : public Table {
   bool lookup(const KeyRef& key, const Placement& p, uint64_t now, uint64_t tick, bool touch,
               CallLog& log, OnHit&& on_hit);
   bool insert(const KeyRef& key, const Stored& value, uint64_t expiry, uint64_t now, uint64_t tick,
-              CallLog& log);
+              CallLog& log, InsertRank rank = {});
   bool remove(const KeyRef& key, uint64_t now, CallLog& log);
   void enforce_limits(const Protected& protect, CallLog& log);
   bool evict_one(const Protected& protect, CallLog& log);

@@ -14,7 +14,7 @@
 
 namespace predis {
 
-enum class AccessOp : uint8_t { kGet = 0, kPut = 1, kDelete = 2 };
+enum class AccessOp : uint8_t { kGet = 0, kPut = 1, kDelete = 2, kPrefetch = 3 };
 
 // 24 bytes; mirrored by predis.access_log.EVENT_DTYPE.
 struct AccessEvent {

@@ -272,6 +272,15 @@ struct PairInsertResult {
 
 PREDIS_HD inline uint64_t score_on_insert(Policy p, uint64_t tick);
 PREDIS_HD inline uint64_t score_on_hit(Policy p, uint64_t old, uint64_t tick);
+PREDIS_HD inline uint64_t score_on_prefetch(Policy p, uint64_t tick, uint64_t demote);
+
+// How a store ranks for eviction. A demand store ranks as an access now. A prefetched
+// store (a guess) ranks as if last used `demote` operations ago, and under LFU with a use
+// count of zero; storing a guess over a live entry leaves that entry's rank alone.
+struct InsertRank {
+  bool prefetched = false;
+  uint64_t demote = 0;
+};
 
 // insert_or_assign on a key's buckets b1 and b2 (the same bucket when the two choices
 // coincide), both already locked by the caller: replace the key's entry if it is present,
@@ -280,7 +289,8 @@ template <class FullKeyEq>
 PREDIS_HD PairInsertResult insert_into_pair(Bucket& b1, Bucket& b2, uint8_t digest, KeyKind kind,
                                             uint64_t key, FullKeyEq&& full_key_eq, uint8_t form,
                                             uint64_t handle, uint64_t expiry, uint64_t now,
-                                            uint64_t tick, Policy policy) {
+                                            uint64_t tick, Policy policy,
+                                            InsertRank rank = {}) {
   const bool two = &b1 != &b2;
   PairInsertResult r;
   Bucket* home = &b1;
@@ -299,7 +309,12 @@ PREDIS_HD PairInsertResult insert_into_pair(Bucket& b1, Bucket& b2, uint8_t dige
     s.handle = handle;
     home->forms[i] = form;
     s.expiry = expiry;
-    s.score = r.updated ? score_on_hit(policy, s.score, tick) : score_on_insert(policy, tick);
+    if (!r.updated) {
+      s.score = rank.prefetched ? score_on_prefetch(policy, tick, rank.demote)
+                                : score_on_insert(policy, tick);
+    } else if (!rank.prefetched) {
+      s.score = score_on_hit(policy, s.score, tick);
+    }
     return r;
   }
   InsertPlan plan = plan_insert(b1, now);
@@ -319,7 +334,9 @@ PREDIS_HD PairInsertResult insert_into_pair(Bucket& b1, Bucket& b2, uint8_t dige
     r.old_handle = target->slots[plan.slot].handle;
     r.old_form = target->forms[plan.slot];
   }
-  fill_slot(*target, plan.slot, digest, form, key, score_on_insert(policy, tick), handle, expiry);
+  const uint64_t score = rank.prefetched ? score_on_prefetch(policy, tick, rank.demote)
+                                         : score_on_insert(policy, tick);
+  fill_slot(*target, plan.slot, digest, form, key, score, handle, expiry);
   return r;
 }
 
@@ -331,6 +348,11 @@ inline constexpr uint64_t kLfuMaxCount = (uint64_t{1} << (64 - kLfuTickBits)) - 
 
 PREDIS_HD inline uint64_t score_on_insert(Policy p, uint64_t tick) {
   return p == Policy::kLru ? tick : ((uint64_t{1} << kLfuTickBits) | (tick & kLfuTickMask));
+}
+
+PREDIS_HD inline uint64_t score_on_prefetch(Policy p, uint64_t tick, uint64_t demote) {
+  const uint64_t t = tick > demote ? tick - demote : 0;
+  return p == Policy::kLru ? t : (t & kLfuTickMask);  // LFU: a use count of zero
 }
 
 PREDIS_HD inline uint64_t score_on_hit(Policy p, uint64_t old, uint64_t tick) {

@@ -82,6 +82,10 @@ class Table {
   virtual bool contains(const KeyRef& key) = 0;
   virtual void put(const KeyRef& key, ValueRef value, uint64_t ttl_ns) = 0;
   virtual bool erase(const KeyRef& key) = 0;
+  // A prefetched value: stored like put, but ranked for eviction by the caller's confidence
+  // in [0, 1] that it will be used (see InsertRank), and logged as AccessOp::kPrefetch.
+  virtual void put_prefetched(const KeyRef& key, ValueRef value, uint64_t ttl_ns,
+                              double confidence) = 0;
 
   // Batches.
   // data gets the found values back to back; offsets (n+1) host; found (n) host.

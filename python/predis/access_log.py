@@ -32,6 +32,7 @@ class AccessOp(enum.IntEnum):
     GET = 0
     PUT = 1
     DELETE = 2
+    PREFETCH = 3  # a prefetched value stored by the prefetcher, not asked for by the host
 
 
 class KeyKind(enum.IntEnum):

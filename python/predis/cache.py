@@ -18,6 +18,10 @@ import numpy as np
 from predis import _core
 from predis.access_log import EVENT_DTYPE
 from predis.errors import InvalidArgumentError, InvalidValueError, LoaderError
+from predis.prefetch.base import Prefetcher
+from predis.prefetch.learned import LearnedPrefetcher
+from predis.prefetch.runtime import PrefetchRuntime
+from predis.prefetch.stats import PrefetchStats
 
 __all__ = ["BACKENDS", "POLICIES", "Cache", "CacheStats", "Key"]
 
@@ -57,6 +61,7 @@ class CacheStats:
     events_dropped: int
     events_pending: int
     log_capacity: int
+    prefetch: PrefetchStats | None = None  # None when the cache does not prefetch
 
     @property
     def hit_ratio(self) -> float:
@@ -68,9 +73,10 @@ class CacheStats:
 class _Flight:
     """One in-progress load, shared by every caller that misses on the same key."""
 
-    __slots__ = ("done", "error", "value")
+    __slots__ = ("done", "error", "prefetch", "value")
 
-    def __init__(self) -> None:
+    def __init__(self, prefetch: bool = False) -> None:
+        self.prefetch = prefetch  # a prefetch's failure is not the waiting caller's
         self.done = threading.Event()
         self.value: bytes | None = None
         self.error: BaseException | None = None
@@ -127,7 +133,17 @@ class Cache:
         clock: ``"monotonic"`` (real time) or ``"manual"`` (time moves only through
             :meth:`advance_time`; for trace replay and tests).
         access_log_capacity: slots in the access-event ring (rounded up to a power of two).
-        sample_rate: fraction of accesses logged to the ring, in [0, 1].
+        sample_rate: fraction of accesses logged to the ring, in [0, 1]. Prefetching
+            needs every access: with ``prefetch`` it must be 1.
+        prefetch: turn on the learned prefetcher with its defaults (it watches the first
+            50,000 requests, trains its model in the background, then prefetches through
+            ``loader``). Needs a ``loader``. Only int keys are learned and prefetched.
+        prefetcher: a configured :class:`~predis.prefetch.Prefetcher` (for example a
+            :class:`~predis.prefetch.LearnedPrefetcher` with a trained model); implies
+            ``prefetch``.
+        prefetch_options: keyword arguments for the
+            :class:`~predis.prefetch.runtime.PrefetchRuntime` (workers, queue_size,
+            max_loads_per_s, interval_s, train_after, train_config, ...).
 
     Example:
         >>> import predis
@@ -152,6 +168,9 @@ class Cache:
         clock: str = "monotonic",
         access_log_capacity: int = 1 << 16,
         sample_rate: float = 1.0,
+        prefetch: bool = False,
+        prefetcher: Prefetcher | None = None,
+        prefetch_options: dict[str, Any] | None = None,
     ) -> None:
         capacity = _check_int("capacity_bytes", capacity_bytes, 1024)
         if max_items is None:
@@ -187,6 +206,47 @@ class Cache:
         )
         self.policy = policy
         self.default_ttl = ttl
+        self._prefetch: PrefetchRuntime | None = None
+        if prefetch or prefetcher is not None:
+            self._start_prefetch(prefetcher, sample_rate, prefetch_options or {})
+
+    def _start_prefetch(
+        self, prefetcher: Prefetcher | None, sample_rate: float, options: dict[str, Any]
+    ) -> None:
+        if self._loader is None:
+            raise InvalidArgumentError("prefetching loads through the loader: pass loader=")
+        if sample_rate != 1.0:
+            raise InvalidArgumentError(
+                "the prefetcher must see every access: sample_rate must be 1"
+            )
+        if prefetcher is not None and not isinstance(prefetcher, Prefetcher):
+            raise InvalidArgumentError("prefetcher must be a predis.prefetch.Prefetcher")
+        if not isinstance(options, dict):
+            raise InvalidArgumentError("prefetch_options must be a dict")
+        chosen = prefetcher if prefetcher is not None else LearnedPrefetcher()
+        try:
+            self._prefetch = PrefetchRuntime(self, chosen, **options)
+        except TypeError as exc:
+            raise InvalidArgumentError(f"bad prefetch_options: {exc}") from exc
+        log.info("predis: prefetching with %s", type(chosen).__name__)
+
+    @property
+    def prefetch_runtime(self) -> PrefetchRuntime | None:
+        """The live prefetch loop, or None when the cache does not prefetch."""
+        return self._prefetch
+
+    def close(self) -> None:
+        """Stop background work (the prefetch loop and its loads). The cache stays usable
+        as a plain cache."""
+        if self._prefetch is not None:
+            self._prefetch.close()
+            self._prefetch = None
+
+    def __enter__(self) -> Cache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @staticmethod
     def _choose_backend(backend: str) -> str:
@@ -240,6 +300,20 @@ class Cache:
         """Store ``value`` under ``key``; ``ttl`` seconds overrides the cache's default."""
         ttl_ns = self._default_ttl_ns if ttl is None else _ttl_ns(ttl)
         self._core.put(key, value, ttl_ns)
+
+    def put_prefetched(
+        self, key: Key, value: BytesLike, confidence: float, ttl: float | None = None
+    ) -> None:
+        """Store a value loaded ahead of demand, with the loader's ``confidence`` in [0, 1]
+        that it will be asked for. It ranks for eviction as if last used
+        ``(1 - confidence) * len(cache)`` operations ago (under LFU, with a use count of
+        zero), so a weak guess leaves first; over a live entry it replaces the value and
+        leaves the entry's rank alone. It is logged as a ``PREFETCH`` access event.
+        """
+        if isinstance(confidence, bool) or not isinstance(confidence, (int, float)):
+            raise InvalidArgumentError(f"confidence must be a number in [0, 1], got {confidence!r}")
+        ttl_ns = self._default_ttl_ns if ttl is None else _ttl_ns(ttl)
+        self._core.put_prefetched(key, value, ttl_ns, float(confidence))
 
     def delete(self, key: Key) -> bool:
         """Remove ``key``; True if it was present."""
@@ -334,8 +408,11 @@ class Cache:
     # ---- stats, access log, clock ----
 
     def stats(self) -> CacheStats:
-        """A snapshot of the counters."""
-        return CacheStats(**self._core.stats())
+        """A snapshot of the counters (with ``prefetch`` counters when prefetching)."""
+        runtime = self._prefetch
+        return CacheStats(
+            **self._core.stats(), prefetch=None if runtime is None else runtime.stats()
+        )
 
     def drain_events(self, max_events: int | None = None) -> np.ndarray:
         """Pop up to ``max_events`` logged access events (default: the ring's capacity)
@@ -344,6 +421,14 @@ class Cache:
         # The ring never holds more than its capacity, so a larger request changes nothing.
         limit = capacity if max_events is None else _check_int("max_events", max_events, 0)
         limit = min(limit, capacity)
+        runtime = self._prefetch
+        if runtime is not None:  # its loop drains the ring and keeps the events for us
+            return runtime.take_events(limit)
+        return self._drain_native(limit)
+
+    def _drain_native(self, limit: int | None = None) -> np.ndarray:
+        if limit is None:
+            limit = self._core.stats()["log_capacity"]
         out = np.empty(limit, dtype=EVENT_DTYPE)
         n = self._core.drain_events_into(out)
         return out[:n]
@@ -365,6 +450,37 @@ class Cache:
 
     # ---- read-through ----
 
+    def _prefetch_load(self, key: Key, confidence: float) -> bool:
+        """Load ``key`` ahead of demand and store it as prefetched; True if stored. A key
+        already cached or already being loaded (by a demand miss) is left alone."""
+        ident = _identity(key)
+        with self._inflight_lock:
+            if ident in self._inflight:
+                return False
+            flight = _Flight(prefetch=True)
+            self._inflight[ident] = flight
+        try:
+            if self._core.contains(key):
+                return False
+            loaded = self._loader(key)  # type: ignore[misc]
+            if loaded is None:
+                return False
+            if not isinstance(loaded, (bytes, bytearray, memoryview)):
+                raise InvalidValueError(
+                    f"loader returned {type(loaded).__name__}; it must return bytes-like or None"
+                )
+            value = bytes(loaded)
+            self.put_prefetched(key, value, confidence)
+            flight.value = value
+            return True
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            with self._inflight_lock:
+                del self._inflight[ident]
+            flight.done.set()
+
     def _load(self, key: Key) -> bytes | None:
         ident = _identity(key)
         with self._inflight_lock:
@@ -375,6 +491,8 @@ class Cache:
                 self._inflight[ident] = flight
         if not leader:
             flight.done.wait()
+            if flight.error is not None and flight.prefetch:
+                return self._load(key)  # the prefetch failed: load on our own account
             if flight.error is not None:
                 raise LoaderError(
                     key, f"loader failed for key {key!r}: {flight.error!r}"

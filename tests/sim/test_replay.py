@@ -61,8 +61,10 @@ def test_unused_prefetches_lower_precision():
 
 def test_prefetch_of_a_cached_key_is_not_issued():
     class Always(Prefetcher):
-        def on_request(self, key: int, hit: bool) -> list[int]:
-            return [1]
+        """Proposes key 1 every time, ignoring what the cache holds."""
+
+        def propose(self, keys, hits, cached):
+            return np.array([1], dtype=np.uint64), np.ones(1)
 
     r = replay([np.array([1, 2, 3], dtype=np.uint64)], big_cache(), prefetcher=Always())
     assert r.prefetches_issued == 0
@@ -99,3 +101,25 @@ def test_backend_values_are_deterministic():
 def test_bad_arguments(make):
     with pytest.raises(InvalidArgumentError):
         make()
+
+
+def test_warmup_is_served_but_not_counted():
+    cache = big_cache()
+    r = replay(
+        [np.array([1, 2, 3], dtype=np.uint64)], cache, warmup=np.array([1, 2], dtype=np.uint64)
+    )
+    assert (r.requests, r.hits, r.misses, r.backend_fetches) == (3, 2, 1, 1)
+
+
+def test_batched_prefetcher_sees_every_request_in_order():
+    seen: list[list[int]] = []
+
+    class Recorder(Prefetcher):
+        batch_size = 3
+
+        def propose(self, keys, hits, cached):
+            seen.append(keys.tolist())
+            return np.empty(0, dtype=np.uint64), np.empty(0)
+
+    replay([np.arange(7, dtype=np.uint64)], big_cache(), prefetcher=Recorder())
+    assert seen == [[0, 1, 2], [3, 4, 5]]  # the last, partial batch is never proposed on

@@ -98,43 +98,32 @@ def replay(
     *,
     total: int | None = None,
     progress: bool = False,
+    warmup: np.ndarray | None = None,
 ) -> ReplayResult:
     """Serve every request in order: a hit is a hit; a miss fetches from ``backend`` and
-    stores the value. With a ``prefetcher``, its proposals that are not cached yet are
-    fetched and stored too, and counted as prefetches.
+    stores the value. With a ``prefetcher``, every ``prefetcher.batch_size`` requests its
+    proposals that are not cached yet are fetched and stored with
+    :meth:`~predis.Cache.put_prefetched`, and counted as prefetches.
 
     ``requests`` yields uint64 key arrays or structured arrays with a ``key`` field (such
     as :data:`predis.workloads.traces.REQUEST_DTYPE` chunks). Each request is one get of a
-    unit-size object. ``total`` sizes the progress bar.
+    unit-size object. ``total`` sizes the progress bar. ``warmup`` keys are served first,
+    exactly the same way, and not counted: the cache and the prefetcher start the counted
+    part warm (for a train-on-the-first-half, score-the-second-half evaluation).
     """
     backend = backend if backend is not None else SimulatedBackend()
-    get, put, contains = cache.get, cache.put, cache.contains
-    hits = misses = issued = used = 0
-    pending: set[int] = set()  # prefetched and not yet used by a demand request
+    if warmup is not None and len(warmup):
+        _serve(
+            np.asarray(warmup),
+            cache,
+            SimulatedBackend(backend.model, backend.value_size),
+            prefetcher,
+        )
     start = time.perf_counter()
     with tqdm(total=total, unit="req", unit_scale=True, disable=not progress, desc="replay") as bar:
-        for chunk in requests:
-            keys = _keys_of(np.asarray(chunk)).tolist()
-            for key in keys:
-                if get(key) is not None:
-                    hits += 1
-                    hit = True
-                    if key in pending:
-                        pending.discard(key)
-                        used += 1
-                else:
-                    misses += 1
-                    hit = False
-                    pending.discard(key)  # prefetched but evicted before use: wasted
-                    put(key, backend.fetch(key))
-                if prefetcher is not None:
-                    for p in prefetcher.on_request(key, hit):
-                        if not contains(p):
-                            put(p, backend.fetch(p, prefetch=True))
-                            pending.add(p)
-                            issued += 1
-            bar.update(len(keys))
+        counts = _serve_all(requests, cache, backend, prefetcher, bar)
     elapsed = time.perf_counter() - start
+    hits, misses, issued, used = counts
     return ReplayResult(
         requests=hits + misses,
         hits=hits,
@@ -147,3 +136,59 @@ def replay(
         backend_cost=backend.cost,
         elapsed_s=elapsed,
     )
+
+
+def _serve(
+    keys: np.ndarray, cache: Cache, backend: SimulatedBackend, prefetcher: Prefetcher | None
+) -> tuple[int, int, int, int]:
+    return _serve_all([keys], cache, backend, prefetcher, None)
+
+
+def _serve_all(
+    requests: Iterable[np.ndarray],
+    cache: Cache,
+    backend: SimulatedBackend,
+    prefetcher: Prefetcher | None,
+    bar: tqdm | None,
+) -> tuple[int, int, int, int]:
+    """(hits, misses, prefetches issued, prefetches used) of serving ``requests``."""
+    get, put, contains = cache.get, cache.put, cache.contains
+    put_prefetched, cached = cache.put_prefetched, cache.mcontains
+    fetch = backend.fetch
+    hits = misses = issued = used = 0
+    pending: set[int] = set()  # prefetched and not yet used by a demand request
+    batch = prefetcher.batch_size if prefetcher is not None else 0
+    propose = prefetcher.propose if prefetcher is not None else None
+    seen_keys: list[int] = []
+    seen_hits: list[bool] = []
+    for chunk in requests:
+        keys = _keys_of(np.asarray(chunk)).tolist()
+        for key in keys:
+            if get(key) is not None:
+                hits += 1
+                hit = True
+                if key in pending:
+                    pending.discard(key)
+                    used += 1
+            else:
+                misses += 1
+                hit = False
+                pending.discard(key)  # prefetched but evicted before use: wasted
+                put(key, fetch(key))
+            if batch:
+                seen_keys.append(key)
+                seen_hits.append(hit)
+                if len(seen_keys) == batch:
+                    proposed, confidence = propose(  # type: ignore[misc]
+                        np.array(seen_keys, dtype=np.uint64), np.array(seen_hits), cached
+                    )
+                    seen_keys.clear()
+                    seen_hits.clear()
+                    for p, c in zip(proposed.tolist(), confidence.tolist(), strict=True):
+                        if not contains(p):
+                            put_prefetched(p, fetch(p, prefetch=True), c)
+                            pending.add(p)
+                            issued += 1
+        if bar is not None:
+            bar.update(len(keys))
+    return hits, misses, issued, used

@@ -1,0 +1,37 @@
+"""The prefetcher interface that trace replay and the live cache both drive."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = ["CachedFn", "Prefetcher"]
+
+#: Says which of an array of keys the cache holds (a bool array of the same length).
+CachedFn = Callable[[np.ndarray], np.ndarray]
+
+
+class Prefetcher(abc.ABC):
+    """Sees demand requests in batches and proposes keys to load before they are asked for.
+
+    The caller (:func:`predis.sim.replay` or a live cache's prefetch runtime) hands over
+    every ``batch_size`` demand requests, in order, and loads what comes back. A larger
+    batch amortizes model inference; the proposals then come that many requests later.
+    """
+
+    #: Demand requests per :meth:`propose` call.
+    batch_size: int = 1
+
+    @abc.abstractmethod
+    def propose(
+        self, keys: np.ndarray, hits: np.ndarray, cached: CachedFn
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """After the demand requests ``keys`` (uint64, oldest first) that hit or missed as
+        ``hits`` says, the keys to prefetch now and the confidence of each in [0, 1], most
+        confident first. ``cached(keys)`` tells which candidates the cache already holds;
+        those should not be proposed."""
+
+    def reset(self) -> None:  # noqa: B027 (optional hook, stateless prefetchers skip it)
+        """Forget what was learned from the stream (not the trained model)."""

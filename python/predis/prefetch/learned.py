@@ -1,0 +1,161 @@
+"""`LearnedPrefetcher`: candidates from the native tracker, scored by the XGBoost model,
+gated by the calibrated threshold and a per-request budget."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import numpy as np
+
+from predis.errors import InvalidArgumentError
+from predis.prefetch.base import CachedFn, Prefetcher
+from predis.prefetch.features import TrackerConfig
+from predis.prefetch.model import PrefetchModel
+from predis.prefetch.stats import LatencyHistogram
+
+__all__ = ["LearnedPrefetcher"]
+
+_EMPTY = (np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.float64))
+
+
+class LearnedPrefetcher(Prefetcher):
+    """The learned prefetcher. Without a model it only watches the stream (and proposes
+    nothing); :meth:`swap_model` installs or replaces one at any time, also while a cache
+    is serving.
+
+    Args:
+        model: a trained :class:`PrefetchModel` (see :func:`predis.prefetch.train_model`).
+        batch_size: demand requests per inference call (default: the model's, else 32).
+        max_per_request: proposals per demand request at most, on average over a batch.
+        threshold: overrides the model's calibrated threshold (0..1).
+        tracker: candidate-generator sizes; must equal the model's (default: the model's).
+
+    Example:
+        >>> p = LearnedPrefetcher(batch_size=8)
+        >>> none_cached = lambda k: np.zeros(len(k), bool)
+        >>> keys, conf = p.propose(np.arange(8, dtype=np.uint64), np.zeros(8, bool), none_cached)
+        >>> len(keys)  # no model yet: it learns the stream but proposes nothing
+        0
+    """
+
+    def __init__(
+        self,
+        model: PrefetchModel | None = None,
+        *,
+        batch_size: int | None = None,
+        max_per_request: float = 2.0,
+        threshold: float | None = None,
+        tracker: TrackerConfig | None = None,
+    ) -> None:
+        if batch_size is None:
+            batch_size = model.batch_size if model is not None else 32
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, int)
+            or not 1 <= batch_size <= 65536
+        ):
+            raise InvalidArgumentError(
+                f"batch_size must be an int in [1, 65536], got {batch_size!r}"
+            )
+        if (
+            isinstance(max_per_request, bool)
+            or not isinstance(max_per_request, (int, float))
+            or not (0 < max_per_request <= 64)
+        ):
+            raise InvalidArgumentError(
+                f"max_per_request must be in (0, 64], got {max_per_request!r}"
+            )
+        if threshold is not None and (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, (int, float))
+            or not 0 <= threshold <= 1
+        ):
+            raise InvalidArgumentError(f"threshold must be in [0, 1] or None, got {threshold!r}")
+        if model is not None and not isinstance(model, PrefetchModel):
+            raise InvalidArgumentError("model must be a PrefetchModel")
+        self.batch_size = batch_size
+        self.max_per_request = float(max_per_request)
+        self.threshold_override = threshold
+        self._tracker_config = tracker or (model.tracker if model is not None else TrackerConfig())
+        if model is not None and model.tracker != self._tracker_config:
+            raise InvalidArgumentError("the model was trained with another tracker configuration")
+        self._tracker = self._tracker_config.make()
+        self._model = model
+        self._lock = threading.Lock()
+        self.latency = LatencyHistogram()
+        self.inference_rows = 0
+        self.model_version = 0 if model is None else 1
+
+    @property
+    def model(self) -> PrefetchModel | None:
+        """The model in use (None before the first one)."""
+        return self._model
+
+    @property
+    def tracker_config(self) -> TrackerConfig:
+        """The candidate generator's configuration."""
+        return self._tracker_config
+
+    @property
+    def threshold(self) -> float:
+        """The confidence a candidate needs: the override, else the model's."""
+        if self.threshold_override is not None:
+            return float(self.threshold_override)
+        return 1.0 if self._model is None else self._model.threshold
+
+    def swap_model(self, model: PrefetchModel) -> None:
+        """Serve ``model`` from the next batch on. Its tracker configuration must match."""
+        if not isinstance(model, PrefetchModel):
+            raise InvalidArgumentError("model must be a PrefetchModel")
+        if model.tracker != self._tracker_config:
+            raise InvalidArgumentError(
+                "the model was trained with another tracker configuration "
+                f"({model.tracker} vs {self._tracker_config}); train it with this prefetcher's"
+            )
+        with self._lock:
+            self._model = model
+            self.model_version += 1
+
+    def reset(self) -> None:
+        self._tracker.reset()
+
+    def propose(
+        self,
+        keys: np.ndarray,
+        hits: np.ndarray,  # noqa: ARG002 - the tracker learns from keys; hits are for others
+        cached: CachedFn,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        keys = np.ascontiguousarray(keys, dtype=np.uint64)
+        model = self._model
+        # A caller that fell behind hands over more than a batch: the tracker learns from
+        # all of it, but only the latest batch is scored, so proposals are never stale.
+        if len(keys) > self.batch_size:
+            self._tracker.observe(keys[: -self.batch_size], False)
+            keys = keys[-self.batch_size :]
+        # Without a model the tracker still learns, and emits nothing to score.
+        _, cand, feat = self._tracker.observe(keys, model is not None)
+        if model is None or len(cand) == 0:
+            return _EMPTY
+        fresh = ~np.asarray(cached(cand), dtype=bool)
+        cand, feat = cand[fresh], feat[fresh]
+        if len(cand) == 0:
+            return _EMPTY
+        start = time.perf_counter()
+        p = model.predict(feat)
+        self.latency.observe(time.perf_counter() - start)
+        self.inference_rows += len(p)
+        ok = p >= self.threshold
+        if not ok.any():
+            return _EMPTY
+        cand, p = cand[ok], p[ok].astype(np.float64)
+        # One proposal per key, at its best row's confidence, most confident first.
+        order = np.lexsort((-p, cand))
+        cand, p = cand[order], p[order]
+        first = np.ones(len(cand), dtype=bool)
+        first[1:] = cand[1:] != cand[:-1]
+        cand, p = cand[first], p[first]
+        budget = max(1, math.floor(len(keys) * self.max_per_request))
+        top = np.argsort(-p, kind="stable")[:budget]
+        return cand[top], p[top]

@@ -1,0 +1,293 @@
+"""The prefetch model: an XGBoost classifier of "requested within the next H requests".
+
+:func:`train_model` learns it from a key sequence (a trace, or the keys of the collector's
+segments) and picks the confidence threshold on a held-out tail; :class:`PrefetchModel`
+scores candidate rows with ``inplace_predict`` and round-trips through UBJ bytes, the form
+the model registry stores.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from predis.errors import InvalidArgumentError, PredisError
+from predis.prefetch.features import FEATURE_NAMES, TrackerConfig, candidate_rows, label_within
+
+__all__ = ["ModelFormatError", "PrefetchModel", "TrainConfig", "train_model"]
+
+_ATTR = "predis_prefetch"  # booster attribute holding the model's metadata (JSON)
+_FORMAT = 1
+
+
+class ModelFormatError(PredisError):
+    """Model bytes that are not a Predis prefetch model (or not one this version reads)."""
+
+
+def _xgb() -> Any:
+    try:
+        import xgboost  # noqa: PLC0415 - heavy; imported when a model is trained or loaded
+    except ImportError as exc:  # pragma: no cover - xgboost is a core dependency
+        raise PredisError("the prefetch model needs xgboost: pip install 'xgboost>=2.0'") from exc
+    return xgboost
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How :func:`train_model` trains.
+
+    Attributes:
+        horizon: a candidate is a positive when requested within this many requests
+            after the end of its batch.
+        batch_size: demand requests per proposal (must match the serving prefetcher's).
+        max_rows: training rows at most (a uniform sample of the candidate rows beyond it).
+        num_trees: boosting rounds at most (early stopping may use fewer).
+        max_depth: tree depth.
+        learning_rate: XGBoost's eta.
+        time_budget_s: training stops adding trees after this many seconds (None: no limit).
+        target_precision: the threshold is the lowest at which held-out precision reaches
+            this; if none does, the model never prefetches.
+        validation_fraction: the last share of the requests, held out for early stopping
+            and the threshold.
+        threads: XGBoost threads (0: all cores).
+        seed: sampling and XGBoost seed.
+    """
+
+    horizon: int = 32
+    batch_size: int = 32
+    max_rows: int = 400_000
+    num_trees: int = 120
+    max_depth: int = 6
+    learning_rate: float = 0.15
+    time_budget_s: float | None = 60.0
+    target_precision: float = 0.7
+    validation_fraction: float = 0.2
+    threads: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        def positive_int(name: str, lo: int = 1) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise InvalidArgumentError(f"TrainConfig.{name} must be an int >= {lo}, got {v!r}")
+
+        for name in ("horizon", "batch_size", "max_rows", "num_trees", "max_depth"):
+            positive_int(name)
+        positive_int("threads", 0)
+        positive_int("seed", 0)
+        checks = {
+            "learning_rate": (0.0, 1.0, self.learning_rate),
+            "target_precision": (0.0, 1.0, self.target_precision),
+            "validation_fraction": (0.0, 0.9, self.validation_fraction),
+        }
+        for name, (lo, hi, v) in checks.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo < v <= hi:
+                raise InvalidArgumentError(f"TrainConfig.{name} must be in ({lo}, {hi}], got {v!r}")
+        budget = self.time_budget_s
+        if budget is not None and (
+            isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0
+        ):
+            raise InvalidArgumentError(
+                f"TrainConfig.time_budget_s must be > 0 or None, got {budget!r}"
+            )
+
+
+@dataclass
+class PrefetchModel:
+    """A trained booster plus what it needs to be served: the candidate generator's
+    configuration, the label horizon and the calibrated threshold.
+
+    ``metrics`` holds the held-out figures measured at training time.
+    """
+
+    booster: Any
+    tracker: TrackerConfig
+    horizon: int
+    batch_size: int
+    threshold: float
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Probability that each row's candidate is requested within the horizon."""
+        x = np.ascontiguousarray(features, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != len(FEATURE_NAMES):
+            raise InvalidArgumentError(f"features must be (n, {len(FEATURE_NAMES)}), got {x.shape}")
+        if len(x) == 0:
+            return np.empty(0, dtype=np.float32)
+        return np.asarray(
+            self.booster.inplace_predict(x, validate_features=False), dtype=np.float32
+        )
+
+    def to_bytes(self) -> bytes:
+        """UBJ bytes of the booster, with the serving metadata as a booster attribute."""
+        meta = {
+            "format": _FORMAT,
+            "features": list(FEATURE_NAMES),
+            "tracker": self.tracker.to_dict(),
+            "horizon": self.horizon,
+            "batch_size": self.batch_size,
+            "threshold": self.threshold,
+            "metrics": self.metrics,
+        }
+        self.booster.set_attr(**{_ATTR: json.dumps(meta)})
+        return bytes(self.booster.save_raw(raw_format="ubj"))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> PrefetchModel:
+        """Load bytes written by :meth:`to_bytes`; anything else is a :class:`ModelFormatError`."""
+        if not isinstance(data, (bytes, bytearray, memoryview)) or len(data) == 0:
+            raise ModelFormatError("model data must be non-empty bytes")
+        xgb = _xgb()
+        booster = xgb.Booster()
+        try:
+            booster.load_model(bytearray(data))
+        except xgb.core.XGBoostError as exc:
+            raise ModelFormatError(f"not an XGBoost UBJ model: {exc}") from exc
+        raw = booster.attr(_ATTR)
+        if raw is None:
+            raise ModelFormatError("an XGBoost model without Predis prefetch metadata")
+        try:
+            meta = json.loads(raw)
+            if meta.get("format") != _FORMAT:
+                raise ModelFormatError(
+                    f"prefetch model format {meta.get('format')!r}; this reads {_FORMAT}"
+                )
+            if tuple(meta["features"]) != FEATURE_NAMES:
+                raise ModelFormatError(
+                    "the model was trained on other features than this version emits"
+                )
+            tracker = TrackerConfig.from_dict(meta["tracker"])
+            horizon = int(meta["horizon"])
+            batch_size = int(meta["batch_size"])
+            threshold = float(meta["threshold"])
+            metrics = {str(k): float(v) for k, v in dict(meta.get("metrics", {})).items()}
+        except ModelFormatError:
+            raise
+        except (KeyError, TypeError, ValueError, InvalidArgumentError) as exc:
+            raise ModelFormatError(f"malformed prefetch metadata: {exc}") from exc
+        if not (0.0 <= threshold <= 1.0) or horizon < 1 or not 1 <= batch_size <= 65536:
+            raise ModelFormatError(
+                f"threshold {threshold}, horizon {horizon} or batch size {batch_size} out of range"
+            )
+        booster.set_param({"nthread": 1})  # small batches: threads cost more than they save
+        return cls(booster, tracker, horizon, batch_size, threshold, metrics)
+
+
+def _threshold_for(p: np.ndarray, y: np.ndarray, target: float) -> tuple[float, float, float]:
+    """(threshold, precision, recall): the lowest threshold on a 0.01 grid whose rows at or
+    above it have precision >= target, over at least 20 rows; 1.0 (never) if none has."""
+    positives = max(1, int(y.sum()))
+    order = np.argsort(-p, kind="stable")
+    ps, ys = p[order], y[order].astype(np.float64)
+    tp = np.cumsum(ys)
+    for t in np.round(np.arange(0.05, 1.0, 0.01), 2):
+        n = int(np.searchsorted(-ps, -t, side="right"))  # rows with p >= t
+        if n >= 20 and tp[n - 1] / n >= target:
+            return float(t), float(tp[n - 1] / n), float(tp[n - 1] / positives)
+    return 1.0, 0.0, 0.0
+
+
+def _stopper(seconds: float | None, stop: threading.Event | None) -> Any:
+    """An XGBoost callback that stops adding trees past a deadline or once ``stop`` is set."""
+    xgb = _xgb()
+    deadline = math.inf if seconds is None else time.monotonic() + seconds
+
+    class Stop(xgb.callback.TrainingCallback):  # type: ignore[misc,name-defined]
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:  # noqa: ARG002
+            return time.monotonic() > deadline or (stop is not None and stop.is_set())
+
+    return Stop()
+
+
+def train_model(
+    keys: np.ndarray,
+    config: TrainConfig | None = None,
+    tracker: TrackerConfig | None = None,
+    *,
+    cache_items: int | None = None,
+    policy: str = "lru",
+    stop: threading.Event | None = None,
+) -> PrefetchModel:
+    """Train a prefetch model on a key sequence, in time order.
+
+    The candidate generator runs over ``keys`` in batches as it would live; every candidate
+    row is labelled with whether its key came within ``config.horizon`` requests after its
+    batch. With ``cache_items`` (the serving cache's ``max_items``) and ``policy``, rows
+    whose candidate a shadow cache of that size holds are dropped, as serving drops them,
+    so the threshold is calibrated on the rows the model will actually see. Setting
+    ``stop`` ends boosting after the current tree (the model keeps what it has). The first
+    requests train, the last ``validation_fraction`` of them pick the number of trees (early
+    stopping) and the threshold. A sequence too short to learn from is an error.
+    """
+    config = config or TrainConfig()
+    tracker = tracker or TrackerConfig()
+    keys = np.ascontiguousarray(keys, dtype=np.uint64)
+    if keys.ndim != 1 or len(keys) < 1000:
+        raise InvalidArgumentError(
+            f"training needs a 1-D sequence of at least 1000 keys, got {keys.shape}"
+        )
+    start = time.monotonic()
+    pos, cand, feat = candidate_rows(keys, tracker, config.batch_size, cache_items, policy)
+    y = label_within(keys, pos, cand, config.horizon)
+    # Rows whose horizon runs past the end have unknown labels: drop them.
+    keep = pos + config.horizon < len(keys)
+    pos, feat, y = pos[keep], feat[keep], y[keep]
+    rng = np.random.default_rng(config.seed)
+    if len(y) > config.max_rows:
+        pick = np.sort(rng.choice(len(y), size=config.max_rows, replace=False))
+        pos, feat, y = pos[pick], feat[pick], y[pick]
+    split = int(len(keys) * (1.0 - config.validation_fraction))
+    train, valid = pos < split, pos >= split
+    if train.sum() < 100 or valid.sum() < 100:
+        raise InvalidArgumentError("too few candidate rows to train on; give a longer key sequence")
+    xgb = _xgb()
+    dtrain = xgb.DMatrix(feat[train], label=y[train], feature_names=list(FEATURE_NAMES))
+    dvalid = xgb.DMatrix(feat[valid], label=y[valid], feature_names=list(FEATURE_NAMES))
+    params = {
+        "objective": "binary:logistic",
+        "eval_metric": "logloss",
+        "tree_method": "hist",
+        "max_depth": config.max_depth,
+        "eta": config.learning_rate,
+        "subsample": 0.8,
+        "min_child_weight": 5.0,
+        "nthread": config.threads,
+        "seed": config.seed,
+    }
+    callbacks = [_stopper(config.time_budget_s, stop)]
+    booster = xgb.train(
+        params,
+        dtrain,
+        num_boost_round=config.num_trees,
+        evals=[(dvalid, "valid")],
+        early_stopping_rounds=10,
+        callbacks=callbacks,
+        verbose_eval=False,
+    )
+    best = getattr(booster, "best_iteration", None)
+    if best is not None and best + 1 < booster.num_boosted_rounds():
+        booster = booster[: best + 1]
+    booster.set_param({"nthread": 1})  # serving scores small batches
+    model = PrefetchModel(booster, tracker, config.horizon, config.batch_size, 1.0)
+    p = model.predict(feat[valid])
+    yv = y[valid]
+    threshold, precision, recall = _threshold_for(p, yv, config.target_precision)
+    model.threshold = threshold
+    eps = 1e-7
+    logloss = float(-np.mean(yv * np.log(p + eps) + (1 - yv) * np.log(1 - p + eps)))
+    model.metrics = {
+        "rows": float(len(y)),
+        "positive_rate": float(y.mean()),
+        "valid_logloss": logloss,
+        "valid_precision": precision,
+        "valid_recall": recall,
+        "trees": float(booster.num_boosted_rounds()),
+        "train_seconds": time.monotonic() - start,
+    }
+    return model

@@ -1,0 +1,313 @@
+"""The live prefetch loop of a :class:`predis.Cache`: drain the access log, learn, propose,
+load, and account for what each prefetch became.
+
+A background thread drains the cache's access-event ring every ``interval_s``. Demand
+``get`` events of int keys go to the prefetcher in batches of its ``batch_size``; its
+proposals go to the :class:`PrefetchExecutor`. ``PREFETCH`` events mark entries as
+pending; a later demand hit on one counts as used, a demand miss (it was evicted first)
+or ageing out of the pending window as wasted. Every drained event is also kept, in a
+bounded buffer, for :meth:`predis.Cache.drain_events` (and so for the collector).
+
+Without a model, the default prefetcher trains its first one in the background once it
+has seen ``train_after`` requests, and swaps it in.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from predis.access_log import EVENT_DTYPE, AccessOp, KeyKind
+from predis.errors import InvalidArgumentError
+from predis.prefetch.base import Prefetcher
+from predis.prefetch.executor import PrefetchExecutor
+from predis.prefetch.learned import LearnedPrefetcher
+from predis.prefetch.model import TrainConfig, train_model
+from predis.prefetch.stats import LatencyHistogram, PrefetchStats
+
+if TYPE_CHECKING:
+    from predis.cache import Cache
+
+__all__ = ["PrefetchRuntime"]
+
+log = logging.getLogger("predis.prefetch")
+
+# Runtimes still running, stopped at interpreter exit: native training threads must not be
+# torn down mid-call (that aborts the process).
+_LIVE: weakref.WeakSet[PrefetchRuntime] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for runtime in list(_LIVE):
+        runtime.close(timeout=10.0)
+
+
+class PrefetchRuntime:
+    """Runs a prefetcher against a live cache (created by ``Cache(prefetch=...)``).
+
+    Args:
+        cache: the cache to serve; held weakly, so the loop ends when the cache goes.
+        prefetcher: what proposes keys.
+        workers, queue_size, max_loads_per_s: the executor's bounds.
+        interval_s: how often the access log is drained.
+        pending_limit: prefetched entries tracked for used/wasted at most (default: the
+            cache's ``max_items``); the oldest beyond it count as wasted.
+        event_buffer: drained events kept for :meth:`take_events` at most (older ones are
+            dropped and counted when nobody takes them).
+        train_after: requests to collect before training the first model, for a
+            :class:`LearnedPrefetcher` that has none (None: never train here).
+        train_config: how that first model is trained.
+    """
+
+    def __init__(
+        self,
+        cache: Cache,
+        prefetcher: Prefetcher,
+        *,
+        workers: int = 2,
+        queue_size: int = 1024,
+        max_loads_per_s: float | None = None,
+        interval_s: float = 0.002,
+        pending_limit: int | None = None,
+        event_buffer: int = 1 << 18,
+        train_after: int | None = 50_000,
+        train_config: TrainConfig | None = None,
+    ) -> None:
+        if not isinstance(prefetcher, Prefetcher):
+            raise InvalidArgumentError("prefetcher must be a predis.prefetch.Prefetcher")
+        if not (isinstance(interval_s, (int, float)) and 0 < interval_s <= 10):
+            raise InvalidArgumentError(f"interval_s must be in (0, 10], got {interval_s!r}")
+        if train_after is not None and (
+            isinstance(train_after, bool) or not isinstance(train_after, int) or train_after < 1000
+        ):
+            raise InvalidArgumentError(
+                f"train_after must be an int >= 1000 or None, got {train_after!r}"
+            )
+        self.prefetcher = prefetcher
+        self._cache_ref = weakref.ref(cache)
+        self._max_items = cache.max_items
+        self._policy = cache.policy
+        self._pending_limit = pending_limit or self._max_items
+        self._event_limit = event_buffer
+        self._interval = float(interval_s)
+        self._train_after = train_after
+        self._train_config = train_config or TrainConfig(batch_size=prefetcher.batch_size)
+        self.executor = PrefetchExecutor(
+            self._load, workers=workers, queue_size=queue_size, max_loads_per_s=max_loads_per_s
+        )
+        self._lock = threading.Lock()
+        self._events: collections.deque[np.ndarray] = collections.deque()
+        self._events_held = 0
+        self.events_dropped = 0
+        self._pending: collections.OrderedDict[int, None] = collections.OrderedDict()
+        self._batch_keys: list[np.ndarray] = []
+        self._batch_hits: list[np.ndarray] = []
+        self._batched = 0
+        self._train_keys: list[np.ndarray] = []
+        self._train_seen = 0
+        self._training: threading.Thread | None = None
+        self.training_error: BaseException | None = None
+        self.issued = self.used = self.wasted = 0
+        self._latency = (
+            prefetcher.latency if isinstance(prefetcher, LearnedPrefetcher) else LatencyHistogram()
+        )
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="predis-prefetch-drain", daemon=True)
+        self._thread.start()
+        _LIVE.add(self)
+
+    # ---- the loop ----
+
+    def _load(self, key: int, confidence: float) -> bool:
+        cache = self._cache_ref()
+        return cache is not None and cache._prefetch_load(key, confidence)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            cache = self._cache_ref()
+            if cache is None:
+                break
+            try:
+                while self.step(cache) > 0 and not self._stop.is_set():
+                    pass
+            except Exception:  # the loop must outlive a bad batch; the host never sees it
+                log.exception("predis: prefetch loop error; continuing")
+            del cache
+        self.executor.close(timeout=0.0)
+
+    def step(self, cache: Cache) -> int:
+        """Drain once and process what came; returns how many events."""
+        events = cache._drain_native()
+        if len(events):
+            self._keep(events)
+            self.feed(events, cache.mcontains)
+        return len(events)
+
+    def feed(self, events: np.ndarray, cached: Callable[[np.ndarray], np.ndarray]) -> None:
+        """Process drained events: account, batch demand gets, propose, submit."""
+        ops = events["op"]
+        ints = events["key_kind"] == KeyKind.INT
+        with self._lock:
+            for key in events["key"][(ops == AccessOp.PREFETCH) & ints].tolist():
+                self._pending[key] = None
+                self._pending.move_to_end(key)
+                self.issued += 1
+            while len(self._pending) > self._pending_limit:
+                self._pending.popitem(last=False)
+                self.wasted += 1
+        gets = events[(ops == AccessOp.GET) & ints]
+        if len(gets) == 0:
+            return
+        keys = np.ascontiguousarray(gets["key"])
+        hits = gets["hit"].astype(bool)
+        if self._pending:
+            with self._lock:
+                for key, hit in zip(keys.tolist(), hits.tolist(), strict=True):
+                    if key in self._pending:
+                        del self._pending[key]
+                        if hit:
+                            self.used += 1
+                        else:
+                            self.wasted += 1
+        self._collect_for_training(keys)
+        self._batch_keys.append(keys)
+        self._batch_hits.append(hits)
+        self._batched += len(keys)
+        if self._batched < self.prefetcher.batch_size:
+            return
+        # Everything gathered goes in one call: if the loop fell behind, the prefetcher
+        # learns from all of it and proposes from the latest requests only.
+        all_keys = np.concatenate(self._batch_keys)
+        all_hits = np.concatenate(self._batch_hits)
+        self._batch_keys, self._batch_hits, self._batched = [], [], 0
+        proposed, confidence = self.prefetcher.propose(all_keys, all_hits, cached)
+        for key, conf in zip(proposed.tolist(), confidence.tolist(), strict=True):
+            self.executor.submit(key, conf)
+
+    # ---- first model ----
+
+    def _collect_for_training(self, keys: np.ndarray) -> None:
+        p = self.prefetcher
+        if self._train_after is None or not isinstance(p, LearnedPrefetcher) or p.model is not None:
+            return
+        if self._training is not None:
+            return
+        self._train_keys.append(keys.copy())
+        self._train_seen += len(keys)
+        if self._train_seen >= self._train_after:
+            data = np.concatenate(self._train_keys)
+            self._train_keys = []
+            self._training = threading.Thread(
+                target=self._train, args=(p, data), name="predis-prefetch-train", daemon=True
+            )
+            self._training.start()
+
+    def _train(self, p: LearnedPrefetcher, keys: np.ndarray) -> None:
+        try:
+            model = train_model(
+                keys,
+                self._train_config,
+                p.tracker_config,
+                cache_items=self._max_items,
+                policy=self._policy,
+                stop=self._stop,
+            )
+            if self._stop.is_set():
+                return
+            p.swap_model(model)
+            log.info(
+                "predis: prefetch model trained on %d requests (threshold %.2f, %d trees)",
+                len(keys),
+                model.threshold,
+                int(model.metrics.get("trees", 0)),
+            )
+        except Exception as exc:  # counted in stats; the cache keeps serving without one
+            self.training_error = exc
+            log.warning("predis: training the first prefetch model failed: %s", exc)
+
+    def wait_trained(self, timeout: float = 60.0) -> bool:
+        """Wait up to ``timeout`` seconds for a model to be in use (the first one trains in
+        the background); False on timeout, failure or when this prefetcher has none."""
+        p = self.prefetcher
+        if not isinstance(p, LearnedPrefetcher):
+            return False
+        deadline = time.monotonic() + timeout
+        while p.model is None and self.training_error is None and not self._stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            t = self._training
+            if t is not None:
+                t.join(min(remaining, 0.05))
+            else:
+                time.sleep(min(remaining, 0.01))
+        return p.model is not None
+
+    # ---- events for the collector ----
+
+    def _keep(self, events: np.ndarray) -> None:
+        with self._lock:
+            self._events.append(events)
+            self._events_held += len(events)
+            while self._events_held > self._event_limit:
+                old = self._events.popleft()
+                self._events_held -= len(old)
+                self.events_dropped += len(old)
+
+    def take_events(self, max_events: int) -> np.ndarray:
+        """Up to ``max_events`` drained events, oldest first (for ``Cache.drain_events``)."""
+        out: list[np.ndarray] = []
+        n = 0
+        with self._lock:
+            while self._events and n < max_events:
+                head = self._events.popleft()
+                take = min(len(head), max_events - n)
+                out.append(head[:take])
+                if take < len(head):
+                    self._events.appendleft(head[take:])
+                n += take
+            self._events_held -= n
+        return np.concatenate(out) if out else np.empty(0, dtype=EVENT_DTYPE)
+
+    # ---- visibility and shutdown ----
+
+    def stats(self) -> PrefetchStats:
+        """A snapshot for :meth:`predis.Cache.stats`."""
+        ex = self.executor.stats()
+        buckets, batches, seconds = self._latency.snapshot()
+        p = self.prefetcher
+        with self._lock:
+            return PrefetchStats(
+                issued=self.issued,
+                used=self.used,
+                wasted=self.wasted,
+                errors=ex.errors,
+                dropped=ex.dropped_full + ex.dropped_budget + ex.deduped,
+                inference_batches=batches,
+                inference_rows=getattr(p, "inference_rows", 0),
+                inference_seconds_total=seconds,
+                inference_latency_buckets=buckets,
+                model_version=getattr(p, "model_version", 0),
+            )
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the loop, any training (after its current tree) and the executor."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for t in (self._thread, self._training):
+            if t is not None and t is not threading.current_thread():
+                t.join(max(0.0, deadline - time.monotonic()))
+        self.executor.close(max(0.0, deadline - time.monotonic()))
+        _LIVE.discard(self)
+
+    def __repr__(self) -> str:
+        return f"PrefetchRuntime(prefetcher={self.prefetcher!r}, issued={self.issued})"
