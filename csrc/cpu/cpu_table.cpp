@@ -422,9 +422,9 @@ void CpuTable::put_prefetched(const KeyRef& key, ValueRef value, uint64_t ttl_ns
   CallLog log(*this, 1);
   const uint64_t now = clock_.now();
   const uint64_t tick = tick_.fetch_add(1, std::memory_order_relaxed);
-  // A guess of confidence c ranks as if last used (1 - c) * items operations ago: a sure
-  // guess beside fresh entries, a weak one near the eviction end.
-  const double items = static_cast<double>(std::max<uint64_t>(1, items_.load(std::memory_order_relaxed)));
+  // A guess of confidence c ranks as if last used (1 - c) * (items + 1) operations ago: a
+  // sure guess beside fresh entries, a weak one behind every entry touched since.
+  const double items = static_cast<double>(items_.load(std::memory_order_relaxed) + 1);
   const double doubt = confidence < 0.0 ? 1.0 : (confidence > 1.0 ? 0.0 : 1.0 - confidence);
   const InsertRank rank{true, static_cast<uint64_t>(doubt * items)};
   const Stored stored = store_value(key, value);

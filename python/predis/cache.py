@@ -306,7 +306,7 @@ class Cache:
     ) -> None:
         """Store a value loaded ahead of demand, with the loader's ``confidence`` in [0, 1]
         that it will be asked for. It ranks for eviction as if last used
-        ``(1 - confidence) * len(cache)`` operations ago (under LFU, with a use count of
+        ``(1 - confidence) * (len(cache) + 1)`` operations ago (under LFU, with a use count of
         zero), so a weak guess leaves first; over a live entry it replaces the value and
         leaves the entry's rank alone. It is logged as a ``PREFETCH`` access event.
         """

@@ -123,6 +123,15 @@ def _parser() -> argparse.ArgumentParser:
     hr.add_argument("--json", metavar="PATH", help="write the table as JSON")
     hr.add_argument("--markdown", metavar="PATH", help="write the table as Markdown")
     hr.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    hr.add_argument(
+        "--prefetch",
+        action="store_true",
+        help="the learned prefetcher's goals table instead: train on each trace's first half, "
+        "score the second, beside S3-FIFO, W-TinyLFU and Belady (default sizes 1%%,10%%)",
+    )
+    hr.add_argument(
+        "--policy", choices=("lru", "lfu"), default="lru", help="Predis's eviction (--prefetch)"
+    )
     return p
 
 
@@ -182,6 +191,21 @@ def _bench_hitrate(args: argparse.Namespace) -> int:
     if not traces:
         print("predis: error: nothing to evaluate", file=sys.stderr)
         return 2
+    if args.prefetch:
+        from predis.sim.prefetch_eval import evaluate_prefetch
+
+        goals = evaluate_prefetch(
+            traces,
+            fractions=args.fractions or (0.01, 0.1),
+            policy=args.policy,
+            progress=not args.no_progress and sys.stderr.isatty(),
+        )
+        print(goals.to_markdown())
+        if args.json:
+            atomic_write_text(args.json, goals.to_json() + "\n")
+        if args.markdown:
+            atomic_write_text(args.markdown, goals.to_markdown() + "\n")
+        return 0
     table = run_matrix(
         traces,
         fractions=args.fractions or DEFAULT_FRACTIONS,

@@ -163,6 +163,17 @@ class PrefetchExecutor:
         with self._lock:
             return ExecutorStats(in_flight=len(self._in_flight), **self._counts)
 
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait up to ``timeout`` seconds until nothing is queued or loading; True if so."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if not self._in_flight:
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.001)
+
     def close(self, timeout: float = 5.0) -> None:
         """Stop accepting work, let queued loads finish, and join the workers for up to
         ``timeout`` seconds (a hung loader's worker is a daemon and is left behind)."""

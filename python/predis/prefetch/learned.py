@@ -27,7 +27,7 @@ class LearnedPrefetcher(Prefetcher):
 
     Args:
         model: a trained :class:`PrefetchModel` (see :func:`predis.prefetch.train_model`).
-        batch_size: demand requests per inference call (default: the model's, else 32).
+        batch_size: demand requests per inference call (default: the model's, else 8).
         max_per_request: proposals per demand request at most, on average over a batch.
         threshold: overrides the model's calibrated threshold (0..1).
         tracker: candidate-generator sizes; must equal the model's (default: the model's).
@@ -50,7 +50,7 @@ class LearnedPrefetcher(Prefetcher):
         tracker: TrackerConfig | None = None,
     ) -> None:
         if batch_size is None:
-            batch_size = model.batch_size if model is not None else 32
+            batch_size = model.batch_size if model is not None else 8
         if (
             isinstance(batch_size, bool)
             or not isinstance(batch_size, int)

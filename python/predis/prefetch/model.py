@@ -60,13 +60,13 @@ class TrainConfig:
     """
 
     horizon: int = 32
-    batch_size: int = 32
+    batch_size: int = 8
     max_rows: int = 400_000
     num_trees: int = 120
     max_depth: int = 6
     learning_rate: float = 0.15
     time_budget_s: float | None = 60.0
-    target_precision: float = 0.7
+    target_precision: float = 0.85
     validation_fraction: float = 0.2
     threads: int = 0
     seed: int = 0

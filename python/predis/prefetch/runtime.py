@@ -116,7 +116,7 @@ class PrefetchRuntime:
         self._train_seen = 0
         self._training: threading.Thread | None = None
         self.training_error: BaseException | None = None
-        self.issued = self.used = self.wasted = 0
+        self.used = self.wasted = 0
         self._latency = (
             prefetcher.latency if isinstance(prefetcher, LearnedPrefetcher) else LatencyHistogram()
         )
@@ -160,7 +160,6 @@ class PrefetchRuntime:
             for key in events["key"][(ops == AccessOp.PREFETCH) & ints].tolist():
                 self._pending[key] = None
                 self._pending.move_to_end(key)
-                self.issued += 1
             while len(self._pending) > self._pending_limit:
                 self._pending.popitem(last=False)
                 self.wasted += 1
@@ -287,7 +286,7 @@ class PrefetchRuntime:
         p = self.prefetcher
         with self._lock:
             return PrefetchStats(
-                issued=self.issued,
+                issued=ex.completed,
                 used=self.used,
                 wasted=self.wasted,
                 errors=ex.errors,
@@ -310,4 +309,4 @@ class PrefetchRuntime:
         _LIVE.discard(self)
 
     def __repr__(self) -> str:
-        return f"PrefetchRuntime(prefetcher={self.prefetcher!r}, issued={self.issued})"
+        return f"PrefetchRuntime(prefetcher={type(self.prefetcher).__name__}, stats={self.stats()})"

@@ -1,0 +1,111 @@
+"""Training, the calibrated threshold, serialization and its hostile inputs."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from predis import InvalidArgumentError
+from predis.prefetch import (
+    FEATURE_NAMES,
+    ModelFormatError,
+    PrefetchModel,
+    TrackerConfig,
+    TrainConfig,
+    train_model,
+)
+
+
+def test_model_learns_sessions_and_calibrates(sessions_model: PrefetchModel):
+    m = sessions_model
+    assert 0.0 < m.threshold < 1.0
+    assert m.metrics["valid_precision"] >= 0.85  # the default target precision
+    assert m.metrics["valid_recall"] > 0.2
+    assert m.batch_size == 8
+    assert m.horizon == 32
+
+
+def test_a_random_stream_trains_a_model_that_never_prefetches():
+    keys = np.random.default_rng(5).integers(0, 10**6, 30_000, dtype=np.uint64)
+    m = train_model(keys, TrainConfig(num_trees=20, threads=1), cache_items=100)
+    # Nothing reaches the target precision on held-out rows: the threshold says "never".
+    assert m.threshold == 1.0
+
+
+def test_bytes_round_trip_predicts_the_same(sessions_model: PrefetchModel):
+    again = PrefetchModel.from_bytes(sessions_model.to_bytes())
+    x = np.random.default_rng(0).random((50, len(FEATURE_NAMES)), dtype=np.float32) * 8
+    np.testing.assert_allclose(sessions_model.predict(x), again.predict(x), rtol=1e-6)
+    assert again.threshold == sessions_model.threshold
+    assert again.tracker == sessions_model.tracker
+    assert again.batch_size == sessions_model.batch_size
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\x00" * 64, b"{not ubj", "text", b"{}"],
+)
+def test_garbage_model_bytes_are_refused(data):
+    with pytest.raises(ModelFormatError):
+        PrefetchModel.from_bytes(data)
+
+
+def test_a_plain_xgboost_model_or_forged_metadata_is_refused(sessions_model: PrefetchModel):
+    import json
+
+    booster = sessions_model.booster.copy()
+    booster.set_attr(predis_prefetch=None)
+    with pytest.raises(ModelFormatError, match="without Predis"):
+        PrefetchModel.from_bytes(bytes(booster.save_raw(raw_format="ubj")))
+    for meta in (
+        {"format": 99},
+        {"format": 1, "features": ["x"], "tracker": {}, "horizon": 1, "threshold": 0.5},
+        {
+            "format": 1,
+            "features": list(FEATURE_NAMES),
+            "tracker": TrackerConfig().to_dict(),
+            "horizon": 8,
+            "batch_size": 8,
+            "threshold": 7.0,  # out of range
+        },
+    ):
+        booster.set_attr(predis_prefetch=json.dumps(meta))
+        with pytest.raises(ModelFormatError):
+            PrefetchModel.from_bytes(bytes(booster.save_raw(raw_format="ubj")))
+
+
+def test_predict_checks_shape(sessions_model: PrefetchModel):
+    with pytest.raises(InvalidArgumentError, match="features"):
+        sessions_model.predict(np.zeros((3, 2), dtype=np.float32))
+    assert sessions_model.predict(np.zeros((0, len(FEATURE_NAMES)), np.float32)).shape == (0,)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"horizon": 0},
+        {"batch_size": -1},
+        {"target_precision": 1.5},
+        {"learning_rate": 0},
+        {"time_budget_s": -1},
+        {"validation_fraction": 0.95},
+        {"num_trees": True},
+    ],
+)
+def test_bad_training_configuration_is_refused(kwargs):
+    with pytest.raises(InvalidArgumentError):
+        TrainConfig(**kwargs)
+
+
+def test_too_little_data_is_refused():
+    with pytest.raises(InvalidArgumentError, match="at least 1000"):
+        train_model(np.arange(10, dtype=np.uint64))
+
+
+def test_a_set_stop_event_ends_boosting_early(make_sessions):
+    stop = threading.Event()
+    stop.set()
+    m = train_model(make_sessions(20_000, seed=3), TrainConfig(num_trees=50), stop=stop)
+    assert m.metrics["trees"] == 1  # the first tree, then the callback stops it

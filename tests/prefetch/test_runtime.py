@@ -1,0 +1,161 @@
+"""The live prefetch loop behind Cache(prefetch=...), driven step by step."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from predis import Cache, InvalidArgumentError
+from predis.prefetch import LearnedPrefetcher, PrefetchModel
+
+
+def value_of(key: int) -> bytes:
+    return int(key).to_bytes(8, "little")
+
+
+class CountingLoader:
+    def __init__(self, fail_from: int | None = None) -> None:
+        self.calls = 0
+        self.fail_from = fail_from
+        self.lock = threading.Lock()
+
+    def __call__(self, key: int) -> bytes:
+        with self.lock:
+            self.calls += 1
+        if self.fail_from is not None and key >= self.fail_from:
+            raise ConnectionError("backend refused")
+        return value_of(key)
+
+
+def serve(cache: Cache, keys: np.ndarray, step: bool) -> None:
+    """Host requests, with the prefetch loop stepped after every batch (deterministic)."""
+    runtime = cache.prefetch_runtime
+    for i, k in enumerate(keys.tolist()):
+        assert cache.get(k) == value_of(k)
+        if step and runtime is not None and i % 8 == 7:
+            runtime.step(cache)
+            runtime.executor.wait_idle()
+
+
+def test_live_prefetching_cuts_misses_and_counts_its_work(
+    sessions_model: PrefetchModel, make_sessions
+):
+    keys = make_sessions(12_000, seed=1)
+    plain = Cache(capacity_bytes=1 << 20, max_items=100, loader=CountingLoader())
+    serve(plain, keys, step=False)
+    loader = CountingLoader()
+    cache = Cache(
+        capacity_bytes=1 << 20,
+        max_items=100,
+        loader=loader,
+        prefetcher=LearnedPrefetcher(sessions_model),
+        prefetch_options={"interval_s": 10.0},  # the test steps the loop itself
+    )
+    serve(cache, keys, step=True)
+    base, ours = plain.stats(), cache.stats()
+    assert ours.prefetch is not None
+    assert base.prefetch is None
+    p = ours.prefetch
+    # A clear margin: at least a quarter of the demand misses are gone.
+    assert ours.misses <= 0.75 * base.misses, (ours.misses, base.misses)
+    assert p.issued > 0
+    assert 0 < p.used <= p.issued
+    assert p.precision >= 0.5
+    assert p.inference_batches > 0
+    assert p.inference_rows > 0
+    assert p.inference_latency_buckets[-1] == (float("inf"), p.inference_batches)
+    assert p.model_version == 1
+    assert loader.calls == ours.misses + p.issued  # every load is a demand miss or a prefetch
+    cache.close()
+
+
+def test_events_still_reach_drain_events_for_the_collector(sessions_model):
+    cache = Cache(
+        capacity_bytes=1 << 20,
+        max_items=100,
+        loader=CountingLoader(),
+        prefetcher=LearnedPrefetcher(sessions_model),
+        prefetch_options={"interval_s": 10.0},
+    )
+    for k in range(50):
+        cache.get(k)
+    cache.prefetch_runtime.step(cache)
+    events = cache.drain_events()
+    gets = events[events["op"] == 0]
+    assert gets["key"].tolist()[:50] == list(range(50))
+    cache.close()
+
+
+def test_prefetch_loader_errors_are_counted_and_the_host_is_untouched(
+    sessions_model, make_sessions
+):
+    keys = make_sessions(4_000, seed=2)
+    cache = Cache(
+        capacity_bytes=1 << 20,
+        max_items=100,
+        loader=CountingLoader(fail_from=1_000_000),  # all session keys fail to load
+        prefetcher=LearnedPrefetcher(sessions_model),
+        prefetch_options={"interval_s": 10.0},
+    )
+    runtime = cache.prefetch_runtime
+    failures = 0
+    for i, k in enumerate(keys.tolist()):
+        try:
+            cache.get(k)
+        except Exception:  # the host's own demand load fails for these keys, as it should
+            failures += 1
+        if i % 8 == 7:
+            runtime.step(cache)
+            runtime.executor.wait_idle()
+    p = cache.stats().prefetch
+    assert p.errors > 0
+    assert p.issued == 0
+    assert failures > 0  # demand loads raise LoaderError; prefetch loads never did
+    cache.close()
+
+
+def test_default_prefetcher_trains_its_first_model_in_the_background(make_sessions):
+    keys = make_sessions(12_000, seed=4)
+    with Cache(
+        capacity_bytes=1 << 20,
+        max_items=100,
+        loader=CountingLoader(),
+        prefetch=True,
+        prefetch_options={"train_after": 8_000, "interval_s": 0.001},
+    ) as cache:
+        runtime = cache.prefetch_runtime
+        for k in keys.tolist():
+            cache.get(k)
+        assert runtime.wait_trained(timeout=120)
+        assert cache.stats().prefetch.model_version == 1
+    assert cache.prefetch_runtime is None  # closed by the with block
+    assert cache.get(int(keys[0])) is not None  # still a working cache
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"prefetch": True}, "loader"),
+        ({"prefetch": True, "loader": value_of, "sample_rate": 0.5}, "sample_rate"),
+        ({"prefetcher": object(), "loader": value_of}, "Prefetcher"),
+        ({"prefetch": True, "loader": value_of, "prefetch_options": {"nope": 1}}, "options"),
+        ({"prefetch": True, "loader": value_of, "prefetch_options": {"interval_s": 0}}, "interval"),
+    ],
+)
+def test_bad_prefetch_setup_is_refused(kwargs, match):
+    with pytest.raises(InvalidArgumentError, match=match):
+        Cache(capacity_bytes=1 << 20, **kwargs)
+
+
+def test_swapping_in_a_model_with_another_tracker_is_refused(sessions_model):
+    from predis.prefetch import TrackerConfig
+
+    p = LearnedPrefetcher(tracker=TrackerConfig(window=8))
+    with pytest.raises(InvalidArgumentError, match="tracker"):
+        p.swap_model(sessions_model)
+    p2 = LearnedPrefetcher()
+    p2.swap_model(sessions_model)
+    assert p2.model is sessions_model
+    assert p2.model_version == 1
