@@ -119,9 +119,7 @@ def _check_goals(row: GoalRow) -> None:
             None if best is None else bool(ours <= best * 1.01 and fetches <= best * 1.05)
         )
     else:
-        row.goals["target"] = (
-            None if s3 is None else bool(ours <= s3 * 0.5 and fetches <= s3 * 1.2)
-        )
+        row.goals["target"] = None if s3 is None else bool(ours <= s3 * 0.5 and fetches <= s3 * 1.2)
     row.goals["moonshot"] = (
         None if belady is None else bool(ours < belady and fetches <= belady * 1.1)
     )
