@@ -109,3 +109,29 @@ def test_a_set_stop_event_ends_boosting_early(make_sessions):
     stop.set()
     m = train_model(make_sessions(20_000, seed=3), TrainConfig(num_trees=50), stop=stop)
     assert m.metrics["trees"] == 1  # the first tree, then the callback stops it
+
+
+def test_training_data_comes_from_the_collectors_segments(tmp_path, make_sessions):
+    from predis.access_log import EVENT_DTYPE, AccessOp
+    from predis.mlops.segments import SegmentError, write_segment
+    from predis.prefetch.data import keys_from_segments
+    from predis.security.crypto import KeyRing, generate_key_line
+
+    ring = KeyRing.parse(generate_key_line("k1"))
+    keys = make_sessions(6_000, seed=9)
+    paths = []
+    for part, chunk in enumerate(np.array_split(keys, 3)):
+        ev = np.zeros(2 * len(chunk), dtype=EVENT_DTYPE)
+        ev["key"][0::2] = chunk
+        ev["op"][0::2] = AccessOp.GET
+        ev["key"][1::2] = chunk + 1  # the prefetcher's own stores are not training data
+        ev["op"][1::2] = AccessOp.PREFETCH
+        ev["timestamp_ns"] = 1_000 * part + np.arange(len(ev))
+        paths.append(tmp_path / f"{part}.pseg")
+        write_segment(paths[-1], "acme", ev, ring)
+    got = keys_from_segments(reversed(paths), ring)  # order comes from the headers
+    assert got.tolist() == keys.tolist()
+    model = train_model(got, TrainConfig(num_trees=10, threads=1), cache_items=100)
+    assert model.threshold < 1.0
+    with pytest.raises(SegmentError):
+        keys_from_segments(paths, KeyRing.parse(generate_key_line("k1")))  # wrong key

@@ -5,6 +5,8 @@
 - :func:`train_model` / :class:`PrefetchModel`: the classifier of "requested within the
   next H requests", its calibrated threshold, UBJ bytes for the registry;
 - :class:`LearnedPrefetcher`: candidates scored in batches, gated, budgeted;
+- :mod:`predis.prefetch.data`: training data from access events or the collector's
+  segments (imported on its own: it needs :mod:`predis.mlops`, which needs the cache);
 - :class:`Prefetcher`: the interface :func:`predis.sim.replay` and the live cache drive.
 """
 
