@@ -1,0 +1,110 @@
+"""The headline ratio pairs that need only the installed package.
+
+Sizes are fixed on purpose: a ratio depends on the workload's size, so two runs compare
+only when they measured the same thing. The ring pair (SpscRing against the naive ring)
+needs a C++ compiler and the sources in ``bench/ring``, so it lives in
+``bench/test_ratio_bench.py``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+
+import numpy as np
+
+from predis.benchtools.pairs import Sides, check, interleaved_pair
+from predis.cache import Cache
+
+__all__ = ["LOOKUPS", "MGET_KEYS", "MLOPS_KEYS"]
+
+MGET_KEYS = 100_000  # keys held
+LOOKUPS = 100_000  # keys per measured batch
+MLOPS_KEYS = 100_000
+_VALUE_BYTES = 8
+
+
+def _filled_cache(n: int, sample_rate: float, log_capacity: int = 1 << 16) -> Cache:
+    cache = Cache(
+        2 * n * (_VALUE_BYTES + 64) + (1 << 20),
+        max_items=n,
+        sample_rate=sample_rate,
+        access_log_capacity=log_capacity,
+    )
+    keys = np.arange(n, dtype=np.uint64)
+    cache.mput(keys, _values(keys))
+    cache.drain_events()  # the fill's own events are not part of any round
+    return cache
+
+
+def _values(keys: np.ndarray) -> np.ndarray:
+    return np.repeat(keys.astype("<u8").view(np.uint8).reshape(-1, 8), _VALUE_BYTES // 8, axis=1)
+
+
+@interleaved_pair(
+    "mget-vs-dict",
+    subject="Cache.mget_arrays",
+    peer="dict loop",
+    description=f"{LOOKUPS:,} uniform lookups of present int keys (of {MGET_KEYS:,}), "
+    f"{_VALUE_BYTES}-byte values: numpy batch get against a dict comprehension",
+)
+def _mget_vs_dict() -> Iterator[Sides]:
+    cache = _filled_cache(MGET_KEYS, sample_rate=0.0)
+    d = {int(k): bytes(v) for k, v in enumerate(_values(np.arange(MGET_KEYS, dtype=np.uint64)))}
+    lookups = np.random.default_rng(1).integers(0, MGET_KEYS, LOOKUPS, dtype=np.uint64)
+    lookup_list = [int(k) for k in lookups]
+    offsets, data, found = cache.mget_arrays(lookups)
+    check(found.all(), "mget-vs-dict: a present key was reported missing")
+    check(
+        bytes(data[offsets[-2] : offsets[-1]]) == d[lookup_list[-1]],
+        "mget-vs-dict: Predis and the dict returned different values",
+    )
+    yield (lambda: cache.mget_arrays(lookups)), (lambda: [d.get(k) for k in lookup_list])
+
+
+@interleaved_pair(
+    "mlops-on-vs-off",
+    subject="MLOps on",
+    peer="MLOps off",
+    description=f"{LOOKUPS:,} zipf(1.2) get_into lookups (of {MLOPS_KEYS:,} keys); on: every "
+    "access logged and the collector draining the ring into encrypted segments after each "
+    "batch; off: sample_rate=0, no collector. The ratio is the share of throughput kept",
+)
+def _mlops_on_vs_off() -> Iterator[Sides]:
+    from predis.mlops.collector import Collector
+    from predis.security.crypto import KeyRing, generate_key_line
+
+    on = _filled_cache(MLOPS_KEYS, sample_rate=1.0, log_capacity=1 << 17)
+    off = _filled_cache(MLOPS_KEYS, sample_rate=0.0)
+    rng = np.random.default_rng(2)
+    lookups = (rng.zipf(1.2, LOOKUPS) % MLOPS_KEYS).astype(np.uint64)
+    out_on = np.empty((LOOKUPS, _VALUE_BYTES), dtype=np.uint8)
+    out_off = np.empty_like(out_on)
+    with tempfile.TemporaryDirectory(prefix="predis-bench-") as folder:
+        collector = Collector(
+            on,
+            folder,
+            "bench",
+            KeyRing.parse(generate_key_line("bench")),
+            segment_events=LOOKUPS,  # one segment per batch: every call does the same work
+            drain_batch=1 << 17,
+            retention_bytes=64 << 20,
+            min_free_bytes=0,
+        )
+
+        def with_mlops() -> None:
+            on.get_into(lookups, out_on)
+            while collector.drain_once():
+                pass
+
+        with_mlops()
+        check(off.get_into(lookups, out_off).all(), "mlops-on-vs-off: a present key was missed")
+        check(np.array_equal(out_on, out_off), "mlops-on-vs-off: the two caches disagree")
+        check(
+            collector.stats().events_drained == LOOKUPS,
+            "mlops-on-vs-off: the collector did not see every access",
+        )
+        try:
+            yield with_mlops, (lambda: off.get_into(lookups, out_off))
+        finally:
+            collector.close()
