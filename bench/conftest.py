@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     """Facts that decide whether two results files can be compared."""
+    del config
     machine_info["cpu_count"] = os.cpu_count()
     machine_info["loadavg"] = list(os.getloadavg())
     machine_info["predis_build"] = {

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import build_ring_bench, ratio_rounds
 
 import predis.benchtools.headline  # noqa: F401  (registers the package's pairs)
+from conftest import build_ring_bench, ratio_rounds
 from predis.benchtools.pairs import PAIRS, Pair, Round, register
 from predis.benchtools.results import pair_extra_info
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from conftest import build_ring_bench
 
 DEFAULT_ITEMS = 20_000_000

@@ -143,7 +143,8 @@ def _parser() -> argparse.ArgumentParser:
         "--threshold",
         type=_fraction_below_one,
         default=None,
-        help="largest tolerated drop of a ratio, as a fraction (default 0.10, see docs)",
+        help="largest tolerated drop of every ratio, as a fraction (default: each pair's "
+        "own, else 0.10; see docs/benchmarks.md)",
     )
     cmp.add_argument(
         "--pair-threshold",
@@ -265,7 +266,6 @@ def _bench_run(args: argparse.Namespace) -> int:
 def _bench_compare(args: argparse.Namespace) -> int:
     from predis.benchtools.compare import compare_runs, format_comparison
     from predis.benchtools.results import load_run
-    from predis.benchtools.stats import DEFAULT_THRESHOLD
 
     per_pair = {}
     for item in args.pair_threshold:
@@ -279,7 +279,7 @@ def _bench_compare(args: argparse.Namespace) -> int:
     comparison = compare_runs(
         load_run(args.old),
         load_run(args.new),
-        threshold=DEFAULT_THRESHOLD if args.threshold is None else args.threshold,
+        threshold=args.threshold,
         confidence=args.confidence,
         thresholds=per_pair,
     )

@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from predis.benchtools.results import RunInfo
-from predis.benchtools.stats import RatioChange, compare_ratios
+from predis.benchtools.stats import (
+    DEFAULT_THRESHOLD,
+    RatioChange,
+    compare_ratios,
+    summarise_ratios,
+)
 from predis.errors import InvalidArgumentError
 
 __all__ = ["Comparison", "compare_runs", "format_comparison", "format_run"]
@@ -30,11 +35,13 @@ def compare_runs(
     old: RunInfo,
     new: RunInfo,
     *,
-    threshold: float,
+    threshold: float | None,
     confidence: float,
     thresholds: dict[str, float] | None = None,
 ) -> Comparison:
-    """Compare every pair both runs measured; ``thresholds`` overrides per pair."""
+    """Compare every pair both runs measured. A pair's threshold is, first found:
+    ``thresholds[name]``, ``threshold``, the one the new run recorded for the pair, and
+    :data:`~predis.benchtools.stats.DEFAULT_THRESHOLD`."""
     per_pair = thresholds or {}
     unknown = sorted(set(per_pair) - set(old.pairs) - set(new.pairs))
     if unknown:
@@ -45,7 +52,7 @@ def compare_runs(
         name: compare_ratios(
             old.pairs[name].ratios,
             new.pairs[name].ratios,
-            threshold=per_pair.get(name, threshold),
+            threshold=_threshold_for(name, new, threshold, per_pair),
             confidence=confidence,
             what=f"pair {name!r}",
         )
@@ -58,6 +65,17 @@ def compare_runs(
         only_old=tuple(sorted(set(old.pairs) - set(new.pairs))),
         only_new=tuple(sorted(set(new.pairs) - set(old.pairs))),
     )
+
+
+def _threshold_for(
+    name: str, new: RunInfo, threshold: float | None, per_pair: dict[str, float]
+) -> float:
+    if name in per_pair:
+        return per_pair[name]
+    if threshold is not None:
+        return threshold
+    recorded = new.pairs[name].threshold
+    return DEFAULT_THRESHOLD if recorded is None else recorded
 
 
 def _fmt(x: float) -> str:
@@ -97,8 +115,6 @@ def format_comparison(c: Comparison) -> str:
 
 def format_run(run: RunInfo, confidence: float) -> str:
     """One run's pairs: geometric-mean ratio with its interval."""
-    from predis.benchtools.stats import summarise_ratios
-
     lines = [
         run.describe(),
         "",

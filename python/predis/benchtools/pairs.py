@@ -72,13 +72,20 @@ class Round:
 
 @dataclass(frozen=True)
 class Pair:
-    """A named pair; ``measure(rounds)`` returns that many :class:`Round` objects."""
+    """A named pair; ``measure(rounds)`` returns that many :class:`Round` objects.
+
+    ``threshold``: the drop of this pair's ratio that ``predis bench compare`` tolerates,
+    where the pair is noisier between runs than the default allows for (None: the
+    default, :data:`predis.benchtools.stats.DEFAULT_THRESHOLD`). Justify it with measured
+    clean-against-clean runs (docs/benchmarks.md).
+    """
 
     name: str
     subject: str
     peer: str
     description: str
     measure: Callable[[int], list[Round]]
+    threshold: float | None = None
 
 
 PAIRS: dict[str, Pair] = {}
@@ -91,6 +98,8 @@ def register(pair: Pair) -> Pair:
     runs by, so they must be unique and stable."""
     if not pair.name or any(c.isspace() for c in pair.name):
         raise InvalidArgumentError(f"pair name must be non-empty without spaces: {pair.name!r}")
+    if pair.threshold is not None and not 0.0 < pair.threshold < 1.0:
+        raise InvalidArgumentError(f"pair {pair.name!r}: threshold must be in (0, 1)")
     if pair.name in PAIRS and PAIRS[pair.name] is not pair:
         raise InvalidArgumentError(f"a pair named {pair.name!r} is already registered")
     PAIRS[pair.name] = pair
@@ -140,7 +149,7 @@ def measure_interleaved(sides: Sides, rounds: int) -> list[Round]:
 
 
 def interleaved_pair(
-    name: str, *, subject: str, peer: str, description: str
+    name: str, *, subject: str, peer: str, description: str, threshold: float | None = None
 ) -> Callable[[Callable[[], Iterator[Sides]]], Pair]:
     """Decorator: register a set-up generator (see the module docstring) as a pair."""
 
@@ -151,6 +160,6 @@ def interleaved_pair(
             with managed() as sides:
                 return measure_interleaved(sides, rounds)
 
-        return register(Pair(name, subject, peer, description, measure))
+        return register(Pair(name, subject, peer, description, measure, threshold))
 
     return wrap

@@ -35,6 +35,7 @@ class PairRecord:
     peer: str
     description: str
     rounds: tuple[Round, ...]
+    threshold: float | None = None  # the pair's own tolerated drop, if it sets one
 
     @property
     def ratios(self) -> list[float]:
@@ -57,12 +58,13 @@ class RunInfo:
         dirty = " (dirty tree)" if self.dirty else ""
         slow = self.build.get("bench_slowdown")
         slowed = f", SLOWED build ({slow} spins a lookup)" if slow else ""
-        return f"{self.path.name}: {self.datetime}, commit {self.commit[:10]}{dirty}, {self.cpu}{slowed}"
+        when = f"{self.datetime}, commit {self.commit[:10]}{dirty}"
+        return f"{self.path.name}: {when}, {self.cpu}{slowed}"
 
 
 def pair_extra_info(pair: Pair, rounds: list[Round]) -> dict[str, Any]:
     """The ``extra_info["pair"]`` entry that :func:`load_run` reads back."""
-    return {
+    info: dict[str, Any] = {
         "name": pair.name,
         "subject": pair.subject,
         "peer": pair.peer,
@@ -70,6 +72,9 @@ def pair_extra_info(pair: Pair, rounds: list[Round]) -> dict[str, Any]:
         "subject_s": [r.subject_s for r in rounds],
         "peer_s": [r.peer_s for r in rounds],
     }
+    if pair.threshold is not None:
+        info["threshold"] = pair.threshold
+    return info
 
 
 def _bad(path: Path, what: str) -> InvalidArgumentError:
@@ -107,7 +112,14 @@ def _pair(path: Path, raw: object) -> PairRecord:
     if len(subject) != len(peer):
         raise _bad(path, f"pair {name!r}: {len(subject)} subject times but {len(peer)} peer times")
     rounds = tuple(Round(s, p) for s, p in zip(subject, peer, strict=True))
-    return PairRecord(name, labels[0], labels[1], labels[2], rounds)
+    threshold = raw.get("threshold")
+    if threshold is not None and (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float))
+        or not 0.0 < threshold < 1.0
+    ):
+        raise _bad(path, f"pair {name!r}: threshold {threshold!r} is not a fraction in (0, 1)")
+    return PairRecord(name, labels[0], labels[1], labels[2], rounds, threshold)
 
 
 def load_run(path: str | Path) -> RunInfo:

@@ -121,9 +121,7 @@ def summarise_ratios(
     _check_confidence(confidence)
     logs = _logs(ratios, what)
     point = float(logs.mean())
-    low, high = _interval(
-        _bootstrap_means(logs, np.random.default_rng(_SEED)), point, confidence
-    )
+    low, high = _interval(_bootstrap_means(logs, np.random.default_rng(_SEED)), point, confidence)
     return RatioSummary(math.exp(point), low, high, len(logs))
 
 
