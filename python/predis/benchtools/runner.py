@@ -8,6 +8,7 @@ file; ``bench/conftest.py`` adds the load average, the CPU count and the extensi
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -67,6 +68,10 @@ def run_bench(
     keyword: str | None = None,
 ) -> int:
     """Run the suites; returns pytest's exit status. The JSON goes to ``json_path``."""
+    if importlib.util.find_spec("pytest_benchmark") is None:
+        raise InvalidArgumentError(
+            "predis bench run needs pytest-benchmark: pip install 'predis[bench]'"
+        )
     if rounds < 3:
         raise InvalidArgumentError(f"--rounds must be >= 3 for a confidence interval, got {rounds}")
     folder = _checked_bench_dir(bench_dir) if bench_dir is not None else find_bench_dir()
