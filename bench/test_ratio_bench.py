@@ -51,10 +51,10 @@ register(
         description=f"{RING_ITEMS:,} uint64 through a 4096-slot ring, producer and consumer "
         "pinned to two CPUs (bench/ring/ring_bench.cpp); ratio = items/s against the naive ring",
         measure=_ring_rounds,
-        # Two threads on two shared vCPUs: clean runs moved this ratio by up to 48%
-        # (docs/benchmarks.md), so only a collapse is caught here; the callgrind `ring`
-        # workload is the ring's precise guard.
-        threshold=0.6,
+        # Two threads on two shared vCPUs: clean runs moved this ratio by a factor of two
+        # (a 52% drop; docs/benchmarks.md), so only a collapse is caught here; the callgrind
+        # `ring` workload is the ring's precise guard.
+        threshold=0.8,
     )
 )
 

@@ -144,7 +144,7 @@ def _parser() -> argparse.ArgumentParser:
         type=_fraction_below_one,
         default=None,
         help="largest tolerated drop of every ratio, as a fraction (default: each pair's "
-        "own, else 0.10; see docs/benchmarks.md)",
+        "own, else 0.15; see docs/benchmarks.md)",
     )
     cmp.add_argument(
         "--pair-threshold",

@@ -124,7 +124,7 @@ def test_a_a_comparisons_cover_no_change_and_never_cross_the_default_threshold()
         regressed += c.regressed
     assert 85 <= covered <= 100
     assert regressed == 0
-    assert DEFAULT_THRESHOLD == 0.10
+    assert DEFAULT_THRESHOLD == 0.15
 
 
 @pytest.mark.parametrize(

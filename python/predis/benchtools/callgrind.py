@@ -17,7 +17,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
+
+# Argument lists, never a shell: the programs run are g++, valgrind and pytest.
+import subprocess  # nosec B404
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,9 +88,13 @@ class Baseline:
     tolerance: float
 
 
+def _run(cmd: list[str], timeout: int, check: bool = False) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=check)  # noqa: S603  # nosec B603
+
+
 def _first_line(cmd: list[str]) -> str:
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True)  # noqa: S603
+        out = _run(cmd, 60, check=True)
     except (OSError, subprocess.SubprocessError) as exc:
         raise CallgrindError(f"cannot run {cmd[0]}: {exc}") from None
     return out.stdout.strip().splitlines()[0] if out.stdout.strip() else ""
@@ -125,7 +131,7 @@ def build_driver(repo: Path, out_dir: Path, *, slowdown: int = 0, cxx: str = "g+
         "-o",
         str(exe),
     ]
-    built = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)  # noqa: S603
+    built = _run(cmd, 600)
     if built.returncode != 0:
         raise CallgrindError(f"{' '.join(cmd)} failed:\n{built.stderr[-4000:]}")
     return exe
@@ -154,7 +160,7 @@ def count_instructions(exe: Path, workload: str) -> int:
             str(exe),
             workload,
         ]
-        run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)  # noqa: S603
+        run = _run(cmd, 600)
         if run.returncode != 0:
             raise CallgrindError(
                 f"{workload}: exit {run.returncode}\n{run.stdout}{run.stderr[-2000:]}"

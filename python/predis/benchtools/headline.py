@@ -77,6 +77,8 @@ def _mget_vs_dict() -> Iterator[Sides]:
     "access logged and the collector draining the ring into encrypted segments after each "
     "batch (in /dev/shm); off: sample_rate=0, no collector. The ratio is the share of "
     "throughput kept",
+    # Clean runs moved this ratio by up to 17.5% (docs/benchmarks.md): 1.5 times that.
+    threshold=0.30,
 )
 def _mlops_on_vs_off() -> Iterator[Sides]:
     on = _filled_cache(MLOPS_KEYS, sample_rate=1.0, log_capacity=1 << 17)
@@ -87,7 +89,8 @@ def _mlops_on_vs_off() -> Iterator[Sides]:
     out_off = np.empty_like(out_on)
     # Segments go to memory where it can: the pair measures the CPU cost of MLOps, and a
     # shared disk's fsync latency would swing the ratio between runs.
-    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
+    # mkdtemp makes a private (0700) folder with a random name there.
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108  # nosec B108
     with tempfile.TemporaryDirectory(prefix="predis-bench-", dir=shm) as folder:
         collector = Collector(
             on,

@@ -122,6 +122,11 @@ def _pair(path: Path, raw: object) -> PairRecord:
     return PairRecord(name, labels[0], labels[1], labels[2], rounds, threshold)
 
 
+def _object(value: object) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one (optional facts about a run)."""
+    return value if isinstance(value, dict) else {}
+
+
 def load_run(path: str | Path) -> RunInfo:
     """Read and validate one results file."""
     p = Path(path)
@@ -143,9 +148,9 @@ def load_run(path: str | Path) -> RunInfo:
             if record.name in pairs:
                 raise _bad(p, f"pair {record.name!r} appears twice")
             pairs[record.name] = record
-    machine = data.get("machine_info") if isinstance(data.get("machine_info"), dict) else {}
-    commit = data.get("commit_info") if isinstance(data.get("commit_info"), dict) else {}
-    cpu = machine.get("cpu", {}).get("brand_raw") if isinstance(machine.get("cpu"), dict) else None
+    machine = _object(data.get("machine_info"))
+    commit = _object(data.get("commit_info"))
+    cpu = _object(machine.get("cpu")).get("brand_raw")
     build = machine.get("predis_build")
     return RunInfo(
         path=p,

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import subprocess
+
+# Argument lists, never a shell: the programs run are g++, valgrind and pytest.
+import subprocess  # nosec B404
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -97,4 +99,5 @@ def run_bench(
     if quick:
         env.update(QUICK_ENV)
     # From the checkout's root, so pytest reads its settings and pytest-benchmark its commit.
-    return subprocess.run(cmd, cwd=folder.parent, env=env, check=False).returncode  # noqa: S603
+    run = subprocess.run(cmd, cwd=folder.parent, env=env, check=False)  # noqa: S603  # nosec B603
+    return run.returncode
