@@ -22,11 +22,11 @@
 
 namespace {
 
-constexpr std::size_t kKeys = 1 << 15;      // keys held by the lookup tables
-constexpr std::size_t kBatch = 1 << 12;     // keys per batch call
-constexpr std::size_t kGetRounds = 8;       // batch_get: lookups = kGetRounds * kKeys
-constexpr std::size_t kEvictItems = 1024;   // evict_insert: max_items
-constexpr std::size_t kRingItems = 1 << 18; // ring: items through the ring
+constexpr std::size_t kKeys = 1 << 15;       // keys held by the lookup tables
+constexpr std::size_t kBatch = 1 << 12;      // keys per batch call
+constexpr std::size_t kGetRounds = 8;        // batch_get: lookups = kGetRounds * kKeys
+constexpr std::size_t kEvictItems = 1024;    // evict_insert: max_items
+constexpr std::size_t kRingItems = 1 << 18;  // ring: items through the ring
 constexpr std::size_t kRingBatch = 64;
 
 // splitmix64: a fixed, seeded key stream (the same on every platform and run).
@@ -99,8 +99,9 @@ extern "C" __attribute__((noinline)) void workload_batch_put(predis::Table& t,
   put_all(t, keys, 32, storage);  // then updates of the same keys
 }
 
-extern "C" __attribute__((noinline)) void workload_evict_insert(
-    predis::Table& t, const std::vector<uint64_t>& keys, std::vector<uint8_t>& storage) {
+extern "C" __attribute__((noinline)) void workload_evict_insert(predis::Table& t,
+                                                                const std::vector<uint64_t>& keys,
+                                                                std::vector<uint8_t>& storage) {
   put_all(t, keys, 8, storage);
 }
 
@@ -172,10 +173,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   const bool ok = r.checksum == r.expected;
-  std::printf("{\"workload\": \"%s\", \"checksum\": %llu, \"expected\": %llu, \"items\": %llu, "
-              "\"ok\": %s}\n",
-              w.c_str(), static_cast<unsigned long long>(r.checksum),
-              static_cast<unsigned long long>(r.expected), static_cast<unsigned long long>(items),
-              ok ? "true" : "false");
+  std::printf(
+      "{\"workload\": \"%s\", \"checksum\": %llu, \"expected\": %llu, \"items\": %llu, "
+      "\"ok\": %s}\n",
+      w.c_str(), static_cast<unsigned long long>(r.checksum),
+      static_cast<unsigned long long>(r.expected), static_cast<unsigned long long>(items),
+      ok ? "true" : "false");
   return ok ? 0 : 1;
 }
