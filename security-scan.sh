@@ -25,6 +25,10 @@ import json, sys
 results = json.load(open(sys.argv[1]))["results"]
 for name, hits in results.items():
     for hit in hits:
+        # Benchmark baselines are pytest-benchmark records: their git commit ids are
+        # high-entropy hex by nature. Every other detector still applies to them.
+        if name.startswith("bench/baselines/") and hit["type"] == "Hex High Entropy String":
+            continue
         print(f"{name}:{hit['line_number']}: {hit['type']}")
 PY
 )

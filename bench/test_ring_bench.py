@@ -20,7 +20,6 @@ from __future__ import annotations
 import collections
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SOURCE = REPO / "bench" / "ring" / "ring_bench.cpp"
+from conftest import build_ring_bench
+
 DEFAULT_ITEMS = 20_000_000
 ROUND_TRIP_ITEMS = 1_000_000
 GROUP_THREADS = "ring: two threads, C++ (naive vs SpscRing)"
@@ -38,14 +37,7 @@ GROUP_ROUND_TRIP = "ring: 1M uint64 round trip, one Python thread"
 
 @pytest.fixture(scope="module")
 def ring_bench_exe(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    gxx = shutil.which("g++")
-    if gxx is None:
-        pytest.skip("g++ not found on PATH: cannot build bench/ring/ring_bench.cpp")
-    exe = tmp_path_factory.mktemp("ring_bench") / "ring_bench"
-    cmd = [gxx, "-O2", "-std=c++17", "-pthread", f"-I{REPO / 'csrc'}", str(SOURCE), "-o", str(exe)]
-    built = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
-    assert built.returncode == 0, f"{' '.join(cmd)} failed:\n{built.stdout}\n{built.stderr}"
-    return exe
+    return build_ring_bench(tmp_path_factory.mktemp("ring_bench"))
 
 
 def test_ring_two_threads(benchmark: Any, ring_bench_exe: Path) -> None:

@@ -13,3 +13,10 @@ set(PREDIS_CUDA_ARCHITECTURES "90" CACHE STRING "CUDA architectures to build for
 if(NOT PREDIS_CUDA MATCHES "^(AUTO|ON|OFF)$")
   message(FATAL_ERROR "PREDIS_CUDA must be AUTO, ON or OFF (got '${PREDIS_CUDA}')")
 endif()
+
+# A deliberate regression for proving the benchmark checks work (docs/benchmarks.md): every
+# key lookup spins this many empty iterations. 0 (the default) compiles it out.
+set(PREDIS_BENCH_SLOWDOWN "0" CACHE STRING "Spin iterations added to each lookup (benchmark-check tests only; 0 = off)")
+if(NOT PREDIS_BENCH_SLOWDOWN MATCHES "^[0-9]+$")
+  message(FATAL_ERROR "PREDIS_BENCH_SLOWDOWN must be a non-negative integer (got '${PREDIS_BENCH_SLOWDOWN}')")
+endif()

@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings/register.hpp"
+#include "predis/bench_slowdown.hpp"
 #include "predis/bucket.hpp"
 #include "predis/platform.hpp"
 
@@ -45,6 +46,7 @@ void register_build_info(py::module_& m) {
         d["slots_per_bucket"] = kSlotsPerBucket;
         d["bucket_bytes"] = sizeof(Bucket);
         d["false_sharing_range"] = kFalseSharingRange;
+        d["bench_slowdown"] = kBenchSlowdown;  // 0 in every real build
         return d;
       },
       "What this extension was compiled with.");

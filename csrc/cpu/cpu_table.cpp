@@ -5,6 +5,7 @@
 #include <new>
 #include <optional>
 
+#include "predis/bench_slowdown.hpp"
 #include "predis/spinlock.hpp"
 
 namespace predis {
@@ -194,6 +195,7 @@ void CpuTable::drop_slot(Bucket& b, int i) noexcept {
 template <class OnHit>
 bool CpuTable::lookup(const KeyRef& key, const Placement& p, uint64_t now, uint64_t tick,
                       bool touch, CallLog& log, OnHit&& on_hit) {
+  bench_slowdown_spin();  // nothing unless built with PREDIS_BENCH_SLOWDOWN
   for (const uint64_t idx : {p.b1, p.b2}) {
     Bucket& b = buckets_[idx];
     WordLock lock(b.lock);

@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from predis.errors import PredisError
+from predis.errors import InvalidArgumentError, PredisError
 
 __all__ = ["main"]
 
@@ -132,7 +132,50 @@ def _parser() -> argparse.ArgumentParser:
     hr.add_argument(
         "--policy", choices=("lru", "lfu"), default="lru", help="Predis's eviction (--prefetch)"
     )
+
+    run = bench_sub.add_parser(
+        "run", help="run the bench/ suites under pytest-benchmark and save the results as JSON"
+    )
+    run.add_argument("--json", metavar="PATH", help="results file (default bench-<UTC time>.json)")
+    run.add_argument("--bench-dir", metavar="DIR", help="the checkout's bench/ (default: found)")
+    run.add_argument("--rounds", type=_positive_int, default=30, help="rounds per ratio pair")
+    run.add_argument("--pairs-only", action="store_true", help="run only the ratio pairs")
+    run.add_argument("--quick", action="store_true", help="small sizes for the other suites")
+    run.add_argument("-k", dest="keyword", metavar="EXPR", help="pytest -k selection")
+
+    cmp = bench_sub.add_parser(
+        "compare", help="compare two results files' ratio pairs; exit 1 on a regression"
+    )
+    cmp.add_argument("old", help="the baseline results file")
+    cmp.add_argument("new", help="the results file under test")
+    cmp.add_argument(
+        "--threshold",
+        type=_fraction_below_one,
+        default=None,
+        help="largest tolerated drop of every ratio, as a fraction (default: each pair's "
+        "own, else 0.15; see docs/benchmarks.md)",
+    )
+    cmp.add_argument(
+        "--pair-threshold",
+        action="append",
+        default=[],
+        metavar="PAIR=FRACTION",
+        help="a threshold for one pair (repeatable)",
+    )
+    cmp.add_argument(
+        "--confidence", type=_fraction_below_one, default=0.95, help="interval level (0.95)"
+    )
+    cmp.add_argument(
+        "--allow-missing", action="store_true", help="do not fail on a pair the new run lacks"
+    )
     return p
+
+
+def _fraction_below_one(text: str) -> float:
+    value = _positive_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), got {text!r}")
+    return value
 
 
 def _fractions(text: str) -> tuple[float, ...]:
@@ -220,6 +263,64 @@ def _bench_hitrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from predis.benchtools.compare import format_run
+    from predis.benchtools.results import load_run
+    from predis.benchtools.runner import default_json_path, run_bench
+
+    out = Path(args.json) if args.json else default_json_path()
+    status = run_bench(
+        out,
+        bench_dir=Path(args.bench_dir) if args.bench_dir else None,
+        rounds=args.rounds,
+        pairs_only=args.pairs_only,
+        quick=args.quick,
+        keyword=args.keyword,
+    )
+    if status != 0:
+        print(f"predis: error: the benchmark run failed (pytest exit {status})", file=sys.stderr)
+        return 1
+    print(format_run(load_run(out), 0.95))
+    print(f"results written to {out}")
+    return 0
+
+
+def _bench_compare(args: argparse.Namespace) -> int:
+    from predis.benchtools.compare import compare_runs, format_comparison
+    from predis.benchtools.results import load_run
+
+    per_pair = {}
+    for item in args.pair_threshold:
+        name, sep, value = item.partition("=")
+        try:
+            per_pair[name] = _fraction_below_one(value)
+        except argparse.ArgumentTypeError as exc:
+            raise InvalidArgumentError(f"--pair-threshold {item!r}: {exc}") from None
+        if not sep or not name:
+            raise InvalidArgumentError(f"--pair-threshold wants PAIR=FRACTION, got {item!r}")
+    comparison = compare_runs(
+        load_run(args.old),
+        load_run(args.new),
+        threshold=args.threshold,
+        confidence=args.confidence,
+        thresholds=per_pair,
+    )
+    print(format_comparison(comparison))
+    if not comparison.changes:
+        print("predis: error: the two runs share no ratio pair", file=sys.stderr)
+        return 2
+    failed = list(comparison.regressed)
+    if comparison.only_old and not args.allow_missing:
+        failed += [f"{name} (missing)" for name in comparison.only_old]
+    if failed:
+        print(f"\nFAIL: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    print("\nOK: no ratio dropped beyond its threshold")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from predis.demo import DemoConfig, format_report, run_demo
 
@@ -302,6 +403,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             return _demo(args)
         if args.command == "bench":
+            if args.bench_command == "run":
+                return _bench_run(args)
+            if args.bench_command == "compare":
+                return _bench_compare(args)
             return _bench_hitrate(args)
         if args.command == "token":
             return _token(args)

@@ -33,3 +33,9 @@ def test_cuda_devices_explains_absence():
     if not report["devices"]:
         assert isinstance(report["error"], str)
         assert report["error"]
+
+
+def test_shipped_build_has_no_deliberate_slowdown():
+    # PREDIS_BENCH_SLOWDOWN exists only to prove the benchmark checks catch a regression
+    # (docs/benchmarks.md); a build under test must never carry it.
+    assert predis.build_info()["bench_slowdown"] == 0
