@@ -119,3 +119,44 @@ def _mlops_on_vs_off() -> Iterator[Sides]:
             yield with_mlops, (lambda: off.get_into(lookups, out_off))
         finally:
             collector.close()
+
+
+PREFETCH_ITEMS = 400
+PREFETCH_GETS = 4_000
+
+
+@interleaved_pair(
+    "prefetch-on-vs-off",
+    subject="prefetch on",
+    peer="prefetch off",
+    description=f"a host loop of {PREFETCH_GETS:,} read-through Cache.get calls over correlated "
+    f"sessions (a {PREFETCH_ITEMS}-entry cache, an 8-byte loader); on: the live learned "
+    "prefetcher (model trained beforehand) draining, scoring and loading beside the host; "
+    "off: no prefetcher. The ratio is the share of host throughput kept",
+)
+def _prefetch_on_vs_off() -> Iterator[Sides]:
+    from predis.prefetch import LearnedPrefetcher, TrainConfig, train_model  # noqa: PLC0415
+    from predis.workloads import CorrelatedSessions  # noqa: PLC0415
+
+    stream = CorrelatedSessions(40_000, n_patterns=2_000, pattern_length=15, noise=0.05, seed=4)
+    model = train_model(
+        stream.take(30_000), TrainConfig(num_trees=30, threads=1), cache_items=PREFETCH_ITEMS
+    )
+    keys = stream.take(PREFETCH_GETS).tolist()
+
+    def load(key: int | bytes | str) -> bytes:
+        return int(key).to_bytes(8, "little")  # type: ignore[arg-type]
+
+    on = Cache(1 << 22, max_items=PREFETCH_ITEMS, loader=load, prefetcher=LearnedPrefetcher(model))
+    off = Cache(1 << 22, max_items=PREFETCH_ITEMS, loader=load)
+
+    def host(cache: Cache) -> None:
+        get = cache.get
+        for k in keys:
+            get(k)
+
+    check(on.get(keys[0]) == off.get(keys[0]) == load(keys[0]), "prefetch pair: values differ")
+    try:
+        yield (lambda: host(on)), (lambda: host(off))
+    finally:
+        on.close()
