@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from predis.prefetch import LearnedPrefetcher, TrainConfig, train_model
 from predis.sim import coverage, replay
 from predis.sim.hitrate import predis_cache
@@ -37,3 +39,17 @@ def test_on_zipf_it_holds_back():
     assert ours.fetches_per_request <= 1.05 * base.fetches_per_request
     assert ours.miss_ratio <= 1.01 * base.miss_ratio
     assert ours.prefetches_issued <= 0.05 * ours.requests
+
+
+def test_cadence_slows_while_holding_back_and_recovers(sessions_model, make_sessions):
+    zipf = ZipfKeys(50_000, 0.8, seed=12).take(3_000) + np.uint64(10**7)
+    sessions = make_sessions(3_000, seed=13)
+    p = LearnedPrefetcher(sessions_model)
+    r_zipf = replay([zipf], predis_cache(100, "lru"), prefetcher=p)
+    assert p.batch_size == 64  # quiet: scoring every 64 requests
+    quiet_batches = p.latency.snapshot()[1]
+    assert quiet_batches < len(zipf) / 16  # under half the calls of one per 8 requests
+    r_sessions = replay([sessions], predis_cache(100, "lru"), prefetcher=p)
+    assert r_sessions.prefetches_issued > 0
+    assert p.batch_size == 8  # proposals brought the cadence back
+    del r_zipf

@@ -28,6 +28,11 @@ class LearnedPrefetcher(Prefetcher):
     Args:
         model: a trained :class:`PrefetchModel` (see :func:`predis.prefetch.train_model`).
         batch_size: demand requests per inference call (default: the model's, else 8).
+        idle_batch_size: the cadence while proposals have stopped coming (four scored
+            batches in a row proposed nothing): the tracker still learns from every request,
+            the latest ``batch_size`` are scored once per ``idle_batch_size``, and the first
+            proposal brings the cadence back. It keeps inference cheap where the model holds
+            back. None: always ``batch_size``.
         max_per_request: proposals per demand request at most, on average over a batch.
         threshold: overrides the model's calibrated threshold (0..1).
         tracker: candidate-generator sizes; must equal the model's (default: the model's).
@@ -45,6 +50,7 @@ class LearnedPrefetcher(Prefetcher):
         model: PrefetchModel | None = None,
         *,
         batch_size: int | None = None,
+        idle_batch_size: int | None = 64,
         max_per_request: float = 2.0,
         threshold: float | None = None,
         tracker: TrackerConfig | None = None,
@@ -58,6 +64,15 @@ class LearnedPrefetcher(Prefetcher):
         ):
             raise InvalidArgumentError(
                 f"batch_size must be an int in [1, 65536], got {batch_size!r}"
+            )
+        if idle_batch_size is not None and (
+            isinstance(idle_batch_size, bool)
+            or not isinstance(idle_batch_size, int)
+            or not batch_size <= idle_batch_size <= 65536
+        ):
+            raise InvalidArgumentError(
+                f"idle_batch_size must be an int in [batch_size, 65536] or None, "
+                f"got {idle_batch_size!r}"
             )
         if (
             isinstance(max_per_request, bool)
@@ -75,7 +90,10 @@ class LearnedPrefetcher(Prefetcher):
             raise InvalidArgumentError(f"threshold must be in [0, 1] or None, got {threshold!r}")
         if model is not None and not isinstance(model, PrefetchModel):
             raise InvalidArgumentError("model must be a PrefetchModel")
-        self.batch_size = batch_size
+        self.scoring_batch = batch_size
+        self.idle_batch_size = idle_batch_size
+        self.batch_size = batch_size  # the current cadence (see idle_batch_size)
+        self._quiet = 0
         self.max_per_request = float(max_per_request)
         self.threshold_override = threshold
         self._tracker_config = tracker or (model.tracker if model is not None else TrackerConfig())
@@ -117,11 +135,29 @@ class LearnedPrefetcher(Prefetcher):
         with self._lock:
             self._model = model
             self.model_version += 1
+            self._quiet = 0
+            self.batch_size = self.scoring_batch  # a new model gets its chance at once
 
     def reset(self) -> None:
         self._tracker.reset()
 
     def propose(
+        self,
+        keys: np.ndarray,
+        hits: np.ndarray,
+        cached: CachedFn,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        proposed, confidence = self._propose(keys, hits, cached)
+        if len(proposed) or self.idle_batch_size is None:
+            self._quiet = 0
+            self.batch_size = self.scoring_batch
+        elif self._model is not None:
+            self._quiet += 1
+            if self._quiet >= 4:
+                self.batch_size = self.idle_batch_size
+        return proposed, confidence
+
+    def _propose(
         self,
         keys: np.ndarray,
         hits: np.ndarray,  # noqa: ARG002 - the tracker learns from keys; hits are for others
@@ -131,9 +167,10 @@ class LearnedPrefetcher(Prefetcher):
         model = self._model
         # A caller that fell behind hands over more than a batch: the tracker learns from
         # all of it, but only the latest batch is scored, so proposals are never stale.
-        if len(keys) > self.batch_size:
-            self._tracker.observe(keys[: -self.batch_size], False)
-            keys = keys[-self.batch_size :]
+        scored = self.scoring_batch
+        if len(keys) > scored:
+            self._tracker.observe(keys[:-scored], False)
+            keys = keys[-scored:]
         # Without a model the tracker still learns, and emits nothing to score.
         _, cand, feat = self._tracker.observe(keys, model is not None)
         if model is None or len(cand) == 0:

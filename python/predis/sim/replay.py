@@ -157,7 +157,6 @@ def _serve_all(
     fetch = backend.fetch
     hits = misses = issued = used = 0
     pending: set[int] = set()  # prefetched and not yet used by a demand request
-    batch = prefetcher.batch_size if prefetcher is not None else 0
     propose = prefetcher.propose if prefetcher is not None else None
     seen_keys: list[int] = []
     seen_hits: list[bool] = []
@@ -175,10 +174,11 @@ def _serve_all(
                 hit = False
                 pending.discard(key)  # prefetched but evicted before use: wasted
                 put(key, fetch(key))
-            if batch:
+            if prefetcher is not None:
                 seen_keys.append(key)
                 seen_hits.append(hit)
-                if len(seen_keys) == batch:
+                # Read every time: a prefetcher may change its cadence as it goes.
+                if len(seen_keys) >= prefetcher.batch_size:
                     proposed, confidence = propose(  # type: ignore[misc]
                         np.array(seen_keys, dtype=np.uint64), np.array(seen_hits), cached
                     )
