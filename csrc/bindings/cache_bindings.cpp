@@ -255,8 +255,8 @@ class CoreCache {
   void put_prefetched(const py::handle& key, const py::handle& value, uint64_t ttl_ns,
                       double confidence) {
     if (!(confidence >= 0.0 && confidence <= 1.0)) {
-      fail(ErrorKind::kInvalidArgument, "confidence must be in [0, 1], got " +
-                                            std::to_string(confidence));
+      fail(ErrorKind::kInvalidArgument,
+           "confidence must be in [0, 1], got " + std::to_string(confidence));
     }
     const KeyRef k = convert_key(key.ptr());
     ByteView v(value.ptr(), "value");

@@ -5,7 +5,9 @@
 #include "bindings/register.hpp"
 
 PYBIND11_MODULE(_core, m) {
-  m.doc() = "Predis native core: the cache table, access-log ring, prefetch candidate tracker and build information.";
+  m.doc() =
+      "Predis native core: the cache table, access-log ring, prefetch candidate tracker and build "
+      "information.";
   predis::bindings::register_errors(m);
   predis::bindings::register_build_info(m);
   predis::bindings::register_ring(m);

@@ -75,7 +75,7 @@ void register_prefetch(py::module_& m) {
              check_range("hot", hot, 1, 4096);
              check_range("hot_per_request", hot_per_request, 0, hot);
              check_range("max_candidates", max_candidates, 1, 4096);
-             TrackerConfig c{table_bits, successors,  window, streams,        stride_depth,
+             TrackerConfig c{table_bits, successors,  window, streams,         stride_depth,
                              max_stride, sketch_bits, hot,    hot_per_request, max_candidates};
              return std::make_unique<LockedTracker>(c);
            }),

@@ -237,15 +237,17 @@ class PairLock {
 
 }  // namespace
 
+template <bool kPrefetched>
 bool CpuTable::insert(const KeyRef& key, const Stored& value, uint64_t expiry, uint64_t now,
-                      uint64_t tick, CallLog& log, InsertRank rank) {
+                      uint64_t tick, CallLog& log, uint64_t demote) {
   const Placement p = place(key.key, key.kind, mask_);
   PairInsertResult r;
   {
     PairLock lock(buckets_, p);
     r = with_key_eq(key, [&](auto&& eq) {
-      return insert_into_pair(buckets_[p.b1], buckets_[p.b2], p.digest, key.kind, key.key, eq,
-                              value.form, value.word, expiry, now, tick, config_.policy, rank);
+      return insert_into_pair<kPrefetched>(buckets_[p.b1], buckets_[p.b2], p.digest, key.kind,
+                                           key.key, eq, value.form, value.word, expiry, now, tick,
+                                           config_.policy, demote);
     });
   }
   if (r.updated) {
@@ -428,9 +430,9 @@ void CpuTable::put_prefetched(const KeyRef& key, ValueRef value, uint64_t ttl_ns
   // sure guess beside fresh entries, a weak one behind every entry touched since.
   const double items = static_cast<double>(items_.load(std::memory_order_relaxed) + 1);
   const double doubt = confidence < 0.0 ? 1.0 : (confidence > 1.0 ? 0.0 : 1.0 - confidence);
-  const InsertRank rank{true, static_cast<uint64_t>(doubt * items)};
+  const auto demote = static_cast<uint64_t>(doubt * items);
   const Stored stored = store_value(key, value);
-  const bool replaced = insert(key, stored, deadline(now, ttl_ns), now, tick, log, rank);
+  const bool replaced = insert<true>(key, stored, deadline(now, ttl_ns), now, tick, log, demote);
   log.event(key, now, AccessOp::kPrefetch, replaced, value.len);
 }
 

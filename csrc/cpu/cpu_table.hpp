@@ -84,8 +84,10 @@ class CpuTable final : public Table {
   template <class OnHit>
   bool lookup(const KeyRef& key, const Placement& p, uint64_t now, uint64_t tick, bool touch,
               CallLog& log, OnHit&& on_hit);
+  // kPrefetched: a guess ranked `demote` operations back (see insert_into_pair).
+  template <bool kPrefetched = false>
   bool insert(const KeyRef& key, const Stored& value, uint64_t expiry, uint64_t now, uint64_t tick,
-              CallLog& log, InsertRank rank = {});
+              CallLog& log, uint64_t demote = 0);
   bool remove(const KeyRef& key, uint64_t now, CallLog& log);
   void enforce_limits(const Protected& protect, CallLog& log);
   bool evict_one(const Protected& protect, CallLog& log);

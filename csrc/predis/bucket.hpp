@@ -274,23 +274,19 @@ PREDIS_HD inline uint64_t score_on_insert(Policy p, uint64_t tick);
 PREDIS_HD inline uint64_t score_on_hit(Policy p, uint64_t old, uint64_t tick);
 PREDIS_HD inline uint64_t score_on_prefetch(Policy p, uint64_t tick, uint64_t demote);
 
-// How a store ranks for eviction. A demand store ranks as an access now. A prefetched
-// store (a guess) ranks as if last used `demote` operations ago, and under LFU with a use
-// count of zero; storing a guess over a live entry leaves that entry's rank alone.
-struct InsertRank {
-  bool prefetched = false;
-  uint64_t demote = 0;
-};
-
 // insert_or_assign on a key's buckets b1 and b2 (the same bucket when the two choices
 // coincide), both already locked by the caller: replace the key's entry if it is present,
 // else take the better plan of the two buckets (see prefer_second), evicting if it must.
-template <class FullKeyEq>
+//
+// How the store ranks for eviction: a demand store ranks as an access now. A prefetched
+// store (kPrefetched, a guess) ranks as if last used `demote` operations ago, and under LFU
+// with a use count of zero; a guess stored over a live entry leaves that entry's rank
+// alone. A template parameter, so that the demand path compiles to exactly what it was.
+template <bool kPrefetched = false, class FullKeyEq>
 PREDIS_HD PairInsertResult insert_into_pair(Bucket& b1, Bucket& b2, uint8_t digest, KeyKind kind,
                                             uint64_t key, FullKeyEq&& full_key_eq, uint8_t form,
                                             uint64_t handle, uint64_t expiry, uint64_t now,
-                                            uint64_t tick, Policy policy,
-                                            InsertRank rank = {}) {
+                                            uint64_t tick, Policy policy, uint64_t demote = 0) {
   const bool two = &b1 != &b2;
   PairInsertResult r;
   Bucket* home = &b1;
@@ -309,11 +305,10 @@ PREDIS_HD PairInsertResult insert_into_pair(Bucket& b1, Bucket& b2, uint8_t dige
     s.handle = handle;
     home->forms[i] = form;
     s.expiry = expiry;
-    if (!r.updated) {
-      s.score = rank.prefetched ? score_on_prefetch(policy, tick, rank.demote)
-                                : score_on_insert(policy, tick);
-    } else if (!rank.prefetched) {
-      s.score = score_on_hit(policy, s.score, tick);
+    if constexpr (kPrefetched) {
+      if (!r.updated) s.score = score_on_prefetch(policy, tick, demote);
+    } else {
+      s.score = r.updated ? score_on_hit(policy, s.score, tick) : score_on_insert(policy, tick);
     }
     return r;
   }
@@ -334,8 +329,13 @@ PREDIS_HD PairInsertResult insert_into_pair(Bucket& b1, Bucket& b2, uint8_t dige
     r.old_handle = target->slots[plan.slot].handle;
     r.old_form = target->forms[plan.slot];
   }
-  const uint64_t score = rank.prefetched ? score_on_prefetch(policy, tick, rank.demote)
-                                         : score_on_insert(policy, tick);
+  uint64_t score;
+  if constexpr (kPrefetched) {
+    score = score_on_prefetch(policy, tick, demote);
+  } else {
+    score = score_on_insert(policy, tick);
+    (void)demote;
+  }
   fill_slot(*target, plan.slot, digest, form, key, score, handle, expiry);
   return r;
 }

@@ -21,14 +21,14 @@
 namespace predis {
 
 struct TrackerConfig {
-  uint32_t table_bits = 14;     // successor table sets, log2 (4 ways each)
-  uint32_t successors = 16;     // Misra-Gries counters per key (at least window)
-  uint32_t window = 12;         // a key's successors are the keys of its next `window` requests
-  uint32_t streams = 16;        // stride detectors
-  uint32_t stride_depth = 32;   // stride candidates proposed per request
-  uint64_t max_stride = 64;     // a gap up to this (either way) may start a stride stream
-  uint32_t sketch_bits = 16;    // count-min width, log2 (4 rows)
-  uint32_t hot = 32;            // space-saving heavy hitters tracked
+  uint32_t table_bits = 14;      // successor table sets, log2 (4 ways each)
+  uint32_t successors = 16;      // Misra-Gries counters per key (at least window)
+  uint32_t window = 12;          // a key's successors are the keys of its next `window` requests
+  uint32_t streams = 16;         // stride detectors
+  uint32_t stride_depth = 32;    // stride candidates proposed per request
+  uint64_t max_stride = 64;      // a gap up to this (either way) may start a stride stream
+  uint32_t sketch_bits = 16;     // count-min width, log2 (4 rows)
+  uint32_t hot = 32;             // space-saving heavy hitters tracked
   uint32_t hot_per_request = 2;  // heavy hitters proposed per request (in rotation)
   uint32_t max_candidates = 48;  // rows emitted per request at most
 };
@@ -38,21 +38,21 @@ enum Feature : int {
   kFromSuccessor = 0,  // 1 when a source proposed the candidate, else 0
   kFromStride,
   kFromHot,
-  kSuccCount,     // how often the candidate followed the current key (Misra-Gries count)
-  kSuccShare,     // ... as a share of the current key's observed successors
-  kSuccRank,      // its rank among the current key's successors (0 = most frequent)
-  kKeyTotal,      // log2(1 + successor observations of the current key)
-  kStrideRun,     // confirmations of the stride stream that proposed it
-  kStrideStep,    // how many strides ahead it lies
-  kCandFreq,      // log2(1 + count-min estimate of the candidate's frequency)
-  kCandAge,       // log2(1 + requests since the candidate was last seen); 40 if never
-  kKeyFreq,       // log2(1 + the current key's frequency)
-  kKeyAge,        // log2(1 + requests since the current key was last seen); 40 if never
-  kSuccHitRate,   // running rate at which requests were among the previous key's successors
+  kSuccCount,      // how often the candidate followed the current key (Misra-Gries count)
+  kSuccShare,      // ... as a share of the current key's observed successors
+  kSuccRank,       // its rank among the current key's successors (0 = most frequent)
+  kKeyTotal,       // log2(1 + successor observations of the current key)
+  kStrideRun,      // confirmations of the stride stream that proposed it
+  kStrideStep,     // how many strides ahead it lies
+  kCandFreq,       // log2(1 + count-min estimate of the candidate's frequency)
+  kCandAge,        // log2(1 + requests since the candidate was last seen); 40 if never
+  kKeyFreq,        // log2(1 + the current key's frequency)
+  kKeyAge,         // log2(1 + requests since the current key was last seen); 40 if never
+  kSuccHitRate,    // running rate at which requests were among the previous key's successors
   kStrideHitRate,  // running rate at which requests continued a stride stream
-  kKeyDistance,   // log2(1 + |candidate - key|)
-  kLag,           // requests between the row's request and the end of its batch (set by
-                  // the batch caller: proposals are made once per batch)
+  kKeyDistance,    // log2(1 + |candidate - key|)
+  kLag,            // requests between the row's request and the end of its batch (set by
+                   // the batch caller: proposals are made once per batch)
   kNumFeatures
 };
 
@@ -198,7 +198,8 @@ class PatternTracker {
   // candidate of this request; null once max_candidates rows are out.
   float* row_for(uint64_t c, uint64_t key, const Row& base, std::size_t first,
                  std::vector<uint64_t>& cands, std::vector<float>& feats) {
-    if (c == key) return discard_.f;  // never propose the key itself; the caller writes to a spare row
+    if (c == key)
+      return discard_.f;  // never propose the key itself; the caller writes to a spare row
     for (std::size_t i = first; i < cands.size(); ++i) {
       if (cands[i] == c) return &feats[i * kNumFeatures];
     }
@@ -339,7 +340,8 @@ class PatternTracker {
 
   uint32_t sketch_estimate(uint64_t key) const {
     uint32_t est = UINT32_MAX;
-    for (std::size_t r = 0; r < kSketchRows; ++r) est = std::min(est, sketch_[sketch_index(r, key)]);
+    for (std::size_t r = 0; r < kSketchRows; ++r)
+      est = std::min(est, sketch_[sketch_index(r, key)]);
     return est;
   }
 
