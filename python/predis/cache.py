@@ -128,6 +128,9 @@ class Cache:
             :meth:`advance_time`; for trace replay and tests).
         access_log_capacity: slots in the access-event ring (rounded up to a power of two).
         sample_rate: fraction of accesses logged to the ring, in [0, 1].
+        stats_shm: publish the counters once a second into the shared-memory stats block of
+            this name (1-63 letters, digits, ``_``, ``-``), for ``predis exporter`` to read
+            from another process; see ``docs/monitoring.md``. None: no block.
 
     Example:
         >>> import predis
@@ -152,6 +155,7 @@ class Cache:
         clock: str = "monotonic",
         access_log_capacity: int = 1 << 16,
         sample_rate: float = 1.0,
+        stats_shm: str | None = None,
     ) -> None:
         capacity = _check_int("capacity_bytes", capacity_bytes, 1024)
         if max_items is None:
@@ -187,6 +191,11 @@ class Cache:
         )
         self.policy = policy
         self.default_ttl = ttl
+        self._stats_publisher: object | None = None
+        if stats_shm is not None:
+            from predis.monitoring.shm import StatsPublisher  # noqa: PLC0415 - only when asked
+
+            self._stats_publisher = StatsPublisher(self, stats_shm)
 
     @staticmethod
     def _choose_backend(backend: str) -> str:
