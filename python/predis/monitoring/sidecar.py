@@ -102,7 +102,6 @@ def run_exporter(
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
     with MetricsServer(registry, port, addr, auth) as server:
-        log.warning("predis exporter: serving %s", server.url)
         print(f"predis exporter: serving {server.url}", flush=True)
         if ready is not None:
             ready.set()
