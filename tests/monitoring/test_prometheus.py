@@ -349,6 +349,7 @@ def get_status(url: str, headers: dict[str, str] | None = None) -> int:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status
     except urllib.error.HTTPError as exc:
+        exc.close()
         return exc.code
 
 

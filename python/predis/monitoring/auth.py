@@ -35,7 +35,7 @@ def read_secret_file(path: str | os.PathLike[str]) -> str:
     file (not a link), readable by its owner only, and non-empty."""
     p = Path(path)
     try:
-        fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
         raise InvalidArgumentError(
             f"secret file {p} cannot be opened ({exc.strerror}); it must be a regular file, "

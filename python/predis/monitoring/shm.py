@@ -385,7 +385,8 @@ def read_block(name: str, retries: int = 8) -> BlockReading:
     invalid. Copies torn by a concurrent publish are read again up to ``retries`` times."""
     path = segment_path(name)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        # O_NONBLOCK: opening a FIFO planted under the name must not hang the reader.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
         raise StatsBlockError(f"no stats block {name!r} ({path} does not exist)") from None
     except OSError as exc:
