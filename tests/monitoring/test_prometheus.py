@@ -8,12 +8,13 @@ import math
 import secrets
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from monitoring_helpers import PREFETCH, CacheWithPrefetch, parse_metrics, scrape, value
 from prometheus_client import CollectorRegistry
 
 import predis
@@ -21,7 +22,6 @@ from predis import InvalidArgumentError
 from predis.monitoring import CATALOGUE, MetricsAuth, Monitor, PredisCollector, serve
 from predis.monitoring.metrics import HistogramValue, sample
 from predis.monitoring.sources import _Rate
-from monitoring_helpers import parse_metrics, scrape, value
 
 
 def registry_for(monitor: Monitor) -> CollectorRegistry:
@@ -33,7 +33,8 @@ def registry_for(monitor: Monitor) -> CollectorRegistry:
 def test_catalogue_follows_the_naming_rules():
     assert len(CATALOGUE) >= 40
     for name, m in CATALOGUE.items():
-        assert name == m.name and name.startswith("predis_")
+        assert name == m.name
+        assert name.startswith("predis_")
         assert m.type in ("counter", "gauge", "histogram", "info")
         assert (m.type == "counter") == name.endswith("_total")
         assert (m.type == "info") == name.endswith("_info")
@@ -60,9 +61,10 @@ def test_metrics_match_known_activity():
         cache.put(k, b"v" * 10)
     for k in range(50):
         cache.put(k, b"w" * 10)  # 50 updates
-    hits = sum(cache.get(k) is not None for k in range(0, 150))  # 100 hits, 50 misses
+    hits = sum(cache.get(k) is not None for k in range(150))  # 100 hits, 50 misses
     assert hits == 100
-    assert cache.delete(3) and not cache.delete(1000)
+    assert cache.delete(3)
+    assert not cache.delete(1000)
     cache.put("ttl", b"x", ttl=1)
     cache.advance_time(2)
     assert cache.get("ttl") is None  # expired: a miss and an expiration
@@ -145,52 +147,6 @@ def test_commands_per_second_is_the_rate_between_collections():
     assert r.update(5, now=13.0) is None  # counters went back: a new cache
 
 
-@dataclass(frozen=True)
-class StandInPrefetchStats:
-    """The shape of issue 5's PrefetchStats (the real one lands later)."""
-
-    issued: int
-    used: int
-    wasted: int
-    errors: int
-    dropped: int
-    inference_batches: int
-    inference_seconds_total: float
-    inference_latency_buckets: tuple[tuple[float, int], ...]
-
-
-class CacheWithPrefetch:
-    """A real cache whose stats() carries a stand-in `prefetch` field."""
-
-    def __init__(self, prefetch: StandInPrefetchStats | None) -> None:
-        self.inner = predis.Cache(capacity_bytes=1 << 20)
-        self.prefetch = prefetch
-        self.backend, self.policy = self.inner.backend, self.inner.policy
-
-    def stats(self):
-        @dataclass(frozen=True)
-        class Stats:
-            base: predis.CacheStats
-            prefetch: StandInPrefetchStats | None
-
-            def __getattr__(self, name):
-                return getattr(self.base, name)
-
-        return Stats(self.inner.stats(), self.prefetch)
-
-
-PREFETCH = StandInPrefetchStats(
-    issued=40,
-    used=25,
-    wasted=10,
-    errors=2,
-    dropped=3,
-    inference_batches=7,
-    inference_seconds_total=0.0125,
-    inference_latency_buckets=((0.001, 2), (0.005, 6), (math.inf, 7)),
-)
-
-
 def test_prefetch_metrics_come_from_stats_prefetch():
     cache = CacheWithPrefetch(PREFETCH)
     reg = registry_for(Monitor().add_cache(cache, "pf"))
@@ -263,7 +219,9 @@ def test_mlops_sources(tmp_path):
     pop.fit(rng.integers(0, 100, 5000))
     pop_stats = pop.check(rng.integers(0, 100, 1000))
     registry = ModelRegistry(tmp_path / "reg", "acme")
-    v1 = registry.register(b"model-bytes-1", training_window=(0, 1), metrics={}, feature_schema=("a",))
+    v1 = registry.register(
+        b"model-bytes-1", training_window=(0, 1), metrics={}, feature_schema=("a",)
+    )
     registry.promote(v1.version, "champion", actor="test", reason="first")
     test = MSPRT(alpha=0.05, tau=0.05, min_requests=10)
     test.record("champion", 300, 1000)
@@ -281,7 +239,8 @@ def test_mlops_sources(tmp_path):
     events = reg.get_sample_value(
         "predis_drift_events_total", {"detector": "hitstream", "kind": "performance"}
     )
-    assert events is not None and events >= 1
+    assert events is not None
+    assert events >= 1
     mean = reg.get_sample_value(
         "predis_drift_score",
         {"detector": "hitstream", "kind": "performance", "statistic": "mean", "feature": ""},
@@ -291,7 +250,8 @@ def test_mlops_sources(tmp_path):
         "predis_drift_score",
         {"detector": "features", "kind": "feature", "statistic": "psi", "feature": "size"},
     )
-    assert psi == pytest.approx(check.psi["size"]) and psi > 0.5
+    assert psi == pytest.approx(check.psi["size"])
+    assert psi > 0.5
     for stat, v in pop_stats.items():
         labels = {"detector": "popularity", "kind": "popularity", "statistic": stat, "feature": ""}
         assert reg.get_sample_value("predis_drift_score", labels) == pytest.approx(v)
@@ -304,10 +264,13 @@ def test_mlops_sources(tmp_path):
     assert reg.get_sample_value("predis_abtest_hit_ratio", arm) == pytest.approx(0.6)
     result = test.result()
     assert reg.get_sample_value("predis_abtest_p_value", {"test": "ab1"}) == result.p_value
-    assert result.decided and result.winner == "challenger"
+    assert result.decided
+    assert result.winner == "challenger"
     state = {"test": "ab1", "state": "challenger"}
     assert reg.get_sample_value("predis_abtest_decision", state) == 1
-    assert reg.get_sample_value("predis_abtest_decision", {"test": "ab1", "state": "undecided"}) == 0
+    assert (
+        reg.get_sample_value("predis_abtest_decision", {"test": "ab1", "state": "undecided"}) == 0
+    )
 
 
 def test_collector_source(tmp_path):
@@ -316,8 +279,12 @@ def test_collector_source(tmp_path):
 
     cache = predis.Cache(1 << 22, clock="manual")
     col = Collector(
-        cache, tmp_path / "seg", "acme", KeyRing.parse(generate_key_line("k1")),
-        segment_events=100, min_free_bytes=0,
+        cache,
+        tmp_path / "seg",
+        "acme",
+        KeyRing.parse(generate_key_line("k1")),
+        segment_events=100,
+        min_free_bytes=0,
     )
     for k in range(250):
         cache.put(k, b"x")
@@ -440,9 +407,11 @@ def test_server_refuses_bad_ports_and_hosts():
 
 def test_port_in_use_says_so():
     cache = predis.Cache(capacity_bytes=1 << 20)
-    with serve(cache, port=0, gpu=False) as first:
-        with pytest.raises(InvalidArgumentError, match="cannot listen"):
-            serve(cache, port=first.port, name="other", gpu=False)
+    with (
+        serve(cache, port=0, gpu=False) as first,
+        pytest.raises(InvalidArgumentError, match="cannot listen"),
+    ):
+        serve(cache, port=first.port, name="other", gpu=False)
 
 
 def test_openmetrics_negotiation():

@@ -32,7 +32,8 @@ def test_round_trip(block_name):
     cache = predis.Cache(capacity_bytes=1 << 20, policy="lfu", stats_shm=block_name)
     try:
         path = segment_path(block_name)
-        assert path.exists() and (path.stat().st_mode & 0o777) == 0o600
+        assert path.exists()
+        assert (path.stat().st_mode & 0o777) == 0o600
         assert path.stat().st_size == BLOCK_SIZE
         for k in range(10):
             cache.put(k, b"v")
@@ -40,8 +41,11 @@ def test_round_trip(block_name):
         cache.get(99)
         cache._stats_publisher.publish()
         r = read_block(block_name)
-        assert r.name == block_name and r.pid == os.getpid()
-        assert r.backend == "cpu" and r.policy == "lfu" and r.predis_version == predis.__version__
+        assert r.name == block_name
+        assert r.pid == os.getpid()
+        assert r.backend == "cpu"
+        assert r.policy == "lfu"
+        assert r.predis_version == predis.__version__
         assert r.stats == {f: getattr(cache.stats(), f) for f in shm.CACHE_FIELDS}
         assert r.prefetch is None
         assert r.host_alive()
@@ -61,7 +65,12 @@ def test_collected_cache_closes_its_block(block_name):
 
 def test_prefetch_section_round_trip(block_name):
     prefetch = SimpleNamespace(
-        issued=5, used=3, wasted=1, errors=0, dropped=2, inference_batches=4,
+        issued=5,
+        used=3,
+        wasted=1,
+        errors=0,
+        dropped=2,
+        inference_batches=4,
         inference_seconds_total=0.25,
         inference_latency_buckets=((0.01, 1), (0.1, 3), (math.inf, 4)),
     )
@@ -69,13 +78,16 @@ def test_prefetch_section_round_trip(block_name):
     try:
         pub = cache._stats_publisher
         base = cache.stats()
-        stats = SimpleNamespace(**{f: getattr(base, f) for f in shm.CACHE_FIELDS}, prefetch=prefetch)
+        stats = SimpleNamespace(
+            **{f: getattr(base, f) for f in shm.CACHE_FIELDS}, prefetch=prefetch
+        )
         with pub._lock:
             pub._write(shm.STATE_RUNNING, stats)
         r = read_block(block_name)
         assert r.prefetch is not None
         assert (r.prefetch.issued, r.prefetch.used, r.prefetch.wasted) == (5, 3, 1)
-        assert r.prefetch.inference_batches == 4 and r.prefetch.dropped == 2
+        assert r.prefetch.inference_batches == 4
+        assert r.prefetch.dropped == 2
         assert r.prefetch.inference_seconds_total == 0.25
         assert r.prefetch.inference_latency_buckets == ((0.01, 1), (0.1, 3), (math.inf, 4))
     finally:
@@ -141,14 +153,19 @@ def test_short_and_mismatched_blocks_are_refused():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.binary(min_size=0, max_size=BLOCK_SIZE + 8), st.integers(0, BLOCK_SIZE - 1), st.binary(min_size=1, max_size=16))
+@given(
+    st.binary(min_size=0, max_size=BLOCK_SIZE + 8),
+    st.integers(0, BLOCK_SIZE - 1),
+    st.binary(min_size=1, max_size=16),
+)
 def test_any_bytes_decode_or_raise_stats_block_error(noise, offset, patch):
     for raw in (noise, corrupt(good_block(), offset, patch, fix_crc=True)):
         try:
             r = decode_block(raw)
         except StatsBlockError:
             continue
-        assert r.name and r.interval_ns > 0
+        assert r.name
+        assert r.interval_ns > 0
 
 
 def test_missing_symlinked_and_special_segments(tmp_path, monkeypatch):
@@ -235,7 +252,10 @@ def test_readers_racing_the_publisher_never_see_a_torn_block(block_name):
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=writer), *(threading.Thread(target=reader) for _ in range(2))]
+    threads = [
+        threading.Thread(target=writer),
+        *(threading.Thread(target=reader) for _ in range(2)),
+    ]
     for t in threads:
         t.start()
     for t in threads[1:]:

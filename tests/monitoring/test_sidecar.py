@@ -16,6 +16,7 @@ import pytest
 from monitoring_helpers import scrape, value
 
 from predis.cli import main
+from predis.monitoring.shm import segment_path
 
 HOST = textwrap.dedent(
     """
@@ -118,9 +119,7 @@ def test_sidecar_serves_several_hosts_and_reports_them_gone(block_name):
         assert value(s, "predis_keyspace_hits_total", cache=b) == puts_for(b)
         assert value(s, "predis_exporter_last_scrape_error") == 1
     for n in (a, b):
-        path = f"/dev/shm/predis-stats.{n}"
-        if os.path.exists(path):
-            os.unlink(path)  # the killed host could not remove its block
+        segment_path(n).unlink(missing_ok=True)  # the killed host could not remove its block
 
 
 def test_clean_host_exit_turns_up_to_zero(block_name):
@@ -129,7 +128,7 @@ def test_clean_host_exit_turns_up_to_zero(block_name):
         assert h.stdin is not None
         h.stdin.close()
         assert h.wait(timeout=30) == 0
-        assert not os.path.exists(f"/dev/shm/predis-stats.{block_name}")
+        assert not segment_path(block_name).exists()
         wait_for(lambda: value(scrape(url), "predis_up", cache=block_name) == 0, "up 0")
 
 
@@ -140,8 +139,10 @@ def test_discovery_finds_blocks_as_they_appear(tmp_path, block_name):
         assert not any(name == "predis_up" for name, _ in s)
         with host(block_name, env=env) as h:
             wait_for(
-                lambda: value(scrape(url), "predis_keyspace_hits_total", cache=block_name)
-                == puts_for(block_name),
+                lambda: (
+                    value(scrape(url), "predis_keyspace_hits_total", cache=block_name)
+                    == puts_for(block_name)
+                ),
                 "a block that appeared after the exporter started",
             )
             h.kill()

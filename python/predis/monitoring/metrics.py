@@ -146,7 +146,8 @@ CATALOGUE: dict[str, MetricDef] = _defs(
             "predis_commands_total",
             "counter",
             "",
-            "Operations by type: get (hits + misses), put (inserts + updates), delete (of live keys).",
+            "Operations by type: get (hits + misses), put (inserts + updates), "
+            "delete (of live keys).",
             ("cache", "cmd"),
         ),
         (
