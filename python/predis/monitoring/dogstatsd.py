@@ -14,13 +14,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from predis.errors import InvalidArgumentError
-from predis.monitoring.integrations import Point, PushExporter, SendError, chunks, finite
+from predis.monitoring.integrations import Point, PushExporter, SendError, finite
 from predis.monitoring.metrics import HistogramValue
 from predis.monitoring.monitor import Monitor
 from predis.security.validation import validate_host, validate_port
 
 __all__ = ["DogStatsDExporter", "dogstatsd_name"]
 
+DATAGRAM_BYTES = 1432  # Datadog's advice for UDP: one datagram within an Ethernet MTU
 _TAG_BAD = str.maketrans({",": "_", "|": "_", "#": "_", "\n": "_", " ": "_"})
 
 
@@ -60,7 +61,9 @@ class DogStatsDExporter(PushExporter):
             constant_tags=[str(t).translate(_TAG_BAD) for t in constant_tags],
             disable_buffering=False,
             disable_telemetry=True,
-            max_buffer_size=1432,  # one Ethernet-MTU datagram
+            # encode() sizes each batch to one datagram; the buffer must never flush early,
+            # so that flush_buffered_metrics() reports the one send's outcome.
+            max_buffer_size=65_000,
         )
 
     def encode(self, points: Sequence[Point]) -> list[tuple[Any, int]]:
@@ -76,8 +79,22 @@ class DogStatsDExporter(PushExporter):
                 lines.append(("count", name, p.delta, tags))
             elif isinstance(p.value, float):
                 lines.append(("gauge", name, p.value, tags))
-        lines = [x for x in lines if finite(x[2])]
-        return [(batch, len(batch)) for batch in chunks(lines, 200)]  # type: ignore[arg-type]
+        batches: list[tuple[Any, int]] = []
+        current: list[tuple[str, str, float, list[str]]] = []
+        size = 0
+        for line in lines:
+            if not finite(line[2]):
+                continue
+            # name:value|c|#tags plus slack for the value's digits and the newline
+            n = len(line[1]) + sum(len(t) + 1 for t in line[3]) + 32
+            if current and size + n > DATAGRAM_BYTES:
+                batches.append((current, len(current)))
+                current, size = [], 0
+            current.append(line)
+            size += n
+        if current:
+            batches.append((current, len(current)))
+        return batches
 
     def send(self, batch: Any) -> None:
         s = self._statsd
@@ -87,6 +104,7 @@ class DogStatsDExporter(PushExporter):
                 s.count(name, value, tags=tags)
             else:
                 s.gauge(name, value, tags=tags)
-        ok = s.flush_buffered_metrics()
-        if not ok or s.packets_dropped_writer != dropped:
-            raise SendError(f"DogStatsD at {self.host}:{self.port} refused the datagrams")
+        if not s.flush_buffered_metrics() or s.packets_dropped_writer != dropped:
+            # Over UDP only an ICMP "port unreachable" from an earlier datagram shows here;
+            # a datagram lost on the way is never known (DogStatsD is fire-and-forget).
+            raise SendError(f"DogStatsD at {self.host}:{self.port} refused the datagram")
