@@ -44,3 +44,9 @@ def test_dashboard_queries_only_catalogue_metrics():
         assert any(m.startswith(prefix) for m in used), prefix
     ids = [p["id"] for p in dash["panels"]]
     assert len(ids) == len(set(ids))
+
+
+def test_docs_list_every_metric():
+    docs = (DASHBOARD.parents[2] / "docs" / "monitoring.md").read_text()
+    missing = [name for name in CATALOGUE if f"`{name}`" not in docs]
+    assert not missing, f"docs/monitoring.md does not list {missing}"
