@@ -102,11 +102,11 @@ class Monitoring:
     def stop(self) -> dict[str, int]:
         assert self.sink.stdin is not None
         assert self.sink.stdout is not None
+        self.stack.close()  # the exporters' final flushes, while the sink still listens
         self.sink.stdin.close()
         seen = json.loads(self.sink.stdout.readline())
         self.sink.wait(timeout=30)
         self.sink.stdout.close()
-        self.stack.close()
         seen["batches_sent"] = sum(e.stats().batches_sent for e in self.exporters)
         seen["batches_dropped"] = sum(e.stats().batches_dropped for e in self.exporters)
         return seen

@@ -83,6 +83,14 @@ class OTLPExporter(PushExporter):
         if compress:
             self._headers["Content-Encoding"] = "gzip"
         self.service_name = service_name
+        from opentelemetry.sdk.resources import Resource  # noqa: PLC0415
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope  # noqa: PLC0415
+
+        from predis import __version__  # noqa: PLC0415
+
+        # Built once: Resource.create runs the SDK's resource detectors (in threads).
+        self._resource = Resource.create({"service.name": service_name})
+        self._scope = InstrumentationScope("predis.monitoring", __version__)
 
     def encode(self, points: Sequence[Point]) -> list[tuple[Any, int]]:
         from opentelemetry.sdk.metrics.export import (  # noqa: PLC0415
@@ -97,10 +105,6 @@ class OTLPExporter(PushExporter):
             ScopeMetrics,
             Sum,
         )
-        from opentelemetry.sdk.resources import Resource  # noqa: PLC0415
-        from opentelemetry.sdk.util.instrumentation import InstrumentationScope  # noqa: PLC0415
-
-        from predis import __version__  # noqa: PLC0415
 
         grouped: dict[str, list[Point]] = {}
         for p in points:
@@ -152,13 +156,11 @@ class OTLPExporter(PushExporter):
             metrics.append(
                 Metric(name=name, description=m.help, unit=_UNITS.get(m.unit, "1"), data=data)
             )
-        resource = Resource.create({"service.name": self.service_name})
-        scope = InstrumentationScope("predis.monitoring", __version__)
         doc = MetricsData(
             resource_metrics=[
                 ResourceMetrics(
-                    resource=resource,
-                    scope_metrics=[ScopeMetrics(scope=scope, metrics=metrics, schema_url="")],
+                    resource=self._resource,
+                    scope_metrics=[ScopeMetrics(scope=self._scope, metrics=metrics, schema_url="")],
                     schema_url="",
                 )
             ]
