@@ -86,8 +86,7 @@ class CloudWatchEMFExporter(PushExporter):
                 rows.append(
                     (p.metric.name + ".sum", p.delta.sum, _UNITS.get(p.metric.unit, "None"))
                 )
-            elif p.metric.type == "counter":
-                assert isinstance(p.delta, float)  # noqa: S101 - set by the base for counters
+            elif p.metric.type == "counter" and isinstance(p.delta, float):
                 rows.append((p.metric.name, p.delta, _UNITS.get(p.metric.unit, "Count")))
             elif isinstance(p.value, float):
                 rows.append((p.metric.name, p.value, _UNITS.get(p.metric.unit, "None")))

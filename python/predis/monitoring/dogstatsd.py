@@ -74,8 +74,7 @@ class DogStatsDExporter(PushExporter):
             if isinstance(p.delta, HistogramValue):
                 lines.append(("count", f"{name}.count", float(p.delta.count), tags))
                 lines.append(("count", f"{name}.sum", p.delta.sum, tags))
-            elif p.metric.type == "counter":
-                assert isinstance(p.delta, float)  # noqa: S101 - set by the base for counters
+            elif p.metric.type == "counter" and isinstance(p.delta, float):
                 lines.append(("count", name, p.delta, tags))
             elif isinstance(p.value, float):
                 lines.append(("gauge", name, p.value, tags))

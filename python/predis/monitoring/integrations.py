@@ -98,7 +98,8 @@ def http_post(url: str, body: bytes, headers: Mapping[str, str], timeout: float)
         raise SendError(f"endpoint {url[:100]!r} is not an http(s) URL", retryable=False)
     req = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")  # noqa: S310
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310  # nosec B310 - scheme checked above
+        # The scheme is checked above: http(s) only.
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310  # nosec B310
             resp.read()
             return int(resp.status)
     except urllib.error.HTTPError as exc:
@@ -293,7 +294,8 @@ class PushExporter(ABC):
                 else:
                     self._counts["retries"] += 1
                     delay = min(self.backoff_max, self.backoff_initial * 2 ** (self._attempts - 1))
-                    jitter = random.uniform(0.5, 1.0)  # noqa: S311  # nosec B311 - not security
+                    # Backoff jitter, not security.
+                    jitter = random.uniform(0.5, 1.0)  # noqa: S311  # nosec B311
                     self._retry_at = time.monotonic() + delay * jitter
             self._error(f"sending to {self.name}", exc)
             return False
@@ -323,8 +325,7 @@ class PushExporter(ABC):
             before = self._previous.get(key)
             start = before[1] if before is not None else now
             delta: float | HistogramValue | None = None
-            if s.metric.type == "counter":
-                assert isinstance(s.value, float)  # noqa: S101 - guaranteed by sample()
+            if s.metric.type == "counter" and isinstance(s.value, float):
                 prev = before[0] if before is not None else 0.0
                 delta = s.value - prev if s.value >= prev else s.value
             elif isinstance(s.value, HistogramValue):

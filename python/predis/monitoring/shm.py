@@ -152,7 +152,8 @@ def shm_dir() -> Path:
     """Where segments live: ``$PREDIS_SHM_DIR`` if set, else ``/dev/shm`` (POSIX shared
     memory on Linux)."""
     env = os.environ.get("PREDIS_SHM_DIR")
-    path = Path(env) if env else Path("/dev/shm")  # noqa: S108 - the POSIX shm mount
+    # The POSIX shared-memory mount, not a temporary folder.
+    path = Path(env) if env else Path("/dev/shm")  # noqa: S108  # nosec B108
     if not path.is_dir():
         raise StatsBlockError(
             f"shared-memory folder {path} does not exist; set PREDIS_SHM_DIR to a tmpfs "
@@ -406,8 +407,7 @@ def read_block(name: str, retries: int = 8) -> BlockReading:
                 if "sequence" not in str(exc) and "checksum" not in str(exc):
                     raise
                 time.sleep(0.0005)
-        assert last is not None  # noqa: S101 - the loop ran at least once
-        raise last
+        raise last if last is not None else StatsBlockError(f"stats block {name!r} unread")
     finally:
         os.close(fd)
 
