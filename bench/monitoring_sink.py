@@ -1,10 +1,11 @@
 """The other side of the monitoring benchmark, in its own process: loopback receivers for
 the push exporters (a UDP sink for DogStatsD, an HTTP sink for New Relic and OTLP, a TCP sink
-for CloudWatch EMF) and a Prometheus stand-in that scrapes a URL once a second.
+for CloudWatch EMF) and a Prometheus stand-in that scrapes a URL every ARGV[1] seconds
+(default 1).
 
 Protocol: prints one JSON line {"udp": port, "http": port, "tcp": port}; then reads the
 /metrics URL from stdin and scrapes it every second until stdin closes; then prints
-{"scrapes": n, "posts": n, "datagrams": n, "emf_lines": n} and exits.
+{"scrapes": n, "scrape_errors": n, "posts": n, "datagrams": n, "emf_lines": n} and exits.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import threading
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-counts = {"scrapes": 0, "posts": 0, "datagrams": 0, "emf_lines": 0}
+counts = {"scrapes": 0, "scrape_errors": 0, "posts": 0, "datagrams": 0, "emf_lines": 0}
 
 
 class Post(BaseHTTPRequestHandler):
@@ -59,6 +60,7 @@ def main() -> None:
     }
     print(json.dumps(ports), flush=True)
     url = sys.stdin.readline().strip()
+    every = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
     done = threading.Event()
 
     def watch_stdin() -> None:
@@ -66,10 +68,14 @@ def main() -> None:
         done.set()
 
     threading.Thread(target=watch_stdin, daemon=True).start()
-    while not done.wait(1.0):
-        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback
-            resp.read()
-        counts["scrapes"] += 1
+    while not done.wait(every):
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback
+                resp.read()
+            counts["scrapes"] += 1
+        except OSError as exc:
+            counts["scrape_errors"] += 1
+            print(f"scrape failed: {exc}", file=sys.stderr, flush=True)
     print(json.dumps(counts), flush=True)
 
 

@@ -67,7 +67,7 @@ def world() -> World:
 class Monitoring:
     """Everything "on" means, started against ``cache``; stop() returns what ran."""
 
-    def __init__(self, cache: predis.Cache) -> None:
+    def __init__(self, cache: predis.Cache, scrape_s: float = 1.0, push_s: float = 1.0) -> None:
         from predis.monitoring import Monitor, StatsPublisher, serve
         from predis.monitoring.cloudwatch import CloudWatchEMFExporter
         from predis.monitoring.dogstatsd import DogStatsDExporter
@@ -76,7 +76,10 @@ class Monitoring:
 
         sink = Path(__file__).with_name("monitoring_sink.py")
         self.sink = subprocess.Popen(
-            [sys.executable, str(sink)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            [sys.executable, str(sink), str(scrape_s)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert self.sink.stdout is not None
         assert self.sink.stdin is not None
@@ -84,15 +87,16 @@ class Monitoring:
         self.stack = ExitStack()
         self.publisher = StatsPublisher(cache, f"bench-{secrets.token_hex(4)}")
         self.stack.callback(self.publisher.close)
-        self.server = self.stack.enter_context(serve(cache, port=0, name="bench", gpu=False))
+        # Closed after the sink, so its last scrape never meets a closed port.
+        self.server = serve(cache, port=0, name="bench", gpu=False)
         os.environ.setdefault("NEW_RELIC_API_KEY", secrets.token_hex(20))
         monitor = Monitor().add_cache(cache, "bench")
         http = f"http://127.0.0.1:{ports['http']}"
         self.exporters = [
-            DogStatsDExporter(monitor, "127.0.0.1", ports["udp"], interval=1.0),
-            NewRelicExporter(monitor, f"{http}/metric/v1", interval=1.0),
-            CloudWatchEMFExporter(monitor, f"tcp://127.0.0.1:{ports['tcp']}", interval=1.0),
-            OTLPExporter(monitor, f"{http}/v1/metrics", interval=1.0),
+            DogStatsDExporter(monitor, "127.0.0.1", ports["udp"], interval=push_s),
+            NewRelicExporter(monitor, f"{http}/metric/v1", interval=push_s),
+            CloudWatchEMFExporter(monitor, f"tcp://127.0.0.1:{ports['tcp']}", interval=push_s),
+            OTLPExporter(monitor, f"{http}/v1/metrics", interval=push_s),
         ]
         for e in self.exporters:
             self.stack.enter_context(e)
@@ -102,11 +106,15 @@ class Monitoring:
     def stop(self) -> dict[str, int]:
         assert self.sink.stdin is not None
         assert self.sink.stdout is not None
-        self.stack.close()  # the exporters' final flushes, while the sink still listens
-        self.sink.stdin.close()
-        seen = json.loads(self.sink.stdout.readline())
-        self.sink.wait(timeout=30)
-        self.sink.stdout.close()
+        try:
+            self.stack.close()  # the exporters' final flushes, while the sink still listens
+        finally:
+            self.sink.stdin.close()
+            line = self.sink.stdout.readline()
+            self.sink.wait(timeout=30)
+            self.sink.stdout.close()
+            self.server.close()
+        seen = json.loads(line)
         seen["batches_sent"] = sum(e.stats().batches_sent for e in self.exporters)
         seen["batches_dropped"] = sum(e.stats().batches_dropped for e in self.exporters)
         return seen
@@ -246,3 +254,41 @@ def test_tick(benchmark, tick_parts, task):
     """One run of one periodic task (each runs once a second when monitoring is on)."""
     benchmark.group = "monitoring-tick"
     benchmark(tick_parts[task])
+
+
+@pytest.mark.parametrize(
+    ("cadence", "scrape_s", "push_s", "window_s"),
+    [("every-second", 1.0, 1.0, 20.0), ("defaults", 15.0, 10.0, 60.0)],
+)
+def test_idle_cpu_share(benchmark, world, cadence, scrape_s, push_s, window_s):
+    """CPU time the host process spends on monitoring, per second of wall time, with no
+    cache traffic: the cost itself, without the cache's noise around it. Cadences: every
+    task once a second, and the defaults (Prometheus's 15 s scrape, 10 s pushes; the
+    stats block is published every second in both)."""
+    import resource
+
+    seconds = 0.5 if benchmark.disabled else window_s
+
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    def run() -> dict[str, object]:
+        quiet_start = cpu()
+        time.sleep(seconds)
+        quiet = (cpu() - quiet_start) / seconds  # the process's own idle baseline
+        m = Monitoring(world.cache, scrape_s, push_s)
+        time.sleep(1.0)
+        c0, t0 = cpu(), time.perf_counter()
+        time.sleep(seconds)
+        share = (cpu() - c0) / (time.perf_counter() - t0)
+        activity = m.stop()
+        return {
+            "cpu_share_on": share,
+            "cpu_share_idle_baseline": quiet,
+            "monitoring_share": share - quiet,
+            "activity": activity,
+        }
+
+    benchmark.group = f"monitoring-idle-cpu-{cadence}"
+    benchmark.extra_info.update(benchmark.pedantic(run, rounds=1, iterations=1))
