@@ -166,18 +166,27 @@ def test_single_gets(benchmark, world, mode):
     benchmark.pedantic(work, rounds=rounds(), iterations=1, warmup_rounds=1)
 
 
-def test_paired_overhead(benchmark, world):
-    """ABBA blocks of 12 get_into calls each, monitoring off and on, 8 pairs."""
+@pytest.mark.parametrize("workload", ["get_into", "get"])
+def test_paired_overhead(benchmark, world, workload):
+    """ABBA blocks, monitoring off and on, 8 pairs: 12 get_into calls of 100,000 keys, or
+    200,000 single-key gets, per block."""
     pairs = int(os.environ.get("PREDIS_BENCH_PAIRS", "8"))
     seconds, settle = 2.0, 1.0
     if benchmark.disabled:  # CI's correctness-only run: one short pair
         pairs, seconds, settle = 1, 0.2, 0.1
     calls = 12
 
+    get = world.cache.get
+
     def block() -> float:
         t0 = time.perf_counter()
-        for _ in range(calls):
-            world.cache.get_into(world.lookups, world.out)
+        if workload == "get_into":
+            for _ in range(calls):
+                world.cache.get_into(world.lookups, world.out)
+        else:
+            for _ in range(10):
+                for k in world.singles:
+                    get(k)
         return time.perf_counter() - t0
 
     def run() -> dict[str, object]:
@@ -213,7 +222,7 @@ def test_paired_overhead(benchmark, world):
             "last_activity": activity,
         }
 
-    benchmark.group = "monitoring-paired"
+    benchmark.group = f"monitoring-paired-{workload}"
     result = benchmark.pedantic(run, rounds=1, iterations=1)
     benchmark.extra_info.update(result)
 
