@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import math
+import os
 import secrets
 import urllib.error
 import urllib.request
@@ -387,6 +388,10 @@ def test_secret_files_are_checked(tmp_path, monkeypatch):
         read_secret_file(empty)
     with pytest.raises(InvalidArgumentError, match="not a regular file"):
         read_secret_file(tmp_path)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o600)
+    with pytest.raises(InvalidArgumentError, match="not a regular file"):
+        read_secret_file(fifo)  # opened without blocking, then refused
     assert read_secret_file(target) == "s3cr3t-value"
     monkeypatch.setenv("PREDIS_METRICS_TOKEN", "abc")
     monkeypatch.setenv("PREDIS_METRICS_TOKEN_FILE", str(target))
