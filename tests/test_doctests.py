@@ -8,6 +8,9 @@ import pytest
 
 import predis.cache
 import predis.mlops.abtest
+import predis.monitoring.metrics
+import predis.monitoring.monitor
+import predis.monitoring.prometheus
 import predis.sim.prefetcher
 import predis.workloads.loop
 import predis.workloads.phases
@@ -20,6 +23,9 @@ import predis.workloads.zipf
 MODULES = [
     predis.cache,
     predis.mlops.abtest,
+    predis.monitoring.metrics,
+    predis.monitoring.monitor,
+    predis.monitoring.prometheus,
     predis.workloads.loop,
     predis.workloads.phases,
     predis.workloads.scans,

@@ -144,6 +144,9 @@ class Cache:
         prefetch_options: keyword arguments for the
             :class:`~predis.prefetch.runtime.PrefetchRuntime` (workers, queue_size,
             max_loads_per_s, interval_s, train_after, train_config, ...).
+        stats_shm: publish the counters once a second into the shared-memory stats block of
+            this name (1-63 letters, digits, ``_``, ``-``), for ``predis exporter`` to read
+            from another process; see ``docs/monitoring.md``. None: no block.
 
     Example:
         >>> import predis
@@ -171,6 +174,7 @@ class Cache:
         prefetch: bool = False,
         prefetcher: Prefetcher | None = None,
         prefetch_options: dict[str, Any] | None = None,
+        stats_shm: str | None = None,
     ) -> None:
         capacity = _check_int("capacity_bytes", capacity_bytes, 1024)
         if max_items is None:
@@ -206,6 +210,11 @@ class Cache:
         )
         self.policy = policy
         self.default_ttl = ttl
+        self._stats_publisher: object | None = None
+        if stats_shm is not None:
+            from predis.monitoring.shm import StatsPublisher  # noqa: PLC0415 - only when asked
+
+            self._stats_publisher = StatsPublisher(self, stats_shm)
         self._prefetch: PrefetchRuntime | None = None
         if prefetch or prefetcher is not None:
             self._start_prefetch(prefetcher, sample_rate, prefetch_options or {})
@@ -236,11 +245,15 @@ class Cache:
         return self._prefetch
 
     def close(self) -> None:
-        """Stop background work (the prefetch loop and its loads). The cache stays usable
-        as a plain cache."""
+        """Stop background work (the prefetch loop and its loads, the stats-block
+        publisher). The cache stays usable as a plain cache."""
         if self._prefetch is not None:
             self._prefetch.close()
             self._prefetch = None
+        publisher = self._stats_publisher
+        if publisher is not None:
+            self._stats_publisher = None
+            publisher.close()  # type: ignore[attr-defined]
 
     def __enter__(self) -> Cache:
         return self

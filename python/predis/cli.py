@@ -98,6 +98,18 @@ def _parser() -> argparse.ArgumentParser:
     kg = sub.add_parser("keygen", help="print a new data-encryption key line (<id>:<base64>)")
     kg.add_argument("--id", default="k1", help="key id (default k1)")
 
+    ex = sub.add_parser(
+        "exporter", help="serve the stats blocks of Cache(stats_shm=...) hosts at /metrics"
+    )
+    ex.add_argument(
+        "--port", type=int, default=9090, help="port (default 9090; Prometheus's own default)"
+    )
+    ex.add_argument("--addr", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    ex.add_argument("--cache", action="append", default=[], metavar="NAME", help="a stats_shm name")
+    ex.add_argument("--all", action="store_true", help="also serve every block found")
+    ex.add_argument("--no-gpu", action="store_true", help="no NVML GPU metrics")
+    ex.add_argument("--token-file", default=None, help="bearer token file (mode 0600)")
+
     bench = sub.add_parser("bench", help="evaluation suites")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="SUITE")
     hr = bench_sub.add_parser(
@@ -412,6 +424,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _token(args)
         if args.command == "keygen":
             return _keygen(args)
+        if args.command == "exporter":
+            from predis.monitoring.sidecar import run_exporter
+
+            return run_exporter(
+                args.port, args.addr, args.cache, args.all, not args.no_gpu, args.token_file
+            )
         return _info()
     except PredisError as exc:
         print(f"predis: error: {exc}", file=sys.stderr)

@@ -230,6 +230,7 @@ class FeatureDriftDetector(_Subscribers):
         self._edges: list[np.ndarray] = []
         self._ref: list[np.ndarray] = []
         self._windows = 0
+        self.last_check: FeatureCheck | None = None  # the latest check(), for monitoring
 
     def _matrix(self, x: np.ndarray, what: str) -> np.ndarray:
         m = np.asarray(x, dtype=float)
@@ -286,6 +287,7 @@ class FeatureDriftDetector(_Subscribers):
                 alarmed.append(name)
         drift = decided and self.persistence.observe(bool(alarmed))
         result = FeatureCheck(psis, jss, ps, tuple(alarmed), drift, decided)
+        self.last_check = result
         if drift:
             stats = {f"psi:{n}": psis[n] for n in alarmed} | {f"p:{n}": ps[n] for n in alarmed}
             self._emit(DriftEvent("feature", ",".join(alarmed), stats, "drift", self._windows))
@@ -356,6 +358,7 @@ class PopularityDriftDetector(_Subscribers):
         self._rank: np.ndarray | None = None
         self._reuse: np.ndarray | None = None
         self._windows = 0
+        self.last_statistics: dict[str, float] | None = None  # the latest check()
 
     def fit(self, reference_keys: np.ndarray) -> PopularityDriftDetector:
         """Freeze the reference shapes, summed over the reference's whole windows."""
@@ -384,6 +387,7 @@ class PopularityDriftDetector(_Subscribers):
             "js_rank_frequency": js_divergence(self._rank, rank_mass(window_keys, self.top)),
             "js_reuse_distance": js_divergence(self._reuse, reuse_histogram(window_keys)),
         }
+        self.last_statistics = dict(stats)
         if self.persistence.observe(max(stats.values()) > self.js_threshold):
             self._emit(DriftEvent("popularity", "keys", stats, "drift", self._windows))
         return stats
