@@ -210,12 +210,12 @@ class Cache:
         )
         self.policy = policy
         self.default_ttl = ttl
+        self._prefetch: PrefetchRuntime | None = None  # set before the publisher reads stats
         self._stats_publisher: object | None = None
         if stats_shm is not None:
             from predis.monitoring.shm import StatsPublisher  # noqa: PLC0415 - only when asked
 
             self._stats_publisher = StatsPublisher(self, stats_shm)
-        self._prefetch: PrefetchRuntime | None = None
         if prefetch or prefetcher is not None:
             self._start_prefetch(prefetcher, sample_rate, prefetch_options or {})
 

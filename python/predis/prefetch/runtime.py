@@ -205,10 +205,11 @@ class PrefetchRuntime:
         if self._train_seen >= self._train_after:
             data = np.concatenate(self._train_keys)
             self._train_keys = []
-            self._training = threading.Thread(
+            trainer = threading.Thread(
                 target=self._train, args=(p, data), name="predis-prefetch-train", daemon=True
             )
-            self._training.start()
+            trainer.start()  # before it is published: others may join it at once
+            self._training = trainer
 
     def _train(self, p: LearnedPrefetcher, keys: np.ndarray) -> None:
         try:
