@@ -426,7 +426,7 @@ class MLOpsLoop:
         self._test = self._watch = None
         self._versions["challenger"] = None
         self.state = "serving"
-        self._quiet_until = position + self.config.drift_cooldown
+        self._quiet_until = max(self._quiet_until, position + self.config.drift_cooldown)
         self._new_detector()
 
     def _finish_watch(self, decision: Decision, roles: Roles, position: int) -> None:
