@@ -90,14 +90,16 @@ class DemandWindow:
 
     def extend(self, keys: np.ndarray) -> None:
         """Append keys (oldest first)."""
-        keys = np.asarray(keys, dtype=np.uint64).ravel()[-len(self._buf) :]
-        n, cap = len(keys), len(self._buf)
+        added = np.asarray(keys, dtype=np.uint64).ravel()
+        cap = len(self._buf)
+        keys = added[-cap:]  # only the newest `cap` can stay
+        n = len(keys)
         with self._lock:
-            start = self.total % cap
+            start = (self.total + len(added) - n) % cap
             first = min(n, cap - start)
             self._buf[start : start + first] = keys[:first]
             self._buf[: n - first] = keys[first:]
-            self.total += n
+            self.total += len(added)
 
     def latest(self, n: int) -> np.ndarray:
         """A copy of the newest ``min(n, held)`` keys, oldest first."""
