@@ -61,7 +61,8 @@ def test_budget_spent_without_difference_stops_with_the_ztest():
     d = ABTest(CFG).decide(arm(5_000, 0.300), arm(5_000, 0.302))
     assert d.action == "stop"
     assert "budget" in d.reason
-    assert "z_p" in d.statistics and d.statistics["z_p"] > 0.05
+    assert "z_p" in d.statistics
+    assert d.statistics["z_p"] > 0.05
 
 
 def test_small_effect_found_only_by_the_fixed_horizon_ztest():

@@ -160,8 +160,10 @@ def test_a_bad_promotion_is_rolled_back(tmp_path, sessions_model, zipf_model):
     # The registry rolled back atomically and says why.
     assert reg.aliases() == {"champion": 1, "challenger": None, "previous": None}
     last = reg.history()[-1]
-    assert last["action"] == "rollback" and last["version"] == 1
-    assert last["actor"] == "rollback-watch" and "hit rate" in last["reason"]
+    assert last["action"] == "rollback"
+    assert last["version"] == 1
+    assert last["actor"] == "rollback-watch"
+    assert "hit rate" in last["reason"]
     # Serving is back to the good model: the hit rate after the rollback is back near the
     # level before the bad promotion.
     assert loop.router.champion.model is not None

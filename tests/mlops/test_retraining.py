@@ -117,13 +117,15 @@ def test_gate_passes_a_better_challenger_and_fails_an_equal_one(sessions_model, 
     good = validate_challenger(sessions_model, zipf_model, holdout, warm, CONFIG)
     assert good.passed, good.reasons
     assert good.challenger_miss_ratio < good.champion_miss_ratio
-    assert good.schema_ok and good.requests == len(holdout)
+    assert good.schema_ok
+    assert good.requests == len(holdout)
     same = validate_challenger(sessions_model, sessions_model, holdout, warm, CONFIG)
     assert not same.passed
     assert any("does not beat" in r for r in same.reasons)
     # No champion: the baseline is the cache without prefetching.
     alone = validate_challenger(sessions_model, None, holdout, warm, CONFIG)
-    assert alone.passed and alone.champion_miss_ratio == pytest.approx(good.champion_miss_ratio)
+    assert alone.passed
+    assert alone.champion_miss_ratio == pytest.approx(good.champion_miss_ratio)
 
 
 def test_gate_enforces_latency_cost_and_schema(sessions_model, zipf_model):
@@ -131,11 +133,13 @@ def test_gate_enforces_latency_cost_and_schema(sessions_model, zipf_model):
     warm, holdout = keys[:4_000], keys[4_000:]
     slow = dataclasses.replace(CONFIG, latency_budget_s=1e-6)
     r = validate_challenger(sessions_model, zipf_model, holdout, warm, slow)
-    assert not r.passed and any("inference" in x for x in r.reasons)
+    assert not r.passed
+    assert any("inference" in x for x in r.reasons)
     costly = dataclasses.replace(CONFIG, max_fetch_increase=0.0)
     r = validate_challenger(sessions_model, zipf_model, holdout, warm, costly)
     if r.challenger_fetches_per_request > r.champion_fetches_per_request:
-        assert not r.passed and any("back-end" in x for x in r.reasons)
+        assert not r.passed
+        assert any("back-end" in x for x in r.reasons)
     other = train_model(keys, TRAIN, TrackerConfig(window=8, successors=8), cache_items=CACHE)
     r = validate_challenger(other, zipf_model, holdout, warm, CONFIG)
     assert not r.schema_ok
@@ -161,9 +165,12 @@ def test_manual_trigger_registers_a_validated_challenger(tmp_path, zipf_model):
     finally:
         r.close()
     (outcome,) = outcomes
-    assert outcome.registered is not None and outcome.registered.version == 2
-    assert outcome.report is not None and outcome.report.passed
-    assert reg.aliases()["challenger"] == 2 and reg.aliases()["champion"] == 1
+    assert outcome.registered is not None
+    assert outcome.registered.version == 2
+    assert outcome.report is not None
+    assert outcome.report.passed
+    assert reg.aliases()["challenger"] == 2
+    assert reg.aliases()["champion"] == 1
     meta, raw = reg.get("challenger", expected_schema=FEATURE_NAMES)
     assert meta.parent == 1
     assert meta.metrics["val_miss_ratio"] < meta.metrics["val_champion_miss_ratio"]
@@ -186,10 +193,12 @@ def test_a_failing_challenger_is_recorded_and_dropped(tmp_path, zipf_model):
     assert reg.list_versions() == [1]
     assert reg.aliases()["challenger"] is None
     last = reg.history()[-1]
-    assert last["action"] == "validation-failed" and "does not beat" in last["reason"]
+    assert last["action"] == "validation-failed"
+    assert "does not beat" in last["reason"]
     assert last["details"]["val_miss_ratio"] >= last["details"]["val_champion_miss_ratio"]
     assert r.events.kinds() == ["retrain-started", "validation-failed"]
-    assert r.outcomes[0].registered is None and r.outcomes[0].model is not None
+    assert r.outcomes[0].registered is None
+    assert r.outcomes[0].model is not None
 
 
 def test_busy_and_short_windows(tmp_path, zipf_model):
@@ -200,7 +209,8 @@ def test_busy_and_short_windows(tmp_path, zipf_model):
     # Not started yet: the first trigger is queued, the second finds it busy.
     assert r.trigger("first")
     assert not r.trigger("second")
-    assert r.busy and r.skipped == 1
+    assert r.busy
+    assert r.skipped == 1
     r.start()
     try:
         assert r.wait_idle(60)

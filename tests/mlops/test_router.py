@@ -65,7 +65,8 @@ def test_each_arm_proposes_only_its_keys_and_sees_every_request(model):
     keys = stream(8_000, seed=5)
     hits = drive(router, keys)
     assert roles.split is not None
-    assert champion.proposed and challenger.proposed
+    assert champion.proposed
+    assert challenger.proposed
     assert not any(roles.split.arm(k) == "challenger" for k in champion.proposed)
     assert all(roles.split.arm(k) == "challenger" for k in challenger.proposed)
     # Both trackers learn from the whole stream, not just their half of the keys.
@@ -138,7 +139,7 @@ def test_a_live_cache_prefetches_through_the_router(model):
     keys = stream(6_000, seed=8)
     router = ABRouter(LearnedPrefetcher(model))
     router.start_test(LearnedPrefetcher(model), 0.5)
-    with Cache(1 << 16, max_items=150, loader=lambda k: b"v" * 8, prefetcher=router) as cache:
+    with Cache(1 << 16, max_items=150, loader=lambda _k: b"v" * 8, prefetcher=router) as cache:
         runtime = cache.prefetch_runtime
         assert runtime is not None
         deadline = time.monotonic() + 60  # waits for the drain thread, not timing checks
@@ -152,7 +153,9 @@ def test_a_live_cache_prefetches_through_the_router(model):
             runtime.executor.wait_idle(10)
         stats = cache.stats().prefetch
     assert stats is not None
-    assert stats.inference_batches > 0 and stats.issued > 0
+    assert stats.inference_batches > 0
+    assert stats.issued > 0
     roles = router.roles
-    assert roles.champion_stats.requests > 0 and roles.other_stats.requests > 0
+    assert roles.champion_stats.requests > 0
+    assert roles.other_stats.requests > 0
     assert roles.champion_stats.requests + roles.other_stats.requests == router.requests
