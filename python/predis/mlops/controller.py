@@ -234,7 +234,7 @@ class MLOpsLoop:
 
     def _new_detector(self) -> None:
         self.detector = StreamDriftDetector("demand-hit", delta=self.config.drift_delta)
-        self.detector.subscribe(self._on_drift)
+        self.detector.subscribe(self.on_drift)
 
     def _on_batch(self, router: ABRouter, keys: np.ndarray, hits: np.ndarray) -> None:
         if self._own_window:
@@ -249,14 +249,20 @@ class MLOpsLoop:
             self._next_look = position + self.config.decide_every
             self._look(router.roles, state)
 
-    def _on_drift(self, event: DriftEvent) -> None:
+    def on_drift(self, event: DriftEvent) -> None:
+        """Take a confirmed drift: from the loop's own hit/miss detector, or from any other
+        detector subscribed here (``FeatureDriftDetector``, ``PopularityDriftDetector``).
+        Retraining starts once ``min_window`` requests have come after it. Ignored while
+        the loop is busy, cooling down, or (performance drift) when the hit rate rose."""
         position = self.router.requests
-        fell = event.statistics.get("mean", 0.0) <= self._batch_mean - self.config.min_drop
+        fell = True
+        if event.kind == "performance" and self.config.degradation_only:
+            fell = event.statistics.get("mean", 0.0) <= self._batch_mean - self.config.min_drop
         if (
             self.state != "serving"
             or position < self._quiet_until
             or self._pending_drift is not None
-            or (self.config.degradation_only and not fell)
+            or not fell
         ):
             return
         self.drift_events.append(event)
@@ -360,11 +366,16 @@ class MLOpsLoop:
         position = self.router.requests
         if kind == "drift":
             event: DriftEvent = data["event"]
+            if event.kind == "performance":
+                what = (
+                    f"hit rate fell from {data['before']:.3f} to "
+                    f"{event.statistics.get('mean', 0.0):.3f} (ADWIN on {event.source})"
+                )
+            else:
+                what = f"{event.kind} drift on {event.source}"
             self.events.record(
                 "drift",
-                f"hit rate fell from {data['before']:.3f} to {event.statistics['mean']:.3f} "
-                f"(ADWIN on {event.source}); retraining once "
-                f"{self.config.retrain.min_window:,} new requests are in",
+                f"{what}; retraining once {self.config.retrain.min_window:,} new requests are in",
                 {"kind": event.kind, **event.statistics, "detected_at": data["position"]},
                 position,
             )

@@ -184,24 +184,24 @@ class ABRouter(Prefetcher):
         memo, split = roles.memo, roles.split
         if split is None:
             return np.zeros(len(keys), dtype=bool)
-        out = np.empty(len(keys), dtype=bool)
-        for i, k in enumerate(keys.tolist()):
-            v = memo.get(k)
-            if v is None:
-                if len(memo) >= self._memo_size:
-                    memo.clear()
-                v = memo[k] = split.arm(k) == "challenger"
-            out[i] = v
-        return out
+        ids = keys.tolist()
+        arms = list(map(memo.get, ids))  # the common case: every key already known
+        if None in arms:
+            for i, v in enumerate(arms):
+                if v is None:
+                    if len(memo) >= self._memo_size:
+                        memo.clear()
+                    arms[i] = memo[ids[i]] = split.arm(ids[i]) == "challenger"
+        return np.array(arms, dtype=bool)
 
     @staticmethod
     def _timed(
         p: LearnedPrefetcher, keys: np.ndarray, hits: np.ndarray, cached: CachedFn
     ) -> tuple[np.ndarray, np.ndarray, int, float, int]:
-        _, batches0, seconds0 = p.latency.snapshot()
+        batches0, seconds0 = p.latency.totals()
         rows0 = p.inference_rows
         out, conf = p.propose(keys, hits, cached)
-        _, batches1, seconds1 = p.latency.snapshot()
+        batches1, seconds1 = p.latency.totals()
         return out, conf, batches1 - batches0, seconds1 - seconds0, p.inference_rows - rows0
 
     def propose(
