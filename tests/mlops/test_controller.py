@@ -168,3 +168,30 @@ def test_event_log_subscribers_and_bounds():
         log.subscribe(1)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError):
         EventLog("acme", maxlen=0)
+
+
+def test_drift_from_another_detector_triggers_retraining_after_min_window(tmp_path, zipf_bytes):
+    from predis.mlops import DriftEvent  # noqa: PLC0415
+
+    reg = registry(tmp_path, zipf_bytes)
+    with MLOpsLoop(reg, LoopConfig(retrain=RETRAIN, ab=AB, drift_warmup=0)) as loop:
+        cache = predis_cache(CACHE, "lru")
+        replay([sessions(1_600, seed=7)], cache, prefetcher=loop.router)
+        feature = DriftEvent("feature", "succ_share", {"psi:succ_share": 0.4}, "drift", 3)
+        loop.on_drift(feature)
+        loop.on_drift(feature)  # one episode: the second is absorbed while data comes in
+        assert loop.wait_idle(30)
+        assert loop.events.kinds() == ["drift"]
+        # Not enough requests since the drift yet: nothing trains.
+        replay([sessions(RETRAIN.min_window - 1_600, seed=8)], cache, prefetcher=loop.router)
+        assert loop.wait_idle(30)
+        assert "retrain-started" not in loop.events.kinds()
+        replay([sessions(1_600, seed=9)], cache, prefetcher=loop.router)
+        assert loop.wait_idle(300)
+    kinds = loop.events.kinds()
+    assert kinds[:2] == ["drift", "retrain-started"], kinds
+    (drift,) = loop.events.events("drift")
+    assert drift.details["kind"] == "feature"
+    assert "feature drift on succ_share" in drift.message
+    started = loop.events.events("retrain-started")[0]
+    assert started.details["train_requests"] + started.details["holdout"] >= RETRAIN.min_window
