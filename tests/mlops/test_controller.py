@@ -12,6 +12,7 @@ from predis import Cache, InvalidArgumentError
 from predis.mlops import (
     ABConfig,
     Collector,
+    DriftEvent,
     EventLog,
     LoopConfig,
     MLOpsLoop,
@@ -171,8 +172,6 @@ def test_event_log_subscribers_and_bounds():
 
 
 def test_drift_from_another_detector_triggers_retraining_after_min_window(tmp_path, zipf_bytes):
-    from predis.mlops import DriftEvent  # noqa: PLC0415
-
     reg = registry(tmp_path, zipf_bytes)
     with MLOpsLoop(reg, LoopConfig(retrain=RETRAIN, ab=AB, drift_warmup=0)) as loop:
         cache = predis_cache(CACHE, "lru")
