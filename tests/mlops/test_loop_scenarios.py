@@ -87,7 +87,7 @@ def first(kinds: list[str], kind: str) -> int:
 
 def test_phase_change_is_detected_retrained_tested_and_promoted(tmp_path, zipf_model):
     stream = PhaseChange([(ZipfKeys(3000, 1.1, seed=1), SWITCH), (sessions(3), None)])
-    trace = stream.take(SWITCH + 90_000)
+    trace = stream.take(SWITCH + 72_000)
     reg = registry_with(tmp_path, zipf_model)
     with MLOpsLoop(reg, loop_config()) as loop:
         rates = run_chunks(loop, trace, predis_cache(CACHE, "lru"))
@@ -119,16 +119,16 @@ def test_phase_change_is_detected_retrained_tested_and_promoted(tmp_path, zipf_m
         ("promote-champion", 2),
     ]
     assert reg.aliases()["champion"] != 1
-    # 4. The hit rate recovers: the last 30,000 requests beat the stuck champion on the same
+    # 4. The hit rate recovers: the last 24,000 requests beat the stuck champion on the same
     # requests, and the chunks right after the change, by a clear margin.
-    tail = trace[-30_000:]
+    tail = trace[-24_000:]
     stuck = replay(
         [tail],
         predis_cache(CACHE, "lru"),
         prefetcher=LearnedPrefetcher(zipf_model),
-        warmup=trace[-60_000:-30_000],
+        warmup=trace[-36_000:-24_000],
     )
-    recovered = float(np.mean(rates[-30_000 // CHUNK :]))
+    recovered = float(np.mean(rates[-24_000 // CHUNK :]))
     just_after = rates[SWITCH // CHUNK]
     assert recovered >= stuck.hit_ratio + 0.1, (recovered, stuck.hit_ratio)
     assert recovered >= just_after + 0.1, (recovered, just_after)

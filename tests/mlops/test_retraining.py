@@ -221,13 +221,16 @@ def test_busy_and_short_windows(tmp_path, zipf_model):
     assert reg.list_versions() == [1]
 
 
-def test_schedule_by_requests():
-    reg_config = dataclasses.replace(CONFIG, every_requests=5_000)
-    r = Retrainer.__new__(Retrainer)  # only the schedule's state is needed here
-    r.config = reg_config
-    r._last_train_position, r._last_train_time = 0, 0.0
-    assert r.due(4_999) is None
-    assert "5,000 requests" in (r.due(5_000) or "")
+def test_schedule_by_requests_and_time(tmp_path, zipf_model):
+    reg = registry_with(tmp_path, zipf_model)
+    by_requests = Retrainer(
+        reg, DemandWindow(10), dataclasses.replace(CONFIG, every_requests=5_000)
+    )
+    assert by_requests.due(4_999) is None
+    assert "5,000 requests" in (by_requests.due(5_000) or "")
+    by_time = Retrainer(reg, DemandWindow(10), dataclasses.replace(CONFIG, every_s=3600.0))
+    assert by_time.due(10**9) is None  # an hour has not passed since it was created
+    assert Retrainer(reg, DemandWindow(10), CONFIG).due(10**9) is None  # no schedule
 
 
 def test_bad_arguments(tmp_path, zipf_model):
