@@ -194,3 +194,16 @@ def test_drift_from_another_detector_triggers_retraining_after_min_window(tmp_pa
     assert "feature drift on succ_share" in drift.message
     started = loop.events.events("retrain-started")[0]
     assert started.details["train_requests"] + started.details["holdout"] >= RETRAIN.min_window
+
+
+def test_a_closed_loop_leaves_the_router_serving_and_acts_no_more(tmp_path, zipf_bytes):
+    reg = registry(tmp_path, zipf_bytes)
+    loop = MLOpsLoop(reg, LoopConfig(retrain=RETRAIN, ab=AB, drift_warmup=0)).start()
+    loop.close()
+    cache = predis_cache(CACHE, "lru")
+    result = replay([sessions(3_200, seed=2)], cache, prefetcher=loop.router)
+    loop.on_drift(DriftEvent("feature", "lag", {"psi:lag": 1.0}, "drift", 1))
+    assert result.requests == 3_200
+    assert loop.router.requests == 3_200
+    assert loop.events.kinds() == []
+    assert loop.state == "serving"

@@ -168,6 +168,7 @@ class MLOpsLoop:
         self._actions_busy = 0
         self._actions_idle = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._closed = False
         self.drift_events: list[DriftEvent] = []
         self._batch_mean = 0.0  # the detector's mean before the batch being fed
         self._new_detector()
@@ -177,6 +178,7 @@ class MLOpsLoop:
 
     def start(self) -> MLOpsLoop:
         """Start the retraining worker and the actions thread."""
+        self._closed = False
         self.retrainer.start()
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(
@@ -186,7 +188,9 @@ class MLOpsLoop:
         return self
 
     def close(self, timeout: float = 30.0) -> None:
-        """Stop both threads (training stops after its current tree)."""
+        """Stop both threads (training stops after its current tree). The router keeps
+        serving the champion (and any arm in place) without the loop acting on it."""
+        self._closed = True
         self.retrainer.close(timeout)
         self._actions.put(None)
         if self._thread is not None:
@@ -237,6 +241,8 @@ class MLOpsLoop:
         self.detector.subscribe(self.on_drift)
 
     def _on_batch(self, router: ABRouter, keys: np.ndarray, hits: np.ndarray) -> None:
+        if self._closed:
+            return
         if self._own_window:
             self.window.extend(keys)  # type: ignore[attr-defined]
         position = router.requests
@@ -301,6 +307,8 @@ class MLOpsLoop:
             self._queue(state, {"decision": decision, "roles": roles})
 
     def _queue(self, kind: str, data: dict[str, Any]) -> None:
+        if self._closed:
+            return
         with self._actions_idle:
             self._actions_busy += 1
         self._actions.put((kind, data))

@@ -529,6 +529,10 @@ class Retrainer:
                 "retrain-failed", f"training failed: {exc}", {"trigger": reason}, position
             )
             return TrainingOutcome(reason, None, None, None, str(exc))
+        if self._stop.is_set():  # closed mid-training: no half-trained challenger goes on
+            msg = "stopped: the retrainer was closed during training"
+            self.events.record("retrain-failed", msg, {"trigger": reason}, position)
+            return TrainingOutcome(reason, None, None, None, msg)
         report = validate_challenger(model, champion, holdout, warmup, c)
         figures = {**model.metrics, **report.metrics()}
         if not report.passed:
