@@ -133,9 +133,21 @@ class MSPRT:
     ``tau`` is the standard deviation of the mixing distribution over the difference: the
     effect size the test is most sensitive to (default 0.02, two percentage points of hit
     rate). ``min_requests`` per arm guards the variance estimate at the start.
+    ``null_difference`` is the difference under the null hypothesis (default 0: equal
+    rates); a rollback watch tests against ``-threshold`` ("no worse than the threshold").
     """
 
-    def __init__(self, alpha: float = 0.05, tau: float = 0.02, min_requests: int = 100) -> None:
+    def __init__(
+        self,
+        alpha: float = 0.05,
+        tau: float = 0.02,
+        min_requests: int = 100,
+        null_difference: float = 0.0,
+    ) -> None:
+        if not -1 < null_difference < 1:
+            raise InvalidArgumentError(
+                f"null_difference must be in (-1, 1), got {null_difference!r}"
+            )
         if not 0 < alpha < 1:
             raise InvalidArgumentError(f"alpha must be in (0, 1), got {alpha!r}")
         if not 0 < tau < 1:
@@ -145,6 +157,7 @@ class MSPRT:
         self.alpha = alpha
         self.tau2 = tau * tau
         self.min_requests = min_requests
+        self.null_difference = float(null_difference)
         self.champion = ArmCounts()
         self.challenger = ArmCounts()
         self._p = 1.0
@@ -164,6 +177,7 @@ class MSPRT:
         """The current state, without adding data."""
         a, b = self.champion, self.challenger
         diff = b.hit_rate - a.hit_rate
+        shift = diff - self.null_difference
         ratio = 1.0
         if a.requests >= self.min_requests and b.requests >= self.min_requests:
             # Variance of the difference of the two sample means; a floor keeps degenerate
@@ -174,12 +188,12 @@ class MSPRT:
                 1e-12,
             )
             log_ratio = 0.5 * math.log(var / (var + self.tau2)) + (
-                self.tau2 * diff * diff / (2 * var * (var + self.tau2))
+                self.tau2 * shift * shift / (2 * var * (var + self.tau2))
             )
             ratio = math.exp(min(log_ratio, 700.0))
             self._p = min(self._p, 1.0 / ratio)
         decided = self._p <= self.alpha
         winner = None
         if decided:
-            winner = "challenger" if diff > 0 else "champion"
+            winner = "challenger" if shift > 0 else "champion"
         return MSPRTResult(diff, ratio, self._p, decided, winner)

@@ -335,6 +335,53 @@ class ModelRegistry:
             )
             return after
 
+    def retire_challenger(self, *, actor: str, reason: str) -> dict[str, int | None]:
+        """Clear the ``challenger`` alias (its test stopped); the version stays stored."""
+        self._check_actor(actor, reason)
+        with self._locked():
+            before = self._read_aliases()
+            after = dict(before, challenger=None)
+            self._write_aliases(after)
+            self._append_history(
+                {
+                    "time": time.time(),
+                    "actor": actor,
+                    "reason": reason,
+                    "action": "retire-challenger",
+                    "version": before["challenger"],
+                    "before": before,
+                    "after": after,
+                }
+            )
+            return after
+
+    def record(
+        self, action: str, *, actor: str, reason: str, details: dict[str, float] | None = None
+    ) -> None:
+        """Append a line to the history that changes no alias (for example a challenger that
+        failed validation and was dropped: ``action="validation-failed"``)."""
+        self._check_actor(actor, reason)
+        action = validate_name(action, "action")
+        if action in ("register", "rollback", "gc", "retire-challenger") or action.startswith(
+            "promote-"
+        ):
+            raise InvalidArgumentError(f"{action!r} is recorded by the registry itself")
+        clean = {}
+        for k, v in (details or {}).items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise InvalidArgumentError(f"detail {k!r} must be a finite number, got {v!r}")
+            clean[validate_name(k, "detail name")] = float(v)
+        with self._locked():
+            self._append_history(
+                {
+                    "time": time.time(),
+                    "actor": actor,
+                    "reason": reason,
+                    "action": action,
+                    "details": clean,
+                }
+            )
+
     @staticmethod
     def _check_actor(actor: object, reason: object) -> None:
         if not isinstance(actor, str) or not actor or len(actor) > 200:

@@ -141,6 +141,17 @@ class LearnedPrefetcher(Prefetcher):
     def reset(self) -> None:
         self._tracker.reset()
 
+    def warm(self, keys: np.ndarray) -> None:
+        """Let the candidate generator learn from a key history (oldest first) without
+        scoring it: a model that starts serving mid-stream (an A/B challenger) then starts
+        with the same knowledge of the stream as the one it is compared with. Call it
+        before the prefetcher serves: the tracker is not shared between threads."""
+        keys = np.ascontiguousarray(keys, dtype=np.uint64)
+        if keys.ndim != 1:
+            raise InvalidArgumentError(f"keys must be 1-D, got shape {keys.shape}")
+        if len(keys):
+            self._tracker.observe(keys, False)
+
     def propose(
         self,
         keys: np.ndarray,

@@ -117,9 +117,10 @@ class PrefetchRuntime:
         self._training: threading.Thread | None = None
         self.training_error: BaseException | None = None
         self.used = self.wasted = 0
-        self._latency = (
-            prefetcher.latency if isinstance(prefetcher, LearnedPrefetcher) else LatencyHistogram()
-        )
+        # A prefetcher that times its own inference (LearnedPrefetcher, the A/B router)
+        # exposes a `latency` histogram; others get an empty one.
+        latency = getattr(prefetcher, "latency", None)
+        self._latency = latency if isinstance(latency, LatencyHistogram) else LatencyHistogram()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="predis-prefetch-drain", daemon=True)
         self._thread.start()

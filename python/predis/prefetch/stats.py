@@ -42,6 +42,11 @@ class LatencyHistogram:
             self._counts[i] += 1
             self._sum += seconds
 
+    def totals(self) -> tuple[int, float]:
+        """(durations counted, their sum in seconds): the cheap read for per-batch deltas."""
+        with self._lock:
+            return sum(self._counts), self._sum
+
     def snapshot(self) -> tuple[tuple[tuple[float, int], ...], int, float]:
         """((upper bound, cumulative count) ... ending with (inf, total)), total, sum."""
         with self._lock:

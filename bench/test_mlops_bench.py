@@ -1,0 +1,183 @@
+"""What the MLOps loop costs the host: cache throughput with the whole loop running
+(collector thread writing encrypted segments, drift detector, A/B router with a challenger
+on half the keys, or between experiments) beside the same prefetching cache without it;
+and the synchronous cost of a triggering event (a confirmed drift, a retraining trigger)
+on the serving thread.
+
+Each round also records the process's CPU time (all threads: the host loop, the prefetch
+drain thread, the collector) in ``extra_info["cpu_s"]``: on a shared, noisy machine the
+extra CPU the loop burns per request is steadier than wall-clock throughput.
+
+Run:
+    PREDIS_BENCH_MLOPS_REQUESTS=200000 python -m pytest bench/test_mlops_bench.py \\
+        --benchmark-columns=min,median,rounds --benchmark-json=mlops.json
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("river")
+
+from predis import Cache
+from predis.mlops import (
+    ABConfig,
+    Collector,
+    DriftEvent,
+    LoopConfig,
+    MLOpsLoop,
+    ModelRegistry,
+    RetrainConfig,
+)
+from predis.prefetch import FEATURE_NAMES, LearnedPrefetcher, TrainConfig, train_model
+from predis.security.crypto import KeyRing, generate_key_line
+from predis.workloads import CorrelatedSessions
+
+REQUESTS = int(os.environ.get("PREDIS_BENCH_MLOPS_REQUESTS", "200000"))
+ITEMS = 2_000
+BATCH = 256  # keys per mget_arrays call
+TRAIN = TrainConfig(num_trees=30, threads=1, batch_size=16, time_budget_s=30.0)
+KEYS = CorrelatedSessions(1_000_000, 2_000, 12, alpha=0.8, noise=0.05, seed=3).take(REQUESTS)
+
+
+def load(key: int) -> bytes:
+    return key.to_bytes(8, "little")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return train_model(KEYS[:30_000], TRAIN, cache_items=ITEMS)
+
+
+class Setup:
+    """A cache with (on) or without (off) the MLOps loop around the same champion."""
+
+    def __init__(self, model, with_loop: bool, ab: bool = True) -> None:
+        self.tmp = tempfile.TemporaryDirectory()
+        self.loop = self.collector = None
+        if with_loop:
+            reg = ModelRegistry(os.path.join(self.tmp.name, "models"), "acme")
+            for _ in range(2):  # champion and the challenger under test
+                reg.register(model.to_bytes(), feature_schema=FEATURE_NAMES, training_window=(0, 1))
+            reg.promote(1, actor="bench", reason="champion")
+            config = LoopConfig(
+                retrain=RetrainConfig(train=TRAIN, cache_items=ITEMS),
+                ab=ABConfig(challenger_share=0.5, max_requests=10**9),
+                drift_warmup=10**9,  # the detector runs; no retraining during the measurement
+            )
+            self.loop = MLOpsLoop(reg, config).start()
+            if ab:
+                self.loop.router.start_test(LearnedPrefetcher(model), 0.5)
+            prefetcher = self.loop.router
+        else:
+            prefetcher = LearnedPrefetcher(model)
+        self.cache = Cache(1 << 20, max_items=ITEMS, loader=load, prefetcher=prefetcher)
+        if with_loop:
+            keys = KeyRing.parse(generate_key_line("bench"))
+            self.collector = Collector(
+                self.cache, os.path.join(self.tmp.name, "seg"), "acme", keys, segment_events=100_000
+            ).start()
+
+    def close(self) -> None:
+        if self.collector is not None:
+            self.collector.stop()
+        if self.loop is not None:
+            self.loop.close()
+        self.cache.close()
+        self.tmp.cleanup()
+
+
+def serve_gets(cache: Cache, keys: list[int]) -> None:
+    get = cache.get
+    for k in keys:
+        get(k)
+
+
+def serve_batches(cache: Cache, keys: np.ndarray) -> None:
+    for start in range(0, len(keys), BATCH):
+        chunk = keys[start : start + BATCH]
+        found = cache.mget_arrays(chunk)[2]
+        missing = chunk[~found]
+        if len(missing):
+            cache.mput(missing, np.zeros((len(missing), 8), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("loop", ["off", "serving", "ab"])
+@pytest.mark.parametrize("mode", ["get", "mget_arrays"])
+def test_throughput_with_and_without_the_loop(benchmark, model, loop, mode):
+    benchmark.group = f"mlops overhead: {REQUESTS:,} requests, {mode}"
+    benchmark.extra_info["requests"] = REQUESTS
+    # off: the champion's prefetcher alone. serving: the loop on (collector, drift detector,
+    # router) between experiments. ab: the loop on with an A/B test running.
+    setup = Setup(model, loop != "off", ab=loop == "ab")
+    keys_list = KEYS.tolist()
+    cpu: list[float] = []
+
+    def measured() -> None:
+        start = time.process_time()
+        if mode == "get":
+            serve_gets(setup.cache, keys_list)
+        else:
+            serve_batches(setup.cache, KEYS)
+        cpu.append(time.process_time() - start)
+
+    try:
+        benchmark.pedantic(measured, rounds=7, iterations=1, warmup_rounds=1)
+        benchmark.extra_info["cpu_s"] = sorted(cpu)[len(cpu) // 2]
+        if setup.loop is not None:
+            roles = setup.loop.router.roles
+            benchmark.extra_info["ab_requests"] = (
+                roles.champion_stats.requests + roles.other_stats.requests
+            )
+    finally:
+        setup.close()
+
+
+@pytest.fixture(scope="module")
+def idle_loop(model):
+    with tempfile.TemporaryDirectory() as tmp:
+        reg = ModelRegistry(os.path.join(tmp, "models"), "acme")
+        reg.register(model.to_bytes(), feature_schema=FEATURE_NAMES, training_window=(0, 1))
+        reg.promote(1, actor="bench", reason="champion")
+        config = LoopConfig(retrain=RetrainConfig(train=TRAIN, cache_items=ITEMS), drift_warmup=0)
+        loop = MLOpsLoop(reg, config).start()
+        yield loop
+        loop.close()
+
+
+def test_sync_cost_of_a_confirmed_drift(benchmark, idle_loop):
+    """The serving thread's share of a drift: checks, then a hand-off to the actions thread
+    (which records the event). Reset between rounds so that every call is a trigger."""
+    benchmark.group = "mlops: synchronous cost per triggering event"
+    event = DriftEvent("performance", "demand-hit", {"mean": 0.1, "width": 100.0}, "drift", 1)
+    idle_loop._batch_mean = 0.5
+
+    def reset() -> None:
+        idle_loop._pending_drift = None
+        idle_loop.state = "serving"
+
+    benchmark.pedantic(idle_loop.on_drift, args=(event,), setup=reset, rounds=2_000)
+    assert idle_loop.wait_idle(60)
+    assert idle_loop.events.events("drift")
+
+
+def test_sync_cost_of_a_retraining_trigger(benchmark, idle_loop):
+    """A retraining trigger on the serving thread: a flag and a queue put (the job runs on
+    the worker; the flag is reset between rounds so that every call queues a job)."""
+    benchmark.group = "mlops: synchronous cost per triggering event"
+    r = idle_loop.retrainer
+    r.close()  # no worker: the calls only queue (drained below)
+
+    def reset() -> None:
+        r._busy.clear()
+
+    benchmark.pedantic(r.trigger, args=("bench",), setup=reset, rounds=2_000)
+    while not r._queue.empty():
+        r._queue.get_nowait()
+    r._busy.clear()
+    time.sleep(0)

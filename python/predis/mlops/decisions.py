@@ -1,0 +1,273 @@
+"""A/B decisions and the rollback watch, on per-arm counts from the router.
+
+**A/B test** (:class:`ABTest`). Two looks share the false-positive budget ``alpha``
+(Bonferroni): the mSPRT at ``alpha / 2``, read after every batch, and the two-proportion
+z-test at ``alpha / 2``, read once, when both arms reach the sample budget
+``max_requests``. So the chance of promoting a challenger that is no better than the
+champion is at most ``alpha`` (asymptotically: both tests estimate the variance).
+
+- Promote: one of the two tests finds the challenger's hit rate significantly higher and
+  the guardrails hold: back-end fetches per request at most ``1 + max_fetch_increase``
+  times the champion's, and mean inference time per batch within ``latency_budget_s``.
+- Stop: a test finds it significantly lower, a guardrail fails where it would have been
+  promoted, or the budget runs out without a significant difference.
+
+**Rollback watch** (:class:`RollbackWatch`). After a promotion the previous champion keeps
+serving a small holdback share of the keys for ``watch_requests``, so the new champion is
+judged against the previous one's hit rate measured over the same period, not against a
+figure from before (the workload may have moved since). An mSPRT with the null difference
+``-rollback_threshold`` confirms a breach sequentially: it rejects with the new champion
+below the previous one by more than the threshold (chance of a false rollback at most
+``rollback_alpha``), or rejects the other way (the new champion is not that much worse),
+which ends the watch early. At the end of the watch the back-end guardrail is checked
+too; a breach of either rolls the registry back to ``previous``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from predis.errors import InvalidArgumentError
+from predis.mlops.abtest import MSPRT, two_proportion_ztest
+
+__all__ = ["ABConfig", "ABTest", "ArmStats", "Decision", "RollbackWatch"]
+
+
+@dataclass
+class ArmStats:
+    """What one arm of the router saw: demand outcomes of its keys and its prefetch work."""
+
+    requests: int = 0
+    hits: int = 0
+    proposals: int = 0  # keys its model proposed (each one a back-end fetch at most)
+    inference_batches: int = 0
+    inference_seconds: float = 0.0
+
+    @property
+    def hit_rate(self) -> float:
+        """Demand hits per request of this arm's keys (0 before any)."""
+        return self.hits / self.requests if self.requests else 0.0
+
+    @property
+    def fetches_per_request(self) -> float:
+        """(demand misses + prefetch proposals) per request: an upper bound on the back-end
+        fetches this arm causes (a proposal may be dropped by the executor's budget)."""
+        if not self.requests:
+            return 0.0
+        return (self.requests - self.hits + self.proposals) / self.requests
+
+    @property
+    def mean_inference_s(self) -> float:
+        """Mean model time per inference batch (0 when the model never ran)."""
+        return self.inference_seconds / self.inference_batches if self.inference_batches else 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        """The counts and derived rates, for events and the registry."""
+        return {
+            "requests": float(self.requests),
+            "hits": float(self.hits),
+            "proposals": float(self.proposals),
+            "hit_rate": self.hit_rate,
+            "fetches_per_request": self.fetches_per_request,
+            "mean_inference_s": self.mean_inference_s,
+        }
+
+
+def _check(name: str, value: object, lo: float, hi: float, *, integer: bool = False) -> None:
+    ok = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and (isinstance(value, int) or not integer)
+        and lo <= value <= hi
+    )
+    if not ok:
+        kind = "an int" if integer else "a number"
+        raise InvalidArgumentError(f"ABConfig.{name} must be {kind} in [{lo}, {hi}], got {value!r}")
+
+
+@dataclass(frozen=True)
+class ABConfig:
+    """How A/B tests and rollback watches run.
+
+    Attributes:
+        challenger_share: share of the keys (hash buckets) the challenger serves.
+        alpha: false-positive budget of a test (split between the mSPRT and the z-test).
+        tau: the mSPRT's mixing scale: the hit-rate difference it is tuned to find.
+        min_requests: requests per arm before the mSPRT may decide.
+        max_requests: the sample budget per arm, and the z-test's fixed horizon.
+        max_fetch_increase: guardrail on back-end load: the challenger's fetches per request
+            may exceed the champion's by this share at most.
+        latency_budget_s: guardrail on the challenger's mean inference time per batch.
+        holdback_share: share of the keys the previous champion keeps during a watch.
+        watch_requests: requests of the new champion's arm that a watch lasts.
+        rollback_threshold: a hit-rate drop (absolute) beyond this is a breach.
+        rollback_alpha: false-rollback budget of the watch's sequential test.
+    """
+
+    challenger_share: float = 0.25
+    alpha: float = 0.05
+    tau: float = 0.02
+    min_requests: int = 1_000
+    max_requests: int = 200_000
+    max_fetch_increase: float = 0.25
+    latency_budget_s: float = 0.005
+    holdback_share: float = 0.1
+    watch_requests: int = 50_000
+    rollback_threshold: float = 0.01
+    rollback_alpha: float = 0.05
+
+    def __post_init__(self) -> None:
+        _check("challenger_share", self.challenger_share, 0.01, 0.99)
+        _check("alpha", self.alpha, 1e-6, 0.5)
+        _check("tau", self.tau, 1e-4, 0.5)
+        _check("min_requests", self.min_requests, 10, 10**12, integer=True)
+        _check("max_requests", self.max_requests, self.min_requests, 10**12, integer=True)
+        _check("max_fetch_increase", self.max_fetch_increase, 0.0, 100.0)
+        _check("latency_budget_s", self.latency_budget_s, 1e-6, 10.0)
+        _check("holdback_share", self.holdback_share, 0.01, 0.5)
+        _check("watch_requests", self.watch_requests, self.min_requests, 10**12, integer=True)
+        _check("rollback_threshold", self.rollback_threshold, 0.0, 0.5)
+        _check("rollback_alpha", self.rollback_alpha, 1e-6, 0.5)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a test or watch concluded. ``action`` is ``"continue"``, ``"promote"`` or
+    ``"stop"`` for a test; ``"continue"``, ``"pass"`` or ``"rollback"`` for a watch."""
+
+    action: str
+    reason: str
+    statistics: dict[str, float]
+
+
+def _stats(
+    base: ArmStats, other: ArmStats, p_seq: float, z: float | None, p_z: float | None
+) -> dict[str, float]:
+    out = {f"base_{k}": v for k, v in base.as_dict().items()}
+    out |= {f"new_{k}": v for k, v in other.as_dict().items()}
+    out["difference"] = other.hit_rate - base.hit_rate
+    out["msprt_p"] = p_seq
+    if z is not None and p_z is not None:
+        out["z"], out["z_p"] = z, p_z
+    return out
+
+
+class ABTest:
+    """An A/B test of a challenger against the champion, fed per-arm stats by the router."""
+
+    def __init__(self, config: ABConfig) -> None:
+        self.config = config
+        self._msprt = MSPRT(
+            alpha=config.alpha / 2, tau=config.tau, min_requests=config.min_requests
+        )
+
+    def _guardrail(self, champion: ArmStats, challenger: ArmStats) -> str | None:
+        c = self.config
+        limit = champion.fetches_per_request * (1 + c.max_fetch_increase)
+        if challenger.fetches_per_request > limit:
+            return (
+                f"back-end load {challenger.fetches_per_request:.3f} fetches/request is over "
+                f"the limit {limit:.3f} (champion {champion.fetches_per_request:.3f})"
+            )
+        if challenger.mean_inference_s > c.latency_budget_s:
+            return (
+                f"inference {1e6 * challenger.mean_inference_s:.0f} us/batch is over the "
+                f"budget {1e6 * c.latency_budget_s:.0f} us"
+            )
+        return None
+
+    def decide(self, champion: ArmStats, challenger: ArmStats) -> Decision:
+        """The decision on the counts so far (cumulative ``ArmStats`` of each arm)."""
+        m = self._msprt
+        m.champion.hits, m.champion.requests = champion.hits, champion.requests
+        m.challenger.hits, m.challenger.requests = challenger.hits, challenger.requests
+        seq = m.result()
+        c = self.config
+        at_horizon = min(champion.requests, challenger.requests) >= c.max_requests
+        z = p_z = None
+        if at_horizon:
+            z, p_z = two_proportion_ztest(
+                champion.hits, champion.requests, challenger.hits, challenger.requests
+            )
+        stats = _stats(champion, challenger, seq.p_value, z, p_z)
+        diff = stats["difference"]
+        better = (seq.decided and seq.winner == "challenger") or (
+            p_z is not None and p_z <= c.alpha / 2 and diff > 0
+        )
+        worse = (seq.decided and seq.winner == "champion") or (
+            p_z is not None and p_z <= c.alpha / 2 and diff < 0
+        )
+        if better:
+            breach = self._guardrail(champion, challenger)
+            if breach is not None:
+                return Decision("stop", f"better hit rate but a guardrail failed: {breach}", stats)
+            test = "mSPRT" if seq.decided else "z-test at the horizon"
+            return Decision(
+                "promote",
+                f"hit rate {challenger.hit_rate:.4f} vs {champion.hit_rate:.4f} "
+                f"({100 * diff:+.2f} pp, {test}), guardrails hold",
+                stats,
+            )
+        if worse:
+            return Decision(
+                "stop",
+                f"significantly worse: hit rate {challenger.hit_rate:.4f} vs "
+                f"{champion.hit_rate:.4f} ({100 * diff:+.2f} pp)",
+                stats,
+            )
+        if at_horizon:
+            return Decision(
+                "stop",
+                f"sample budget of {c.max_requests:,} requests per arm spent without a "
+                f"significant difference ({100 * diff:+.2f} pp)",
+                stats,
+            )
+        return Decision("continue", "collecting", stats)
+
+
+class RollbackWatch:
+    """Watches a new champion against the previous one (serving the holdback keys)."""
+
+    def __init__(self, config: ABConfig) -> None:
+        self.config = config
+        self._msprt = MSPRT(
+            alpha=config.rollback_alpha,
+            tau=config.tau,
+            min_requests=config.min_requests,
+            null_difference=-config.rollback_threshold,
+        )
+
+    def decide(self, previous: ArmStats, new: ArmStats) -> Decision:
+        """The watch's verdict on the counts so far."""
+        m = self._msprt
+        m.champion.hits, m.champion.requests = previous.hits, previous.requests
+        m.challenger.hits, m.challenger.requests = new.hits, new.requests
+        seq = m.result()
+        c = self.config
+        stats = _stats(previous, new, seq.p_value, None, None)
+        diff = stats["difference"]
+        if seq.decided and seq.winner == "champion":
+            return Decision(
+                "rollback",
+                f"hit rate {new.hit_rate:.4f} vs the previous champion's {previous.hit_rate:.4f} "
+                f"({100 * diff:+.2f} pp, beyond -{100 * c.rollback_threshold:.2f} pp; mSPRT "
+                f"p={seq.p_value:.2g})",
+                stats,
+            )
+        done = (seq.decided and seq.winner == "challenger") or new.requests >= c.watch_requests
+        if not done:
+            return Decision("continue", "watching", stats)
+        limit = previous.fetches_per_request * (1 + c.max_fetch_increase)
+        if new.fetches_per_request > limit:
+            return Decision(
+                "rollback",
+                f"back-end load {new.fetches_per_request:.3f} fetches/request is over the limit "
+                f"{limit:.3f} (previous champion {previous.fetches_per_request:.3f})",
+                stats,
+            )
+        return Decision(
+            "pass",
+            f"hit rate {new.hit_rate:.4f} vs the previous champion's {previous.hit_rate:.4f} "
+            f"({100 * diff:+.2f} pp): no breach",
+            stats,
+        )

@@ -1,0 +1,266 @@
+"""The A/B router: a :class:`~predis.prefetch.Prefetcher` that serves two models side by side.
+
+Outside an experiment it is the champion's :class:`~predis.prefetch.LearnedPrefetcher`.
+During an A/B test (a challenger) or a rollback watch (the previous champion, on a small
+holdback share) a second prefetcher serves the keys that a :class:`TrafficSplit` puts in
+its arm, and per-arm counts feed the statistics.
+
+**Each arm sees every request but proposes only keys of its arm.** The split is by key,
+and the patterns a prefetcher learns run across keys: in a session A, B, C with A in one
+arm and B in the other, a tracker fed only its own arm's keys would never see A followed by
+B and could not learn the sequence at all; it would be judged on a stream that no
+deployment would ever give it. So both trackers observe the whole demand stream, and each
+arm's candidate list is cut to its own keys *before* scoring (the other arm's keys look
+"already cached" to it). A demand outcome of key k then depends on k's arm's prefetches
+only. The one shared resource left is cache capacity: one arm's prefetches can evict the
+other's entries; prefetched entries enter at a rank set by their confidence, so weak
+guesses go first, and each arm's prefetch budget is scaled to its share of the keys, so
+neither arm can crowd the other out by proposing more.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from predis.errors import InvalidArgumentError
+from predis.mlops.abtest import TrafficSplit
+from predis.mlops.decisions import ArmStats
+from predis.prefetch.base import CachedFn, Prefetcher
+from predis.prefetch.learned import LearnedPrefetcher
+from predis.prefetch.stats import LatencyHistogram
+
+__all__ = ["ABRouter", "Roles"]
+
+log = logging.getLogger("predis.mlops")
+
+_EMPTY = (np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.float64))
+
+#: Called after every batch with (router, demand keys, their hits) on the caller's thread.
+BatchListener = Callable[["ABRouter", np.ndarray, np.ndarray], object]
+
+
+@dataclass
+class Roles:
+    """Who serves what, and their counts since these roles were set. Replaced whole (never
+    edited) on a change, so a batch in flight finishes with the roles it started with."""
+
+    champion: LearnedPrefetcher
+    other: LearnedPrefetcher | None = None
+    other_role: str | None = None  # "challenger" | "holdback"
+    split: TrafficSplit | None = None
+    champion_stats: ArmStats = field(default_factory=ArmStats)
+    other_stats: ArmStats = field(default_factory=ArmStats)
+    memo: dict[int, bool] = field(default_factory=dict)  # key -> in the other arm
+
+
+class ABRouter(Prefetcher):
+    """Routes prefetching between a champion and, during an experiment, a second model.
+
+    Args:
+        champion: the champion's prefetcher.
+        max_per_request: the prefetch budget per demand request, shared between the arms in
+            proportion to their shares of the keys.
+        memo_size: keys whose arm is remembered (the split hashes each key with blake2b
+            once; the memo is cleared when full).
+    """
+
+    def __init__(
+        self,
+        champion: LearnedPrefetcher,
+        *,
+        max_per_request: float = 2.0,
+        memo_size: int = 1 << 18,
+    ) -> None:
+        if not isinstance(champion, LearnedPrefetcher):
+            raise InvalidArgumentError("champion must be a LearnedPrefetcher")
+        if (
+            isinstance(max_per_request, bool)
+            or not isinstance(max_per_request, (int, float))
+            or not 0 < max_per_request <= 64
+        ):
+            raise InvalidArgumentError(
+                f"max_per_request must be in (0, 64], got {max_per_request!r}"
+            )
+        if isinstance(memo_size, bool) or not isinstance(memo_size, int) or memo_size < 1:
+            raise InvalidArgumentError(f"memo_size must be an int >= 1, got {memo_size!r}")
+        self.batch_size = champion.batch_size
+        self.max_per_request = float(max_per_request)
+        self._memo_size = memo_size
+        champion.max_per_request = self.max_per_request
+        self._roles = Roles(champion)
+        self._change = threading.Lock()  # serialises role changes, not batches
+        self._listeners: list[BatchListener] = []
+        self.latency = LatencyHistogram()
+        self.inference_rows = 0
+        self.model_version = 1
+        self.requests = 0
+        self.listener_errors = 0
+
+    # ---- roles ----
+
+    @property
+    def roles(self) -> Roles:
+        """The current roles and their counts (read-only by convention)."""
+        return self._roles
+
+    @property
+    def champion(self) -> LearnedPrefetcher:
+        """The champion's prefetcher."""
+        return self._roles.champion
+
+    def subscribe(self, listener: BatchListener) -> None:
+        """Call ``listener(router, keys, hits)`` after every batch (on the batch's thread)."""
+        if not callable(listener):
+            raise InvalidArgumentError("a batch listener must be callable(router, keys, hits)")
+        self._listeners.append(listener)
+
+    def _check_peer(self, p: LearnedPrefetcher) -> None:
+        if not isinstance(p, LearnedPrefetcher):
+            raise InvalidArgumentError("the second arm must be a LearnedPrefetcher")
+        if p.batch_size != self.batch_size:
+            raise InvalidArgumentError(
+                f"the second arm's batch size {p.batch_size} is not the router's {self.batch_size}"
+            )
+        if p is self._roles.champion:
+            raise InvalidArgumentError("the second arm must be another prefetcher")
+
+    def _set(self, roles: Roles) -> Roles:
+        share = roles.split.challenger_share if roles.split is not None else 0.0
+        roles.champion.max_per_request = self.max_per_request * (1.0 - share)
+        if roles.other is not None:
+            roles.other.max_per_request = self.max_per_request * share
+        if roles.champion is not self._roles.champion:
+            self.model_version += 1
+        self._roles = roles
+        return roles
+
+    def start_test(self, challenger: LearnedPrefetcher, share: float) -> Roles:
+        """Serve ``share`` of the keys (by a fresh secret split) with ``challenger``."""
+        with self._change:
+            self._check_peer(challenger)
+            split = TrafficSplit(secrets.token_bytes(32), share)
+            return self._set(Roles(self._roles.champion, challenger, "challenger", split))
+
+    def promote(self, holdback_share: float) -> Roles:
+        """The challenger becomes the champion; the old champion keeps ``holdback_share``
+        of the keys (a fresh split) for the rollback watch."""
+        with self._change:
+            r = self._roles
+            if r.other is None or r.other_role != "challenger":
+                raise InvalidArgumentError("no challenger is being tested")
+            split = TrafficSplit(secrets.token_bytes(32), holdback_share)
+            return self._set(Roles(r.other, r.champion, "holdback", split))
+
+    def install(self, champion: LearnedPrefetcher, holdback_share: float) -> Roles:
+        """Make ``champion`` the champion now (a promotion without a test); the current one
+        keeps ``holdback_share`` of the keys for the rollback watch."""
+        with self._change:
+            self._check_peer(champion)
+            split = TrafficSplit(secrets.token_bytes(32), holdback_share)
+            return self._set(Roles(champion, self._roles.champion, "holdback", split))
+
+    def end_experiment(self) -> Roles:
+        """Back to the champion alone (a test stopped, or a watch passed)."""
+        with self._change:
+            return self._set(Roles(self._roles.champion))
+
+    def rollback(self) -> Roles:
+        """The holdback (previous champion) becomes the champion again, alone."""
+        with self._change:
+            r = self._roles
+            if r.other is None or r.other_role != "holdback":
+                raise InvalidArgumentError("no previous champion is being held back")
+            return self._set(Roles(r.other))
+
+    # ---- serving ----
+
+    def _in_other(self, roles: Roles, keys: np.ndarray) -> np.ndarray:
+        memo, split = roles.memo, roles.split
+        if split is None:
+            return np.zeros(len(keys), dtype=bool)
+        ids = keys.tolist()
+        arms = list(map(memo.get, ids))  # the common case: every key already known
+        if None in arms:
+            for i, v in enumerate(arms):
+                if v is None:
+                    if len(memo) >= self._memo_size:
+                        memo.clear()
+                    arms[i] = memo[ids[i]] = split.arm(ids[i]) == "challenger"
+        return np.array(arms, dtype=bool)
+
+    @staticmethod
+    def _timed(
+        p: LearnedPrefetcher, keys: np.ndarray, hits: np.ndarray, cached: CachedFn
+    ) -> tuple[np.ndarray, np.ndarray, int, float, int]:
+        batches0, seconds0 = p.latency.totals()
+        rows0 = p.inference_rows
+        out, conf = p.propose(keys, hits, cached)
+        batches1, seconds1 = p.latency.totals()
+        return out, conf, batches1 - batches0, seconds1 - seconds0, p.inference_rows - rows0
+
+    def propose(
+        self, keys: np.ndarray, hits: np.ndarray, cached: CachedFn
+    ) -> tuple[np.ndarray, np.ndarray]:
+        roles = self._roles
+        keys = np.ascontiguousarray(keys, dtype=np.uint64)
+        hits = np.asarray(hits, dtype=bool)
+        self.requests += len(keys)
+        if roles.other is None:
+            out, conf, batches, seconds, rows = self._timed(roles.champion, keys, hits, cached)
+            s = roles.champion_stats
+            s.requests += len(keys)
+            s.hits += int(hits.sum())
+            s.proposals += len(out)
+            s.inference_batches += batches
+            s.inference_seconds += seconds
+            self._account(batches, seconds, rows)
+        else:
+            other_keys = self._in_other(roles, keys)
+
+            def cached_champion(c: np.ndarray) -> np.ndarray:
+                return np.asarray(cached(c), dtype=bool) | self._in_other(roles, c)
+
+            def cached_other(c: np.ndarray) -> np.ndarray:
+                return np.asarray(cached(c), dtype=bool) | ~self._in_other(roles, c)
+
+            parts = []
+            for p, stats, mine, fn in (
+                (roles.champion, roles.champion_stats, ~other_keys, cached_champion),
+                (roles.other, roles.other_stats, other_keys, cached_other),
+            ):
+                got, conf, batches, seconds, rows = self._timed(p, keys, hits, fn)
+                stats.requests += int(mine.sum())
+                stats.hits += int(hits[mine].sum())
+                stats.proposals += len(got)
+                stats.inference_batches += batches
+                stats.inference_seconds += seconds
+                self._account(batches, seconds, rows)
+                parts.append((got, conf))
+            out = np.concatenate([parts[0][0], parts[1][0]])
+            conf = np.concatenate([parts[0][1], parts[1][1]])
+            order = np.argsort(-conf, kind="stable")
+            out, conf = out[order], conf[order]
+        for listener in self._listeners:
+            try:
+                listener(self, keys, hits)
+            except Exception:  # a listener must not cost the batch its prefetches
+                self.listener_errors += 1
+                log.exception("A/B router listener %r failed", listener)
+        return (out, conf) if len(out) else _EMPTY
+
+    def _account(self, batches: int, seconds: float, rows: int) -> None:
+        if batches:
+            self.latency.observe(seconds / batches)
+        self.inference_rows += rows
+
+    def reset(self) -> None:
+        roles = self._roles
+        roles.champion.reset()
+        if roles.other is not None:
+            roles.other.reset()

@@ -1,0 +1,209 @@
+"""The loop's wiring: a live cache with the collector's segments as training data, manual
+and scheduled triggers, the event log, and bad configuration."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from predis import Cache, InvalidArgumentError
+from predis.mlops import (
+    ABConfig,
+    Collector,
+    DriftEvent,
+    EventLog,
+    LoopConfig,
+    MLOpsLoop,
+    ModelRegistry,
+    RetrainConfig,
+    SegmentWindow,
+)
+from predis.prefetch import FEATURE_NAMES, TrainConfig, train_model
+from predis.security.crypto import KeyRing, generate_key_line
+from predis.sim import replay
+from predis.sim.hitrate import predis_cache
+from predis.workloads import CorrelatedSessions, ZipfKeys
+
+pytest.importorskip("river")
+
+CACHE = 150
+TRAIN = TrainConfig(num_trees=25, threads=1, batch_size=16, max_rows=50_000, time_budget_s=20.0)
+RETRAIN = RetrainConfig(train=TRAIN, cache_items=CACHE, window=12_000, min_window=8_000)
+AB = ABConfig(challenger_share=0.5, min_requests=300, max_requests=10_000, watch_requests=2_000)
+
+
+def sessions(n: int, seed: int = 3) -> np.ndarray:
+    return CorrelatedSessions(1_000_000, 300, 12, alpha=0.8, noise=0.05, seed=seed).take(n)
+
+
+@pytest.fixture(scope="module")
+def zipf_bytes() -> bytes:
+    return train_model(
+        ZipfKeys(3000, 1.1, seed=11).take(16_000), TRAIN, cache_items=CACHE
+    ).to_bytes()
+
+
+def registry(tmp_path, model: bytes | None) -> ModelRegistry:
+    reg = ModelRegistry(tmp_path / "models", "acme")
+    if model is not None:
+        meta = reg.register(model, feature_schema=FEATURE_NAMES, training_window=(0, 1))
+        reg.promote(meta.version, actor="test", reason="first champion")
+    return reg
+
+
+def test_live_cache_trains_from_collector_segments_and_starts_a_test(tmp_path, zipf_bytes):
+    keys = KeyRing.parse(generate_key_line("k1"))
+    reg = registry(tmp_path, zipf_bytes)
+    loader_calls = 0
+
+    def load(key: int) -> bytes:
+        nonlocal loader_calls
+        loader_calls += 1
+        return key.to_bytes(8, "little")
+
+    collectors: list[Collector] = []  # the collector needs the cache, the cache the loop
+    window = SegmentWindow(lambda: collectors[0].segments(), keys)  # noqa: PLW0108 - late
+    loop = MLOpsLoop(reg, LoopConfig(retrain=RETRAIN, ab=AB, drift_warmup=10**9), window=window)
+    heard: list[str] = []
+    loop.events.subscribe(lambda e: heard.append(e.narrate()))
+    live = Cache(1 << 16, max_items=CACHE, loader=load, prefetcher=loop.router)
+    collector = Collector(live, tmp_path / "seg", "acme", keys, segment_events=4_000)
+    collectors.append(collector)
+    demand = sessions(14_000, seed=21)
+    with loop, live:
+        deadline = time.monotonic() + 120  # waits for background threads, not timing checks
+        for start in range(0, len(demand), 64):
+            for k in demand[start : start + 64].tolist():
+                live.get(k)
+            while loop.router.requests < start + 48 and time.monotonic() < deadline:
+                time.sleep(0.0005)
+            collector.drain_once()
+        collector.flush()
+        assert loop.trigger("manual: operator")
+        assert loop.wait_idle(300)
+        state = loop.state
+        roles = loop.router.roles
+    collector.close()
+    assert len(collector.segments()) >= 3
+    kinds = loop.events.kinds()
+    assert kinds[:3] == ["retrain-started", "challenger-registered", "ab-started"], kinds
+    assert state == "testing"
+    assert roles.other_role == "challenger"
+    assert reg.aliases()["challenger"] == 2
+    assert any("A/B test of version 2" in line for line in heard)
+    assert loader_calls > 0
+
+
+def test_loop_without_a_champion_starts_with_no_model_and_manual_triggers(tmp_path):
+    reg = registry(tmp_path, None)
+    config = LoopConfig(retrain=RETRAIN, ab=AB, drift_warmup=10**9)
+    with MLOpsLoop(reg, config) as loop:
+        assert loop.router.champion.model is None
+        trace = sessions(12_800, seed=5)
+        replay([trace], predis_cache(CACHE, "lru"), prefetcher=loop.router)
+        assert loop.trigger("manual")
+        assert not loop.trigger("manual again")  # busy: recorded, not queued
+        assert loop.wait_idle(300)
+        assert loop.state == "testing"
+    kinds = loop.events.kinds()
+    assert "retrain-skipped" in kinds
+    assert reg.aliases()["challenger"] == 1
+
+
+def test_schedule_triggers_retraining(tmp_path, zipf_bytes):
+    reg = registry(tmp_path, zipf_bytes)
+    retrain = RetrainConfig(
+        train=TRAIN, cache_items=CACHE, window=12_000, min_window=8_000, every_requests=9_600
+    )
+    with MLOpsLoop(reg, LoopConfig(retrain=retrain, ab=AB, drift_warmup=10**9)) as loop:
+        replay([sessions(9_600, seed=6)], predis_cache(CACHE, "lru"), prefetcher=loop.router)
+        assert loop.wait_idle(300)
+    started = loop.events.events("retrain-started")
+    assert len(started) == 1
+    assert "schedule" in started[0].details["trigger"]
+
+
+def test_force_promote_of_an_unknown_version_is_an_error_event(tmp_path, zipf_bytes):
+    reg = registry(tmp_path, zipf_bytes)
+    with MLOpsLoop(reg, LoopConfig(retrain=RETRAIN, ab=AB)) as loop:
+        loop.force_promote(7, "no such version")
+        assert loop.wait_idle(30)
+    (err,) = loop.events.events("error")
+    assert "7" in err.message
+    assert reg.aliases()["champion"] == 1
+    assert loop.state == "serving"
+
+
+def test_batch_size_mismatch_and_bad_config(tmp_path, zipf_bytes):
+    reg = registry(tmp_path, zipf_bytes)
+    other = RetrainConfig(train=TrainConfig(batch_size=8), cache_items=CACHE)
+    with pytest.raises(InvalidArgumentError, match="batch"):
+        MLOpsLoop(reg, LoopConfig(retrain=other))
+    for bad in ({"drift_delta": 0.0}, {"decide_every": 0}, {"min_drop": 1.5}, {"ab": "x"}):
+        with pytest.raises(InvalidArgumentError):
+            LoopConfig(**bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError):
+        MLOpsLoop("registry")  # type: ignore[arg-type]
+
+
+def test_event_log_subscribers_and_bounds():
+    log = EventLog("acme", maxlen=3)
+    seen = []
+    log.subscribe(seen.append)
+
+    def broken(_event):
+        raise RuntimeError("subscriber bug")
+
+    log.subscribe(broken)
+    for i in range(5):
+        log.record("drift", f"drift {i}", {"i": i}, position=i)
+    assert [e.seq for e in log.events()] == [3, 4, 5]
+    assert len(seen) == 5
+    assert log.subscriber_errors == 5
+    assert log.events()[-1].narrate() == "[acme @ 4 requests] drift: drift 4"
+    with pytest.raises(InvalidArgumentError):
+        log.record("nonsense", "x")
+    with pytest.raises(InvalidArgumentError):
+        log.subscribe(1)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError):
+        EventLog("acme", maxlen=0)
+
+
+def test_drift_from_another_detector_triggers_retraining_after_min_window(tmp_path, zipf_bytes):
+    reg = registry(tmp_path, zipf_bytes)
+    with MLOpsLoop(reg, LoopConfig(retrain=RETRAIN, ab=AB, drift_warmup=0)) as loop:
+        cache = predis_cache(CACHE, "lru")
+        replay([sessions(1_600, seed=7)], cache, prefetcher=loop.router)
+        feature = DriftEvent("feature", "succ_share", {"psi:succ_share": 0.4}, "drift", 3)
+        loop.on_drift(feature)
+        loop.on_drift(feature)  # one episode: the second is absorbed while data comes in
+        assert loop.wait_idle(30)
+        assert loop.events.kinds() == ["drift"]
+        # Not enough requests since the drift yet: nothing trains.
+        replay([sessions(RETRAIN.min_window - 1_600, seed=8)], cache, prefetcher=loop.router)
+        assert loop.wait_idle(30)
+        assert "retrain-started" not in loop.events.kinds()
+        replay([sessions(1_600, seed=9)], cache, prefetcher=loop.router)
+        assert loop.wait_idle(300)
+    kinds = loop.events.kinds()
+    assert kinds[:2] == ["drift", "retrain-started"], kinds
+    (drift,) = loop.events.events("drift")
+    assert drift.details["kind"] == "feature"
+    assert "feature drift on succ_share" in drift.message
+    started = loop.events.events("retrain-started")[0]
+    assert started.details["train_requests"] + started.details["holdout"] >= RETRAIN.min_window
+
+
+def test_a_closed_loop_leaves_the_router_serving_and_acts_no_more(tmp_path, zipf_bytes):
+    reg = registry(tmp_path, zipf_bytes)
+    loop = MLOpsLoop(reg, LoopConfig(retrain=RETRAIN, ab=AB, drift_warmup=0)).start()
+    loop.close()
+    cache = predis_cache(CACHE, "lru")
+    result = replay([sessions(3_200, seed=2)], cache, prefetcher=loop.router)
+    loop.on_drift(DriftEvent("feature", "lag", {"psi:lag": 1.0}, "drift", 1))
+    assert result.requests == 3_200
+    assert loop.router.requests == 3_200
+    assert loop.events.kinds() == []
+    assert loop.state == "serving"

@@ -1,0 +1,161 @@
+"""The A/B router: each arm proposes only its own keys, per-arm counts, role changes, and a
+live cache driven through it."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from predis import Cache, InvalidArgumentError
+from predis.mlops import ABRouter
+from predis.prefetch import LearnedPrefetcher, TrainConfig, train_model
+from predis.sim.hitrate import predis_cache
+from predis.workloads import CorrelatedSessions
+
+TRAIN = TrainConfig(num_trees=20, threads=1, batch_size=16, time_budget_s=20.0)
+
+
+def stream(n: int, seed: int = 3) -> np.ndarray:
+    return CorrelatedSessions(1_000_000, 200, 12, alpha=0.8, noise=0.05, seed=seed).take(n)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return train_model(stream(15_000), TRAIN, cache_items=150)
+
+
+class Recording(LearnedPrefetcher):
+    """A real LearnedPrefetcher that keeps what it proposed, to check the routing."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.proposed: list[int] = []
+        self.seen = 0
+
+    def propose(self, keys, hits, cached):
+        self.seen += len(keys)
+        out, conf = super().propose(keys, hits, cached)
+        self.proposed += out.tolist()
+        return out, conf
+
+
+def drive(router: ABRouter, keys: np.ndarray) -> np.ndarray:
+    """Feed batches as the runtime would, in front of a real 150-entry LRU cache; returns
+    the hit bit of each request."""
+    cache = predis_cache(150, "lru")
+    bits = []
+    for start in range(0, len(keys) - router.batch_size + 1, router.batch_size):
+        batch = keys[start : start + router.batch_size]
+        hits = np.array([cache.get(int(k)) is not None for k in batch])
+        for k in batch[~hits].tolist():
+            cache.put(k, b"v")
+        bits.append(hits)
+        out, conf = router.propose(batch, hits, cache.mcontains)
+        for k, c in zip(out.tolist(), conf.tolist(), strict=True):
+            cache.put_prefetched(k, b"p", c)
+    return np.concatenate(bits)
+
+
+def test_each_arm_proposes_only_its_keys_and_sees_every_request(model):
+    champion, challenger = Recording(model), Recording(model)
+    router = ABRouter(champion)
+    roles = router.start_test(challenger, 0.5)
+    keys = stream(8_000, seed=5)
+    hits = drive(router, keys)
+    assert roles.split is not None
+    assert champion.proposed
+    assert challenger.proposed
+    assert not any(roles.split.arm(k) == "challenger" for k in champion.proposed)
+    assert all(roles.split.arm(k) == "challenger" for k in challenger.proposed)
+    # Both trackers learn from the whole stream, not just their half of the keys.
+    assert champion.seen == challenger.seen == len(hits)
+    # Per-arm counts: the requests and hits of each arm's keys, exactly.
+    in_challenger = roles.split.is_challenger(keys[: len(hits)])
+    assert roles.other_stats.requests == int(in_challenger.sum())
+    assert roles.other_stats.hits == int(hits[in_challenger].sum())
+    assert roles.champion_stats.requests == int((~in_challenger).sum())
+    assert roles.champion_stats.hits == int(hits[~in_challenger].sum())
+    assert roles.champion_stats.proposals == len(champion.proposed)
+    assert roles.other_stats.proposals == len(challenger.proposed)
+    assert roles.other_stats.inference_batches > 0
+    assert router.requests == len(hits)
+
+
+def test_budget_is_shared_by_share_and_roles_move(model):
+    a, b = LearnedPrefetcher(model), LearnedPrefetcher(model)
+    router = ABRouter(a, max_per_request=2.0)
+    assert a.max_per_request == 2.0
+    router.start_test(b, 0.25)
+    assert (a.max_per_request, b.max_per_request) == (1.5, 0.5)
+    version = router.model_version
+    roles = router.promote(holdback_share=0.1)
+    assert (roles.champion, roles.other, roles.other_role) == (b, a, "holdback")
+    assert b.max_per_request == pytest.approx(1.8)
+    assert router.model_version == version + 1
+    roles = router.rollback()
+    assert (roles.champion, roles.other) == (a, None)
+    assert a.max_per_request == 2.0
+    roles = router.install(b, 0.2)
+    assert (roles.champion, roles.other, roles.other_role) == (b, a, "holdback")
+    assert router.end_experiment().other is None
+
+
+def test_bad_role_changes_are_refused(model):
+    a = LearnedPrefetcher(model)
+    router = ABRouter(a)
+    with pytest.raises(InvalidArgumentError, match="no challenger"):
+        router.promote(0.1)
+    with pytest.raises(InvalidArgumentError, match="no previous champion"):
+        router.rollback()
+    with pytest.raises(InvalidArgumentError, match="another prefetcher"):
+        router.start_test(a, 0.5)
+    with pytest.raises(InvalidArgumentError, match="batch size"):
+        router.start_test(LearnedPrefetcher(model, batch_size=8), 0.5)
+    with pytest.raises(InvalidArgumentError):
+        router.start_test(LearnedPrefetcher(model), 1.5)
+    with pytest.raises(InvalidArgumentError):
+        ABRouter(a, max_per_request=0)
+    with pytest.raises(InvalidArgumentError):
+        ABRouter("not a prefetcher")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError):
+        router.subscribe(42)  # type: ignore[arg-type]
+
+
+def test_a_failing_listener_is_counted_and_proposals_still_flow(model):
+    router = ABRouter(LearnedPrefetcher(model))
+
+    def broken(*_args):
+        raise RuntimeError("listener bug")
+
+    router.subscribe(broken)
+    drive(router, stream(4_000, seed=6))
+    assert router.listener_errors == 4_000 // 16
+    assert router.roles.champion_stats.proposals > 0
+
+
+def test_a_live_cache_prefetches_through_the_router(model):
+    keys = stream(6_000, seed=8)
+    router = ABRouter(LearnedPrefetcher(model))
+    router.start_test(LearnedPrefetcher(model), 0.5)
+    with Cache(1 << 16, max_items=150, loader=lambda _k: b"v" * 8, prefetcher=router) as cache:
+        runtime = cache.prefetch_runtime
+        assert runtime is not None
+        deadline = time.monotonic() + 60  # waits for the drain thread, not timing checks
+        for start in range(0, len(keys), 64):
+            for k in keys[start : start + 64].tolist():
+                cache.get(k)
+            # Let the drain thread keep up, as it does when the host does real work between
+            # gets; a host in a tight loop gets its batches scored only in part.
+            while router.requests < start + 48 and time.monotonic() < deadline:
+                time.sleep(0.0005)
+            runtime.executor.wait_idle(10)
+        stats = cache.stats().prefetch
+    assert stats is not None
+    assert stats.inference_batches > 0
+    assert stats.issued > 0
+    roles = router.roles
+    assert roles.champion_stats.requests > 0
+    assert roles.other_stats.requests > 0
+    assert roles.champion_stats.requests + roles.other_stats.requests == router.requests
