@@ -279,8 +279,8 @@ PREDIS_HD inline uint64_t score_on_prefetch(Policy p, uint64_t tick, uint64_t de
 // else take the better plan of the two buckets (see prefer_second), evicting if it must.
 //
 // How the store ranks for eviction: a demand store ranks as an access now. A prefetched
-// store (kPrefetched, a guess) ranks as if last used `demote` operations ago, and under LFU
-// with a use count of zero; a guess stored over a live entry leaves that entry's rank
+// store (kPrefetched, a guess) ranks as if last used `demote` operations ago (under LFU, as
+// a fresh entry with that older tick); a guess stored over a live entry leaves that entry's rank
 // alone. A template parameter, so that the demand path compiles to exactly what it was.
 template <bool kPrefetched = false, class FullKeyEq>
 PREDIS_HD PairInsertResult insert_into_pair(Bucket& b1, Bucket& b2, uint8_t digest, KeyKind kind,
@@ -352,7 +352,9 @@ PREDIS_HD inline uint64_t score_on_insert(Policy p, uint64_t tick) {
 
 PREDIS_HD inline uint64_t score_on_prefetch(Policy p, uint64_t tick, uint64_t demote) {
   const uint64_t t = tick > demote ? tick - demote : 0;
-  return p == Policy::kLru ? t : (t & kLfuTickMask);  // LFU: a use count of zero
+  // LFU: the use count of a fresh entry, with the demoted tick as its tie-break. (A count of
+  // zero would put every guess, sure or weak, below every entry and evict it before use.)
+  return p == Policy::kLru ? t : ((uint64_t{1} << kLfuTickBits) | (t & kLfuTickMask));
 }
 
 PREDIS_HD inline uint64_t score_on_hit(Policy p, uint64_t old, uint64_t tick) {

@@ -319,8 +319,8 @@ class Cache:
     ) -> None:
         """Store a value loaded ahead of demand, with the loader's ``confidence`` in [0, 1]
         that it will be asked for. It ranks for eviction as if last used
-        ``(1 - confidence) * (len(cache) + 1)`` operations ago (under LFU, with a use count of
-        zero), so a weak guess leaves first; over a live entry it replaces the value and
+        ``(1 - confidence) * (len(cache) + 1)`` operations ago (under LFU, as a fresh entry
+        with that older tick), so a weak guess leaves first; over a live entry it replaces the value and
         leaves the entry's rank alone. It is logged as a ``PREFETCH`` access event.
         """
         if isinstance(confidence, bool) or not isinstance(confidence, (int, float)):
