@@ -250,6 +250,10 @@ bool CpuTable::insert(const KeyRef& key, const Stored& value, uint64_t expiry, u
                                            config_.policy, demote);
     });
   }
+  if (r.skipped) {  // only for kPrefetched: the key is live, the guess is dropped
+    release_value(value.word, value.form);
+    return true;
+  }
   if (r.updated) {
     log.counters.add(Counter::kUpdates);
   } else {
@@ -432,8 +436,9 @@ void CpuTable::put_prefetched(const KeyRef& key, ValueRef value, uint64_t ttl_ns
   const double doubt = confidence < 0.0 ? 1.0 : (confidence > 1.0 ? 0.0 : 1.0 - confidence);
   const auto demote = static_cast<uint64_t>(doubt * items);
   const Stored stored = store_value(key, value);
-  const bool replaced = insert<true>(key, stored, deadline(now, ttl_ns), now, tick, log, demote);
-  log.event(key, now, AccessOp::kPrefetch, replaced, value.len);
+  // For a prefetched store, insert reports whether it was dropped (the key was live).
+  const bool dropped = insert<true>(key, stored, deadline(now, ttl_ns), now, tick, log, demote);
+  if (!dropped) log.event(key, now, AccessOp::kPrefetch, false, value.len);
 }
 
 bool CpuTable::erase(const KeyRef& key) {

@@ -84,7 +84,8 @@ class CpuTable final : public Table {
   template <class OnHit>
   bool lookup(const KeyRef& key, const Placement& p, uint64_t now, uint64_t tick, bool touch,
               CallLog& log, OnHit&& on_hit);
-  // kPrefetched: a guess ranked `demote` operations back (see insert_into_pair).
+  // Returns whether a live entry was replaced; with kPrefetched (a guess ranked `demote`
+  // operations back, see insert_into_pair), whether the guess was dropped for a live entry.
   template <bool kPrefetched = false>
   bool insert(const KeyRef& key, const Stored& value, uint64_t expiry, uint64_t now, uint64_t tick,
               CallLog& log, uint64_t demote = 0);

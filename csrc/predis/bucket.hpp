@@ -266,6 +266,7 @@ struct PairInsertResult {
   bool displaced = false;  // a value left the table: the key's old one, or a victim's
   bool expired = false;    // ... and that value had expired (an expiration)
   bool evicted = false;    // ... and it was another live key's (an eviction)
+  bool skipped = false;    // a prefetched value was not stored: the key is live already
   uint64_t old_handle = 0;
   uint8_t old_form = 0;
 };
@@ -280,8 +281,9 @@ PREDIS_HD inline uint64_t score_on_prefetch(Policy p, uint64_t tick, uint64_t de
 //
 // How the store ranks for eviction: a demand store ranks as an access now. A prefetched
 // store (kPrefetched, a guess) ranks as if last used `demote` operations ago (under LFU, as
-// a fresh entry with that older tick); a guess stored over a live entry leaves that entry's rank
-// alone. A template parameter, so that the demand path compiles to exactly what it was.
+// a fresh entry with that older tick), and never replaces a live entry (which may be newer
+// than what the loader returned): it is skipped. A template parameter, so that the demand
+// path compiles to exactly what it was.
 template <bool kPrefetched = false, class FullKeyEq>
 PREDIS_HD PairInsertResult insert_into_pair(Bucket& b1, Bucket& b2, uint8_t digest, KeyKind kind,
                                             uint64_t key, FullKeyEq&& full_key_eq, uint8_t form,
@@ -297,6 +299,13 @@ PREDIS_HD PairInsertResult insert_into_pair(Bucket& b1, Bucket& b2, uint8_t dige
   }
   if (i >= 0) {
     Slot& s = home->slots[i];
+    if constexpr (kPrefetched) {
+      // A live entry may be newer than what the loader returned: a guess never replaces it.
+      if (!slot_expired(s, now)) {
+        r.skipped = true;
+        return r;
+      }
+    }
     r.displaced = true;
     r.old_handle = s.handle;
     r.old_form = home->forms[i];
@@ -306,7 +315,7 @@ PREDIS_HD PairInsertResult insert_into_pair(Bucket& b1, Bucket& b2, uint8_t dige
     home->forms[i] = form;
     s.expiry = expiry;
     if constexpr (kPrefetched) {
-      if (!r.updated) s.score = score_on_prefetch(policy, tick, demote);
+      s.score = score_on_prefetch(policy, tick, demote);  // it had expired: a fresh guess
     } else {
       s.score = r.updated ? score_on_hit(policy, s.score, tick) : score_on_insert(policy, tick);
     }

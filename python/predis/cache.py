@@ -211,6 +211,7 @@ class Cache:
         self.policy = policy
         self.default_ttl = ttl
         self._prefetch: PrefetchRuntime | None = None  # set before the publisher reads stats
+        self._leftover_events = np.empty(0, dtype=EVENT_DTYPE)
         self._stats_publisher: object | None = None
         if stats_shm is not None:
             from predis.monitoring.shm import StatsPublisher  # noqa: PLC0415 - only when asked
@@ -247,9 +248,12 @@ class Cache:
     def close(self) -> None:
         """Stop background work (the prefetch loop and its loads, the stats-block
         publisher). The cache stays usable as a plain cache."""
-        if self._prefetch is not None:
-            self._prefetch.close()
+        runtime = self._prefetch
+        if runtime is not None:
+            runtime.close()
             self._prefetch = None
+            # Events its loop drained and nobody took yet stay available to drain_events.
+            self._leftover_events = runtime.take_events(1 << 62)
         publisher = self._stats_publisher
         if publisher is not None:
             self._stats_publisher = None
@@ -295,6 +299,10 @@ class Cache:
     def sample_rate(self, rate: float) -> None:
         if isinstance(rate, bool) or not isinstance(rate, (int, float)):
             raise InvalidArgumentError("sample_rate must be a number in [0, 1]")
+        if self._prefetch is not None and rate != 1.0:
+            raise InvalidArgumentError(
+                "the prefetcher must see every access: close() it before lowering sample_rate"
+            )
         self._core.sample_rate = float(rate)
 
     # ---- single keys ----
@@ -320,8 +328,9 @@ class Cache:
         """Store a value loaded ahead of demand, with the loader's ``confidence`` in [0, 1]
         that it will be asked for. It ranks for eviction as if last used
         ``(1 - confidence) * (len(cache) + 1)`` operations ago (under LFU, as a fresh entry
-        with that older tick), so a weak guess leaves first; over a live entry it replaces the value and
-        leaves the entry's rank alone. It is logged as a ``PREFETCH`` access event.
+        with that older tick), so a weak guess leaves first. It never replaces a live entry
+        (the host may have stored a newer value while the loader ran): then nothing is
+        stored. A stored value is logged as a ``PREFETCH`` access event.
         """
         if isinstance(confidence, bool) or not isinstance(confidence, (int, float)):
             raise InvalidArgumentError(f"confidence must be a number in [0, 1], got {confidence!r}")
@@ -437,6 +446,12 @@ class Cache:
         runtime = self._prefetch
         if runtime is not None:  # its loop drains the ring and keeps the events for us
             return runtime.take_events(limit)
+        leftover = self._leftover_events
+        if len(leftover):  # drained by a closed prefetch loop: oldest first
+            self._leftover_events = leftover[limit:]
+            if len(leftover) >= limit:
+                return leftover[:limit]
+            return np.concatenate([leftover, self._drain_native(limit - len(leftover))])
         return self._drain_native(limit)
 
     def _drain_native(self, limit: int | None = None) -> np.ndarray:
@@ -504,8 +519,10 @@ class Cache:
                 self._inflight[ident] = flight
         if not leader:
             flight.done.wait()
-            if flight.error is not None and flight.prefetch:
-                return self._load(key)  # the prefetch failed: load on our own account
+            if flight.prefetch and (flight.error is not None or flight.value is None):
+                # The prefetch failed, or stored nothing (the key was cached meanwhile, or
+                # the loader said "no such key"): load on our own account.
+                return self._load(key)
             if flight.error is not None:
                 raise LoaderError(
                     key, f"loader failed for key {key!r}: {flight.error!r}"

@@ -60,6 +60,7 @@ def test_a_plain_xgboost_model_or_forged_metadata_is_refused(sessions_model: Pre
     with pytest.raises(ModelFormatError, match="without Predis"):
         PrefetchModel.from_bytes(bytes(booster.save_raw(raw_format="ubj")))
     for meta in (
+        [1, 2, 3],  # not an object
         {"format": 99},
         {"format": 1, "features": ["x"], "tracker": {}, "horizon": 1, "threshold": 0.5},
         {
@@ -135,3 +136,17 @@ def test_training_data_comes_from_the_collectors_segments(tmp_path, make_session
     assert model.threshold < 1.0
     with pytest.raises(SegmentError):
         keys_from_segments(paths, KeyRing.parse(generate_key_line("k1")))  # wrong key
+
+
+def test_a_huge_tracker_configuration_is_refused_before_allocating():
+    with pytest.raises(InvalidArgumentError, match="MiB"):
+        TrackerConfig(table_bits=24, successors=64, window=12)
+
+
+def test_batch_size_must_match_the_model(sessions_model):
+    from predis.prefetch import LearnedPrefetcher
+
+    with pytest.raises(InvalidArgumentError, match="batch_size"):
+        LearnedPrefetcher(sessions_model, batch_size=32)
+    with pytest.raises(InvalidArgumentError, match="batches of"):
+        LearnedPrefetcher(batch_size=16).swap_model(sessions_model)

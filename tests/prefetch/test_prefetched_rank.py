@@ -36,14 +36,15 @@ def test_a_sure_guess_ranks_like_a_fresh_store_under_lru():
     assert 1 not in c
 
 
-def test_prefetching_over_a_live_entry_keeps_its_rank_and_logs_a_prefetch():
+def test_a_guess_never_replaces_a_live_entry_and_is_not_logged():
     c = small("lru")
-    c.put(1, b"old")
+    c.put(1, b"newer")  # stored by the host while the loader was fetching an older value
     c.drain_events()
-    c.put_prefetched(1, b"new", confidence=0.0)
-    assert c.get(1) == b"new"
-    ops = c.drain_events()["op"].tolist()
-    assert ops == [AccessOp.PREFETCH, AccessOp.GET]
+    c.put_prefetched(1, b"stale", confidence=1.0)
+    assert c.get(1) == b"newer"
+    assert c.drain_events()["op"].tolist() == [AccessOp.GET]
+    c.put_prefetched(2, b"fresh", confidence=0.5)
+    assert c.drain_events()["op"].tolist() == [AccessOp.PREFETCH]
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan"), "high", True])

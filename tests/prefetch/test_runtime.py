@@ -67,7 +67,11 @@ def test_live_prefetching_cuts_misses_and_counts_its_work(
     assert p.inference_rows > 0
     assert p.inference_latency_buckets[-1] == (float("inf"), p.inference_batches)
     assert p.model_version == 1
-    assert loader.calls == ours.misses + p.issued  # every load is a demand miss or a prefetch
+    # Every load was a demand miss or a prefetch load, and every stored guess was seen.
+    cache.prefetch_runtime.step(cache)
+    ex = cache.prefetch_runtime.executor.stats()
+    assert loader.calls == ours.misses + ex.completed + ex.empty + ex.errors
+    assert cache.stats().prefetch.issued == ex.completed
     cache.close()
 
 
@@ -159,3 +163,49 @@ def test_swapping_in_a_model_with_another_tracker_is_refused(sessions_model):
     p2.swap_model(sessions_model)
     assert p2.model is sessions_model
     assert p2.model_version == 1
+
+
+def test_close_drops_queued_loads_stops_every_worker_and_keeps_events(sessions_model):
+    import threading as th
+
+    gate = th.Event()
+
+    def slow(key: int) -> bytes:
+        gate.wait(30)
+        return value_of(key)
+
+    cache = Cache(
+        capacity_bytes=1 << 20,
+        max_items=100,
+        loader=slow,
+        prefetcher=LearnedPrefetcher(sessions_model),
+        prefetch_options={"interval_s": 10.0, "workers": 3, "queue_size": 4},
+    )
+    runtime = cache.prefetch_runtime
+    ex = runtime.executor
+    for k in range(20):
+        ex.submit(10**9 + k, 0.9)  # three loads block in the workers, four wait in the queue
+    cache.put(5, b"x")
+    cache.get(5)
+    runtime.step(cache)  # the loop drains these events into its buffer
+    gate.set()
+    cache.close()
+    assert all(not t.is_alive() for t in ex._threads)
+    assert not ex.submit(1, 1.0)
+    assert ex.stats().dropped_full >= 4  # the queued ones were dropped at close
+    ops = cache.drain_events()["op"].tolist()
+    assert ops[:2] == [1, 0]  # the put and the get, drained before close, are still there
+
+
+@pytest.mark.parametrize("option", ["pending_limit", "event_buffer"])
+def test_runtime_bounds_are_checked(option):
+    with pytest.raises(InvalidArgumentError, match=option):
+        Cache(capacity_bytes=1 << 20, loader=value_of, prefetch=True, prefetch_options={option: -1})
+
+
+def test_lowering_the_sample_rate_while_prefetching_is_refused():
+    with Cache(capacity_bytes=1 << 20, loader=value_of, prefetch=True) as cache:
+        with pytest.raises(InvalidArgumentError, match="every access"):
+            cache.sample_rate = 0.5
+        assert cache.sample_rate == 1.0
+    cache.sample_rate = 0.5  # closed: a plain cache again

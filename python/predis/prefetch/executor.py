@@ -175,12 +175,23 @@ class PrefetchExecutor:
             time.sleep(0.001)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop accepting work, let queued loads finish, and join the workers for up to
-        ``timeout`` seconds (a hung loader's worker is a daemon and is left behind)."""
+        """Stop accepting work, drop queued loads (counted in ``dropped_full``), and join
+        the workers for up to ``timeout`` seconds (a hung loader's worker is a daemon and is
+        left behind)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+            # Queued loads are dropped (and counted): after close, no new load starts, and
+            # every worker's stop sentinel fits in the queue.
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    self._in_flight.discard(item[0])
+                    self._counts["dropped_full"] += 1
         deadline = time.monotonic() + timeout
         for _ in self._threads:
             try:

@@ -43,6 +43,9 @@ if len(FEATURE_NAMES) != _core.TRACKER_FEATURES:
     raise ImportError("FEATURE_NAMES is out of step with the native tracker's feature count")
 
 
+_MAX_TRACKER_BYTES = 1 << 30  # 1 GiB of candidate-generator state at most
+
+
 @dataclass(frozen=True)
 class TrackerConfig:
     """Sizes of the candidate generator's bounded state (about 17 MB at the defaults).
@@ -87,6 +90,15 @@ class TrackerConfig:
             v = getattr(self, f.name)
             if isinstance(v, bool) or not isinstance(v, int):
                 raise InvalidArgumentError(f"TrackerConfig.{f.name} must be an int, got {v!r}")
+        # Checked before anything is allocated (configurations also come from model files).
+        if 0 <= self.table_bits <= 24 and 0 <= self.sketch_bits <= 24:
+            entries = 4 << self.table_bits
+            estimate = entries * (24 + 12 * max(self.successors, 0)) + (24 << self.sketch_bits)
+            if estimate > _MAX_TRACKER_BYTES:
+                raise InvalidArgumentError(
+                    f"TrackerConfig needs about {estimate >> 20} MiB; the limit is "
+                    f"{_MAX_TRACKER_BYTES >> 20} MiB (lower table_bits, successors or sketch_bits)"
+                )
         self.make()  # the native constructor checks every range and says which is wrong
 
     def make(self) -> Any:

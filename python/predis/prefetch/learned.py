@@ -57,6 +57,15 @@ class LearnedPrefetcher(Prefetcher):
     ) -> None:
         if batch_size is None:
             batch_size = model.batch_size if model is not None else 8
+        elif (
+            model is not None
+            and isinstance(model, PrefetchModel)
+            and batch_size != model.batch_size
+        ):
+            raise InvalidArgumentError(
+                f"batch_size {batch_size} differs from the model's ({model.batch_size}): its "
+                "lag feature was learned at that cadence"
+            )
         if (
             isinstance(batch_size, bool)
             or not isinstance(batch_size, int)
@@ -127,6 +136,11 @@ class LearnedPrefetcher(Prefetcher):
         """Serve ``model`` from the next batch on. Its tracker configuration must match."""
         if not isinstance(model, PrefetchModel):
             raise InvalidArgumentError("model must be a PrefetchModel")
+        if model.batch_size != self.scoring_batch:
+            raise InvalidArgumentError(
+                f"the model was trained for batches of {model.batch_size}, this prefetcher "
+                f"scores batches of {self.scoring_batch}"
+            )
         if model.tracker != self._tracker_config:
             raise InvalidArgumentError(
                 "the model was trained with another tracker configuration "
@@ -194,7 +208,10 @@ class LearnedPrefetcher(Prefetcher):
         p = model.predict(feat)
         self.latency.observe(time.perf_counter() - start)
         self.inference_rows += len(p)
-        ok = p >= self.threshold
+        threshold = self.threshold
+        if threshold >= 1.0:  # "never": float32 probabilities can round up to exactly 1.0
+            return _EMPTY
+        ok = p >= threshold
         if not ok.any():
             return _EMPTY
         cand, p = cand[ok], p[ok].astype(np.float64)

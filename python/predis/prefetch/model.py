@@ -154,6 +154,8 @@ class PrefetchModel:
             raise ModelFormatError("an XGBoost model without Predis prefetch metadata")
         try:
             meta = json.loads(raw)
+            if not isinstance(meta, dict):
+                raise ModelFormatError("prefetch metadata must be a JSON object")
             if meta.get("format") != _FORMAT:
                 raise ModelFormatError(
                     f"prefetch model format {meta.get('format')!r}; this reads {_FORMAT}"
@@ -243,7 +245,9 @@ def train_model(
         pick = np.sort(rng.choice(len(y), size=config.max_rows, replace=False))
         pos, feat, y = pos[pick], feat[pick], y[pick]
     split = int(len(keys) * (1.0 - config.validation_fraction))
-    train, valid = pos < split, pos >= split
+    # Rows within a horizon of the split are labelled with validation-time requests: they
+    # belong to neither side, or the held-out figures would have seen their future.
+    train, valid = pos + config.horizon < split, pos >= split
     if train.sum() < 100 or valid.sum() < 100:
         raise InvalidArgumentError("too few candidate rows to train on; give a longer key sequence")
     xgb = _xgb()

@@ -86,6 +86,11 @@ class PrefetchRuntime:
             raise InvalidArgumentError("prefetcher must be a predis.prefetch.Prefetcher")
         if not (isinstance(interval_s, (int, float)) and 0 < interval_s <= 10):
             raise InvalidArgumentError(f"interval_s must be in (0, 10], got {interval_s!r}")
+        for name, value in (("pending_limit", pending_limit), ("event_buffer", event_buffer)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise InvalidArgumentError(f"{name} must be a positive int, got {value!r}")
         if train_after is not None and (
             isinstance(train_after, bool) or not isinstance(train_after, int) or train_after < 1000
         ):
@@ -116,7 +121,7 @@ class PrefetchRuntime:
         self._train_seen = 0
         self._training: threading.Thread | None = None
         self.training_error: BaseException | None = None
-        self.used = self.wasted = 0
+        self.issued = self.used = self.wasted = 0
         # A prefetcher that times its own inference (LearnedPrefetcher, the A/B router)
         # exposes a `latency` histogram; others get an empty one.
         latency = getattr(prefetcher, "latency", None)
@@ -143,7 +148,6 @@ class PrefetchRuntime:
             except Exception:  # the loop must outlive a bad batch; the host never sees it
                 log.exception("predis: prefetch loop error; continuing")
             del cache
-        self.executor.close(timeout=0.0)
 
     def step(self, cache: Cache) -> int:
         """Drain once and process what came; returns how many events."""
@@ -157,27 +161,14 @@ class PrefetchRuntime:
         """Process drained events: account, batch demand gets, propose, submit."""
         ops = events["op"]
         ints = events["key_kind"] == KeyKind.INT
-        with self._lock:
-            for key in events["key"][(ops == AccessOp.PREFETCH) & ints].tolist():
-                self._pending[key] = None
-                self._pending.move_to_end(key)
-            while len(self._pending) > self._pending_limit:
-                self._pending.popitem(last=False)
-                self.wasted += 1
-        gets = events[(ops == AccessOp.GET) & ints]
+        is_get = (ops == AccessOp.GET) & ints
+        is_prefetch = (ops == AccessOp.PREFETCH) & ints
+        self._settle(events[is_get | is_prefetch])
+        gets = events[is_get]
         if len(gets) == 0:
             return
         keys = np.ascontiguousarray(gets["key"])
         hits = gets["hit"].astype(bool)
-        if self._pending:
-            with self._lock:
-                for key, hit in zip(keys.tolist(), hits.tolist(), strict=True):
-                    if key in self._pending:
-                        del self._pending[key]
-                        if hit:
-                            self.used += 1
-                        else:
-                            self.wasted += 1
         self._collect_for_training(keys)
         self._batch_keys.append(keys)
         self._batch_hits.append(hits)
@@ -193,11 +184,43 @@ class PrefetchRuntime:
         for key, conf in zip(proposed.tolist(), confidence.tolist(), strict=True):
             self.executor.submit(key, conf)
 
+    def _settle(self, events: np.ndarray) -> None:
+        """Used/wasted accounting, in event order: a stored guess is pending until a
+        demand get hits it (used) or misses it (it was evicted first: wasted); a guess
+        stored again while pending, or aged out of the pending window, was wasted."""
+        if len(events) == 0:
+            return
+        prefetch = (events["op"] == AccessOp.PREFETCH).tolist()
+        with self._lock:
+            pending = self._pending
+            if not pending and not any(prefetch):
+                return
+            for key, is_prefetch, hit in zip(
+                events["key"].tolist(), prefetch, events["hit"].tolist(), strict=True
+            ):
+                if is_prefetch:
+                    self.issued += 1
+                    if key in pending:
+                        self.wasted += 1
+                    pending[key] = None
+                    pending.move_to_end(key)
+                elif key in pending:
+                    del pending[key]
+                    if hit:
+                        self.used += 1
+                    else:
+                        self.wasted += 1
+            while len(pending) > self._pending_limit:
+                pending.popitem(last=False)
+                self.wasted += 1
+
     # ---- first model ----
 
     def _collect_for_training(self, keys: np.ndarray) -> None:
         p = self.prefetcher
         if self._train_after is None or not isinstance(p, LearnedPrefetcher) or p.model is not None:
+            return
+        if self._stop.is_set():
             return
         if self._training is not None:
             return
@@ -288,7 +311,7 @@ class PrefetchRuntime:
         p = self.prefetcher
         with self._lock:
             return PrefetchStats(
-                issued=ex.completed,
+                issued=self.issued,
                 used=self.used,
                 wasted=self.wasted,
                 errors=ex.errors,
@@ -304,11 +327,15 @@ class PrefetchRuntime:
         """Stop the loop, any training (after its current tree) and the executor."""
         self._stop.set()
         deadline = time.monotonic() + timeout
-        for t in (self._thread, self._training):
-            if t is not None and t is not threading.current_thread():
-                t.join(max(0.0, deadline - time.monotonic()))
+        if self._thread is not threading.current_thread():
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+        # Read only now: the drain thread may have started a trainer until it stopped.
+        trainer = self._training
+        if trainer is not None and trainer is not threading.current_thread():
+            trainer.join(max(0.0, deadline - time.monotonic()))
         self.executor.close(max(0.0, deadline - time.monotonic()))
-        _LIVE.discard(self)
+        if not self._thread.is_alive() and (trainer is None or not trainer.is_alive()):
+            _LIVE.discard(self)  # else the exit hook waits for them once more
 
     def __repr__(self) -> str:
         return f"PrefetchRuntime(prefetcher={type(self.prefetcher).__name__}, stats={self.stats()})"
