@@ -169,7 +169,9 @@ def settings(argv: Sequence[str]) -> dict[str, str]:
             "grafana_port": _port(a.grafana_port, "--grafana-port"),
         }
         if len(set(ports.values())) != len(ports):
-            raise InvalidArgumentError("--exporter-port, --prometheus-port and --grafana-port differ")
+            raise InvalidArgumentError(
+                "--exporter-port, --prometheus-port and --grafana-port differ"
+            )
         s["bind_address"] = str(ip)
         s.update({k: str(v) for k, v in ports.items()})
         s["warn_exposed"] = "0" if ip.is_loopback else "1"
@@ -340,8 +342,12 @@ def _bundle(src: Path, dest: Path) -> None:
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         paths = sorted([src, *src.rglob("*")])
         for path in paths:
-            tar.add(path, arcname=str(Path("docker") / path.relative_to(src)), recursive=False,
-                    filter=clean)
+            tar.add(
+                path,
+                arcname=str(Path("docker") / path.relative_to(src)),
+                recursive=False,
+                filter=clean,
+            )
     atomic_write_bytes(dest, gzip.compress(raw.getvalue(), mtime=0), mode=0o644)
 
 

@@ -49,7 +49,14 @@ def main() -> int:
     limit = _int_env("PREDIS_APP_REQUESTS", 0, 0)
 
     backend = SimulatedBackend(value_size=VALUE_BYTES)
-    cache = predis.Cache(capacity_bytes=capacity, loader=backend.fetch, stats_shm=name)
+
+    def load(key: int | bytes | str) -> bytes:
+        # The stream's keys are ints; the back end serves those only.
+        if not isinstance(key, int):
+            raise InvalidArgumentError(f"the example back end has int keys, not {key!r}")
+        return backend.fetch(key)
+
+    cache = predis.Cache(capacity_bytes=capacity, loader=load, stats_shm=name)
     keys = ZipfKeys(n_keys=n_keys, alpha=0.99, seed=int(time.time()))
     stop = threading.Event()
 

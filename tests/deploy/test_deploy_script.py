@@ -46,7 +46,8 @@ def _assert_no_secret_leaked(out: Path, result: subprocess.CompletedProcess[str]
     assert values, "no secrets were generated"
     for name, value in values.items():
         assert len(value) >= 20, name
-        assert value not in result.stdout and value not in result.stderr, name
+        assert value not in result.stdout, name
+        assert value not in result.stderr, name
         for path in out.rglob("*"):
             if path.is_file() and "secrets" not in path.parts and path.name != "secret.yaml":
                 assert value.encode() not in path.read_bytes(), (name, path)
@@ -258,9 +259,8 @@ def test_kubernetes_sidecar_shares_the_stats_block_in_memory(root):
     containers = {c["name"]: c for c in pod["containers"]}
     assert set(containers) == {"app", "exporter"}
     for c in containers.values():
-        assert {"name": "stats", "mountPath": "/dev/shm"}.items() <= next(
-            m for m in c["volumeMounts"] if m["name"] == "stats"
-        ).items()
+        (mount,) = [m for m in c["volumeMounts"] if m["name"] == "stats"]
+        assert mount["mountPath"] == "/dev/shm"  # noqa: S108 - the POSIX shm mount
         assert c["securityContext"]["allowPrivilegeEscalation"] is False
         assert c["securityContext"]["readOnlyRootFilesystem"] is True
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -281,13 +281,16 @@ def test_service_monitor_and_network_policy_select_the_exporter(root):
     assert service["spec"]["selector"].items() <= pod_labels.items()
     (svc_port,) = service["spec"]["ports"]
     exporter = next(
-        c for c in docs["Deployment"]["spec"]["template"]["spec"]["containers"]
+        c
+        for c in docs["Deployment"]["spec"]["template"]["spec"]["containers"]
         if c["name"] == "exporter"
     )
     assert svc_port["targetPort"] in {p["name"] for p in exporter["ports"]}
     monitor = docs["ServiceMonitor"]
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
-    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
     assert monitor["spec"]["namespaceSelector"]["matchNames"] == [service["metadata"]["namespace"]]
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint["port"] == svc_port["name"]
@@ -318,9 +321,9 @@ def test_aws_dry_run_renders_a_template_that_cfn_lint_passes(root):
         check=False,
     )
     assert lint.returncode == 0, lint.stdout + lint.stderr
-    template = yaml.load(  # noqa: S506 - CloudFormation's !Ref/!Sub tags need a loader
-        (folder / "predis-gpu.yaml").read_text(), Loader=_CfnLoader
-    )
+    # A SafeLoader subclass that also reads CloudFormation's !Ref/!Sub tags.
+    text = (folder / "predis-gpu.yaml").read_text()
+    template = yaml.load(text, Loader=_CfnLoader)  # noqa: S506
     params = json.loads((folder / "parameters.json").read_text())
     declared = template["Parameters"]
     required = {k for k, v in declared.items() if "Default" not in v}
@@ -329,11 +332,13 @@ def test_aws_dry_run_renders_a_template_that_cfn_lint_passes(root):
     assert params["BundleKey"] == f"predis/{CUSTOMER}/bundle.tar.gz"
     with tarfile.open(folder / "bundle.tar.gz") as tar:
         names = tar.getnames()
-        assert "docker/compose.yaml" in names and "docker/.env" in names
+        assert {"docker/compose.yaml", "docker/.env"} <= set(names)
         assert not any("secrets" in n for n in names)
-        blob = b"".join(
-            tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()  # type: ignore[union-attr]
-        )
+        blob = b""
+        for member in tar.getmembers():
+            f = tar.extractfile(member)
+            if f is not None:
+                blob += f.read()
     for value in _secrets(out).values():
         assert value.encode() not in blob
 
@@ -401,18 +406,28 @@ def test_hostile_customer_ids_are_refused_with_nothing_written(root, customer):
         # ("-acme" reads as an option to the parser, which refuses it as a missing value.)
         assert "customer id" in result.stderr or "--customer-id" in result.stderr
         assert list(root.iterdir()) == [], how
-        assert not (root / "CANARY").exists() and not Path("CANARY").exists()
+        assert not (root / "CANARY").exists()
+        assert not Path("CANARY").exists()
 
 
 @pytest.mark.parametrize(
-    "output_dir", ["../outside", "/tmp/predis-elsewhere", "a/../../outside", "link/inner"]
+    "output_dir",
+    ["../outside", "/tmp/predis-elsewhere", "a/../../outside", "link/inner"],  # noqa: S108
 )
 def test_output_dirs_outside_the_root_are_refused(root, output_dir):
     outside = root.parent / "outside"
     outside.mkdir(exist_ok=True)
     (root / "link").symlink_to(outside)
     result = run_script(
-        ["--platform", "docker", "--customer-id", CUSTOMER, "--dry-run", "--output-dir", output_dir],
+        [
+            "--platform",
+            "docker",
+            "--customer-id",
+            CUSTOMER,
+            "--dry-run",
+            "--output-dir",
+            output_dir,
+        ],
         root,
     )
     assert result.returncode == 2, result.stdout
