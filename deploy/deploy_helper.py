@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import gzip
+import io
 import ipaddress
 import json
 import os
@@ -246,6 +248,11 @@ def _write(out: Path, rel: str | Path, text: str, mode: int = 0o644) -> None:
 
 
 def _env_file(s: dict[str, str], source_dir: Path) -> str:
+    if any(c in str(source_dir) for c in "\n\r'\"$`\\#") or not str(source_dir).isprintable():
+        raise InvalidArgumentError(
+            f"the checkout's path {str(source_dir)[:200]!r} holds characters a .env file "
+            "cannot carry; move the checkout"
+        )
     files = "compose.yaml:compose.gpu.yaml" if s["gpu"] == "1" else "compose.yaml"
     lines = [
         "# Rendered by deploy_customer.sh; no secrets here (they come from secrets/ at start).",
@@ -334,9 +341,6 @@ def _bundle(src: Path, dest: Path) -> None:
         info.mtime = 0
         info.mode = 0o755 if info.isdir() else 0o644
         return info
-
-    import gzip  # noqa: PLC0415 - only this renderer needs it
-    import io  # noqa: PLC0415
 
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:

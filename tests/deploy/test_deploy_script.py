@@ -183,10 +183,12 @@ def test_gpu_option_adds_the_device_reservation(root):
     assert devices[0]["capabilities"] == ["gpu"]
 
 
-def test_a_second_run_changes_nothing(root):
-    out = _dry_run(root, "docker")
+@pytest.mark.parametrize("platform", ["docker", "kubernetes", "aws"])
+def test_a_second_run_changes_nothing(root, platform):
+    extra = AWS_ARGS if platform == "aws" else []
+    out = _dry_run(root, platform, *extra)
     before, secrets = tree_files(out), _secrets(out)
-    out2 = _dry_run(root, "docker")
+    out2 = _dry_run(root, platform, *extra)
     assert out2 == out
     assert _secrets(out) == secrets
     assert tree_files(out) == before
