@@ -9,7 +9,13 @@ from pathlib import Path
 
 from predis.monitoring import CATALOGUE
 
-DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "predis-dashboard.json"
+DASHBOARD = (
+    Path(__file__).resolve().parents[2]
+    / "deploy"
+    / "grafana"
+    / "dashboards"
+    / "predis-dashboard.json"
+)
 
 
 def exposed_names() -> set[str]:

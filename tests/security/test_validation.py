@@ -12,6 +12,7 @@ from predis.security import (
     safe_path,
     validate_customer_id,
     validate_host,
+    validate_image_ref,
     validate_name,
     validate_port,
 )
@@ -150,3 +151,41 @@ class TestSafePath:
         os.mkfifo(tmp_path / "pipe")
         with pytest.raises(InvalidArgumentError, match="regular file"):
             safe_path(tmp_path, "pipe")
+
+
+@pytest.mark.parametrize(
+    "good",
+    [
+        "predis/runtime:0.1.0",
+        "ubuntu",
+        "localhost:5000/predis/exporter",
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/predis/runtime:2026-11-28",
+        "ghcr.io/acme/predis_runtime__x@sha256:" + "a" * 64,
+        "[::1]:5000/p:t",
+    ],
+)
+def test_good_image_refs(good):
+    assert validate_image_ref(good) == good
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "Predis/Runtime",
+        "predis/runtime:0.1.0; rm -rf /",
+        "predis/runtime:$(id)",
+        "predis/runtime:`id`",
+        "predis runtime",
+        "predis/runtime:tag\nx",
+        "-predis/runtime",
+        "predis//runtime",
+        "predis/runtime:" + "t" * 129,
+        "predis/runtime@sha256:abc",
+        "a/" * 200 + "b",
+        7,
+    ],
+)
+def test_bad_image_refs(bad):
+    with pytest.raises(InvalidArgumentError):
+        validate_image_ref(bad)

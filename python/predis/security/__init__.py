@@ -7,6 +7,7 @@ from predis.security.validation import (
     safe_path,
     validate_customer_id,
     validate_host,
+    validate_image_ref,
     validate_name,
     validate_port,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "safe_path",
     "validate_customer_id",
     "validate_host",
+    "validate_image_ref",
     "validate_name",
     "validate_port",
 ]

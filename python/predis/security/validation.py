@@ -17,6 +17,7 @@ __all__ = [
     "safe_path",
     "validate_customer_id",
     "validate_host",
+    "validate_image_ref",
     "validate_name",
     "validate_port",
 ]
@@ -27,6 +28,15 @@ __all__ = [
 _CUSTOMER_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+# An OCI image reference: [registry[:port]/]path[:tag][@sha256:digest], lower-case path
+# components as the distribution spec defines them.
+_IMAGE_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE_REF = re.compile(
+    r"(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+    r"|\[[0-9a-fA-F:]+\])(?::[0-9]{1,5})?/)?"
+    rf"{_IMAGE_COMPONENT}(?:/{_IMAGE_COMPONENT})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
+)
 _SIZE = re.compile(r"(\d+)\s*([KMGT]i?B|B)?", re.IGNORECASE)
 _SIZE_UNITS = {
     "b": 1,
@@ -96,6 +106,22 @@ def validate_host(value: object) -> str:
     if not text or len(text) > 253 or not all(_HOST_LABEL.fullmatch(x) for x in labels):
         raise InvalidArgumentError(
             f"invalid host {text[:80]!r}: expected an IP address or a DNS name"
+        )
+    return text
+
+
+def validate_image_ref(value: object) -> str:
+    """A container image reference: ``[registry[:port]/]path[:tag][@sha256:digest]``.
+
+    Example:
+        >>> validate_image_ref("registry.example.com:5000/predis/runtime:0.1.0")
+        'registry.example.com:5000/predis/runtime:0.1.0'
+    """
+    text = _text(value, "image reference")
+    if len(text) > 255 or not _IMAGE_REF.fullmatch(text):
+        raise InvalidArgumentError(
+            f"invalid image reference {text[:80]!r}: expected [registry[:port]/]name[:tag]"
+            "[@sha256:digest] with a lower-case name"
         )
     return text
 
