@@ -228,12 +228,12 @@ def read_secret(out: Path, name: str) -> str:
 
 
 def fill(template: str, values: dict[str, str]) -> str:
-    """``template`` with every ``__NAME__`` replaced; an unknown placeholder is an error."""
+    """``template`` with every ``__NAME__`` replaced; a marker without a value is an error."""
 
     def one(m: re.Match[str]) -> str:
         key = m.group(0)[2:-2].lower()
         if key not in values:
-            raise InvalidArgumentError(f"template placeholder {m.group(0)} has no value")
+            raise InvalidArgumentError(f"template marker {m.group(0)} has no value")
         return values[key]
 
     return _PLACEHOLDER.sub(one, template)
