@@ -265,3 +265,20 @@ def test_bad_configuration(tmp_path, keys):
     with pytest.raises(InvalidArgumentError):
         Collector(cache(), tmp_path, "acme", keys, segment_events=0)
     assert os.path.isdir(tmp_path)
+
+
+def test_drains_beside_the_background_thread_keep_event_order(tmp_path):
+    """Explicit drain_once calls race the collector's own thread; no batch may swap places."""
+    from predis.prefetch.data import keys_from_segments
+
+    ring = KeyRing.parse(generate_key_line("k1"))
+    cache = predis.Cache(1 << 20, max_items=1000, access_log_capacity=1 << 16)
+    n = 20_000
+    with Collector(
+        cache, tmp_path / "seg", "acme", ring, segment_events=500, drain_batch=32, interval_s=1e-4
+    ) as collector:
+        for k in range(n):
+            cache.get(k)
+            if k % 20 == 0:
+                collector.drain_once()
+    assert keys_from_segments(collector.segments(), ring).tolist() == list(range(n))

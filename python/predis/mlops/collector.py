@@ -124,6 +124,8 @@ class Collector:
         self._buffered = 0
         self._oldest: float | None = None  # monotonic time the oldest buffered event arrived
         self._lock = threading.RLock()
+        # Held across drain-and-append: two drains racing for _lock would swap batches.
+        self._drain_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._seq = self._recover()
@@ -206,7 +208,12 @@ class Collector:
     # ---- draining and writing ----
 
     def drain_once(self) -> int:
-        """Drain one batch from the ring; return how many events it held."""
+        """Drain one batch from the ring; return how many events it held. Safe to call
+        beside the background thread: drains are serialised, so batches keep their order."""
+        with self._drain_lock:
+            return self._drain_locked()
+
+    def _drain_locked(self) -> int:
         events = self.cache.drain_events(self.drain_batch)
         if len(events) == 0:
             return 0
