@@ -200,6 +200,9 @@ class LearnedPrefetcher(Prefetcher):
         _, cand, feat = self._tracker.observe(keys, model is not None)
         if model is None or len(cand) == 0:
             return _EMPTY
+        threshold = self.threshold
+        if threshold >= 1.0:  # "never" (float32 probabilities can round up to exactly 1.0)
+            return _EMPTY  # so the model need not run at all
         fresh = ~np.asarray(cached(cand), dtype=bool)
         cand, feat = cand[fresh], feat[fresh]
         if len(cand) == 0:
@@ -208,9 +211,6 @@ class LearnedPrefetcher(Prefetcher):
         p = model.predict(feat)
         self.latency.observe(time.perf_counter() - start)
         self.inference_rows += len(p)
-        threshold = self.threshold
-        if threshold >= 1.0:  # "never": float32 probabilities can round up to exactly 1.0
-            return _EMPTY
         ok = p >= threshold
         if not ok.any():
             return _EMPTY
