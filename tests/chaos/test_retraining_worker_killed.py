@@ -77,6 +77,10 @@ def test_kill_during_registration_leaves_a_consistent_registry(tmp_path):
         assert model == bytes([v]) * 4096
         assert meta.version == v
     assert reg.aliases()["champion"] == 1
+    staging = list((reg.dir / "versions").glob(".staging-4-*"))
+    assert len(staging) == 1  # the half-built version, invisible to readers
+    assert reg.gc(keep_latest=10) == []
+    assert not staging[0].exists()  # cleared by gc, which holds the registry's lock
     # The next process numbers past the version that was being built, and publishes whole.
     meta = reg.register(b"\x09" * 10, feature_schema=FEATURE_NAMES, training_window=(0, 1))
     assert meta.version == 5
