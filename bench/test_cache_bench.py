@@ -205,7 +205,7 @@ class TestSingleGet:
         assert got[0] == w.value_list[w.single[0]]
 
 
-@pytest.mark.parametrize("batch", (16, 256, 4_096, 100_000))
+@pytest.mark.parametrize("batch", [16, 256, 4_096, 100_000])
 def test_get_into_by_batch_size(benchmark, batch):
     """The same 100,000 zipf lookups of 8-byte values, in calls of ``batch`` keys each.
     Group: batch-size (how much the per-call cost weighs at each size)."""
