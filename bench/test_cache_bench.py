@@ -203,3 +203,20 @@ class TestSingleGet:
         d = w.dict
         got = benchmark(lambda: [d.get(k) for k in w.single])
         assert got[0] == w.value_list[w.single[0]]
+
+
+@pytest.mark.parametrize("batch", [16, 256, 4_096, 100_000])
+def test_get_into_by_batch_size(benchmark, batch):
+    """The same 100,000 zipf lookups of 8-byte values, in calls of ``batch`` keys each.
+    Group: batch-size (how much the per-call cost weighs at each size)."""
+    w = world(8, "zipf")
+    benchmark.group = "batch-size-zipf-8B"
+    benchmark.extra_info["keys_per_call"] = batch
+    chunks = [w.lookups[i : i + batch] for i in range(0, LOOKUPS, batch)]
+    outs = [w.out[: len(c)] for c in chunks]
+    get_into = w.predis.get_into
+
+    def run() -> int:
+        return sum(int(get_into(c, o).sum()) for c, o in zip(chunks, outs, strict=True))
+
+    assert benchmark(run) == LOOKUPS

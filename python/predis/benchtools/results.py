@@ -55,6 +55,7 @@ class RunInfo:
     pairs: dict[str, PairRecord]
 
     def describe(self) -> str:
+        """One line naming the commit, the machine and the build the run measured."""
         dirty = " (dirty tree)" if self.dirty else ""
         slow = self.build.get("bench_slowdown")
         slowed = f", SLOWED build ({slow} spins a lookup)" if slow else ""

@@ -205,6 +205,25 @@ class Collector:
         with self._lock:
             self._subscribers.append(callback)
 
+    def rotate_keys(self, keys: KeyRing) -> None:
+        """Seal the segments written from now on with ``keys.current``.
+
+        Rotation without a restart: give a ring whose first key is the new one and which
+        still holds the old ones (readers need them until retention has removed every
+        segment sealed with them). A segment being written keeps the key it started with.
+        """
+        if not isinstance(keys, KeyRing):
+            raise InvalidArgumentError("rotate_keys needs a KeyRing")
+        with self._lock:
+            old = self.keys.current
+            self.keys = keys
+        log.info(
+            "collector for %s: segments now sealed with key %r (was %r)",
+            self.customer,
+            keys.current,
+            old,
+        )
+
     # ---- draining and writing ----
 
     def drain_once(self) -> int:

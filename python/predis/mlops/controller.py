@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from predis.errors import InvalidArgumentError
+from predis.errors import InvalidArgumentError, PredisError
 from predis.mlops.decisions import ABConfig, ABTest, Decision, RollbackWatch
 from predis.mlops.drift import DriftEvent, StreamDriftDetector
 from predis.mlops.events import EventLog
@@ -134,7 +134,14 @@ class MLOpsLoop:
         self.registry = registry
         self.events = EventLog(registry.customer)
         batch = self.config.retrain.train.batch_size
-        champion_model = self._load("champion") if registry.aliases()["champion"] else None
+        champion_model, unloadable = None, None
+        if registry.aliases()["champion"]:
+            # A champion that fails its checksum or its format must not stop the host from
+            # starting: serve without prefetching and let retraining produce a new one.
+            try:
+                champion_model = self._load("champion")
+            except PredisError as exc:
+                unloadable = exc
         if champion_model is not None and champion_model.batch_size != batch:
             raise InvalidArgumentError(
                 f"the champion serves batches of {champion_model.batch_size}; "
@@ -173,6 +180,16 @@ class MLOpsLoop:
         self._batch_mean = 0.0  # the detector's mean before the batch being fed
         self._new_detector()
         self.router.subscribe(self._on_batch)
+        if unloadable is not None:
+            version = registry.aliases()["champion"]
+            log.error("champion version %s cannot be loaded: %s", version, unloadable)
+            self.events.record(
+                "error",
+                f"champion version {version} cannot be loaded ({unloadable}); serving without "
+                "prefetching until a retrained challenger is promoted, or an operator rolls back",
+                {"version": version, "error": str(unloadable)},
+                0,
+            )
 
     # ---- lifecycle ----
 

@@ -112,16 +112,25 @@ class DemandWindow:
 
 
 class SegmentWindow:
-    """The newest demand keys from a collector's sealed segments (read back and checked)."""
+    """The newest demand keys from a collector's sealed segments (read back and checked).
+
+    A segment that fails its checks (damaged, truncated, sealed with a key no longer in the
+    ring) or that retention removed meanwhile is skipped, logged and counted in
+    :attr:`damaged` / :attr:`missing`: one bad file must not stop every later retraining.
+    """
 
     def __init__(self, segments: Callable[[], Iterable[str | os.PathLike[str]]], keys: KeyRing):
         if not callable(segments):
             raise InvalidArgumentError("segments must be callable() -> segment paths, oldest first")
         self._segments = segments
         self._keys = keys
+        self.damaged = 0
+        self.missing = 0
+        self._reported: set[Path] = set()
 
     def latest(self, n: int) -> np.ndarray:
         """Up to ``n`` newest demand keys, oldest first (reads only the segments needed)."""
+        from predis.mlops.segments import SegmentError  # noqa: PLC0415 - imports mlops
         from predis.prefetch.data import keys_from_segments  # noqa: PLC0415 - imports mlops
 
         paths = [Path(p) for p in self._segments()]
@@ -130,7 +139,17 @@ class SegmentWindow:
         for path in reversed(paths):
             if held >= n:
                 break
-            k = keys_from_segments([path], self._keys)
+            try:
+                k = keys_from_segments([path], self._keys)
+            except FileNotFoundError:
+                self.missing += 1
+                continue
+            except SegmentError as exc:
+                self.damaged += 1
+                if path not in self._reported:  # once per file, not once per retraining
+                    self._reported.add(path)
+                    log.error("training skips a damaged segment: %s", exc)
+                continue
             parts.append(k)
             held += len(k)
         if not parts:

@@ -80,10 +80,11 @@ class PredisCollector:
         self.monitor = monitor
 
     def describe(self) -> list[Metric]:
-        # Nothing up front: registering must not read the sources.
+        """No families up front: registering must not read the sources."""
         return []
 
     def collect(self) -> Iterator[Metric]:
+        """The metric families of one collection of the monitor's sources."""
         yield from families(self.monitor.collect())
 
 

@@ -42,6 +42,7 @@ class DiscoverySource:
         self._lock = threading.Lock()
 
     def collect(self) -> list[Sample]:
+        """Samples of every stats block found now, except the excluded names."""
         found = [n for n in list_blocks() if n not in self._exclude]
         with self._lock:
             for n in found:

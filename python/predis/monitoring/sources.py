@@ -138,6 +138,7 @@ class CacheSource:
         self._rate = _Rate()
 
     def collect(self) -> list[Sample]:
+        """This source's samples now (see :class:`Source`)."""
         c = {"cache": self.name}
         try:
             stats = self.cache.stats()
@@ -173,6 +174,7 @@ class BlockSource:
         self.last_error: str | None = None
 
     def collect(self) -> list[Sample]:
+        """This source's samples now (see :class:`Source`)."""
         c = {"cache": self.name}
         try:
             reading = read_block(self.name)
@@ -230,6 +232,7 @@ class GpuSource:
         return cls(pynvml, handles) if handles else None
 
     def collect(self) -> list[Sample]:
+        """This source's samples now (see :class:`Source`)."""
         out = []
         for index, name, h in self._handles:
             labels = {"gpu": index, "name": name}
@@ -276,6 +279,7 @@ class DriftSource:
             self._events += 1
 
     def collect(self) -> list[Sample]:
+        """This source's samples now (see :class:`Source`)."""
         base = {"detector": self.name, "kind": self.kind}
         with self._lock:
             out = [sample("predis_drift_events_total", self._events, base)]
@@ -307,6 +311,7 @@ class RegistrySource:
         self.name = f"registry-{registry.customer}"
 
     def collect(self) -> list[Sample]:
+        """This source's samples now (see :class:`Source`)."""
         customer = self.registry.customer
         out = [
             sample(
@@ -329,6 +334,7 @@ class ABTestSource:
         self.name = validate_block_name(name)
 
     def collect(self) -> list[Sample]:
+        """This source's samples now (see :class:`Source`)."""
         result = self.test.result()
         out = []
         for arm in ("champion", "challenger"):
@@ -355,6 +361,7 @@ class CollectorSource:
         self.name = validate_block_name(name)
 
     def collect(self) -> list[Sample]:
+        """This source's samples now (see :class:`Source`)."""
         s = self.collector.stats()
         c = {"collector": self.name}
 
@@ -385,4 +392,5 @@ class CallableSource:
         self._fn = fn
 
     def collect(self) -> list[Sample]:
+        """This source's samples now (see :class:`Source`)."""
         return self._fn()

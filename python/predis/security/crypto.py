@@ -19,8 +19,12 @@ import re
 import secrets
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from predis.errors import InvalidArgumentError, PredisError
+
+if TYPE_CHECKING:  # imported where used: cryptography loads only when keys are used
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = ["DecryptionError", "KeyRing", "generate_key_line"]
 
