@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from predis.errors import InvalidArgumentError, PredisError
 
@@ -434,6 +435,12 @@ def _demo(args: argparse.Namespace) -> int:
         roi=RoiInputs(args.cost_per_fetch, args.wait_cost_per_hour, args.cpu_cost_per_hour),
     )
     to_stdout = args.json == "-"
+    if args.json and not to_stdout:
+        folder = Path(args.json).expanduser().absolute().parent
+        if not folder.is_dir():
+            raise InvalidArgumentError(
+                f"--json {args.json!r}: folder {folder} does not exist; create it first"
+            )
     lock = threading.Lock()
 
     def say(line: str) -> None:

@@ -401,12 +401,15 @@ def _time_to_force(
     loop: MLOpsLoop, served: int, force_at: int | None, workload: DemoWorkload
 ) -> bool:
     """The operator acts once the loop is serving after the first promotion's watch
-    passed, or, without one, once ``force_at`` requests are served after the change."""
+    passed; without one, once ``force_at`` requests are served, the loop is serving and
+    no drift is waiting for its retraining."""
     if loop.state != "serving" or served <= workload.switch_at:
         return False
-    if "watch-passed" in loop.events.kinds():
+    kinds = loop.events.kinds()
+    if "watch-passed" in kinds:
         return True
-    return force_at is not None and served >= force_at
+    waiting = bool(kinds) and kinds[-1] == "drift"
+    return force_at is not None and served >= force_at and not waiting
 
 
 def _force_degraded(

@@ -85,20 +85,26 @@ def build_workload(config: DemoConfig) -> DemoWorkload:
     from predis.workloads.traces import open_trace  # noqa: PLC0415 - only for traces
 
     path = trace_path(config.workload)
-    limit = config.duration.requests
+    # A request budget needs only the trace's first (budget - switch_at) requests.
+    need = None if config.duration.requests is None else config.duration.requests - config.switch_at
     parts: list[np.ndarray] = []
     held = 0
+    cut = False
     for chunk in open_trace(path):
         parts.append(np.ascontiguousarray(chunk["key"], dtype=np.uint64))
         held += len(chunk)
-        if limit is not None and held >= limit:
+        if need is not None and held >= need:
+            cut = True
             break
     trace = np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
     if len(trace) == 0:
         raise InvalidArgumentError(f"trace {path} holds no requests")
+    if need is not None:
+        trace = trace[:need]
     # Moved above the zipf keys (wrapping is harmless: only identity matters to a cache).
     trace = trace + np.uint64(TRACE_OFFSET)
-    words = f"trace {path.name}: {len(trace):,} requests, replayed once"
+    what = "its first" if cut else "all"
+    words = f"trace {path.name} ({what} {len(trace):,} requests, replayed once)"
     return DemoWorkload(
         path.name,
         [first_words, words],
