@@ -231,7 +231,17 @@ def run_pipeline(config: DemoConfig, say: Callable[[str], None], progress: bool)
     registry = ModelRegistry(safe_path(workdir, "models"), CUSTOMER)
     backend = DemoBackend(config.latency_ms / 1000.0)
     collectors: list[Collector] = []  # the collector needs the cache, the cache the loop
-    window = SegmentWindow(lambda: collectors[0].segments(), keyring)  # noqa: PLW0108 - late
+
+    def sealed_segments() -> list[Path]:
+        """Seal what the collector holds, then list the segments: a retraining reads every
+        event collected so far, not only those of segments that happened to be full."""
+        collector = collectors[0]
+        while collector.drain_once():
+            pass
+        collector.flush()
+        return collector.segments()
+
+    window = SegmentWindow(sealed_segments, keyring)
     loop = MLOpsLoop(registry, loop_config(items), window=window)
     loop.events.subscribe(lambda e: say(narrate(e, config.switch_at)))
     paced = _Paced(loop.router)
@@ -346,26 +356,30 @@ def _drive(
             if budget.seconds is not None and time.monotonic() - start_wall >= budget.seconds:
                 run.stopped_by = "time"
                 break
-            begin = host.served
-            if begin < workload.switch_at:
-                stale.extend(chunk[: workload.switch_at - begin])
-            if begin <= workload.switch_at < begin + len(chunk):
-                say(f"phase change at request {workload.switch_at:,}: now {workload.phases[1]}")
-            hits, base = host.serve(chunk)
-            run.hits += hits
-            run.baseline_hits += base
-            if not loop.wait_idle(timeout=600):
-                say("the MLOps loop is still busy after 600 s; going on without waiting")
-            run.timeline.append(
-                {
-                    "end": host.served,
-                    "phase": 0 if host.served <= workload.switch_at else 1,
-                    "hit_rate": hits / len(chunk),
-                    "baseline_hit_rate": base / len(chunk),
-                    "state": loop.state,
-                    "champion": registry.aliases()["champion"],
-                }
-            )
+            begin, switch = host.served, workload.switch_at
+            parts = [chunk]
+            if begin < switch < begin + len(chunk):  # each timeline entry is of one phase
+                parts = [chunk[: switch - begin], chunk[switch - begin :]]
+            for part in parts:
+                if host.served < switch:
+                    stale.extend(part)
+                if host.served == switch:
+                    say(f"phase change at request {switch:,}: now {workload.phases[1]}")
+                hits, base = host.serve(part)
+                run.hits += hits
+                run.baseline_hits += base
+                if not loop.wait_idle(timeout=600):
+                    say("the MLOps loop is still busy after 600 s; going on without waiting")
+                run.timeline.append(
+                    {
+                        "end": host.served,
+                        "phase": 0 if host.served <= switch else 1,
+                        "hit_rate": hits / len(part),
+                        "baseline_hit_rate": base / len(part),
+                        "state": loop.state,
+                        "champion": registry.aliases()["champion"],
+                    }
+                )
             bar.update(len(chunk))
             if run.forced is None and _time_to_force(loop, host.served, force_at, workload):
                 t0 = time.thread_time()

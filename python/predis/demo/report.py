@@ -56,6 +56,28 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b else 0.0
 
 
+def _by_phase(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Hit rates of each phase, from the per-chunk timeline."""
+    out: dict[int, dict[str, Any]] = {}
+    previous = 0
+    for t in timeline:
+        size = t["end"] - previous
+        previous = t["end"]
+        row = out.setdefault(t["phase"], {"phase": t["phase"], "requests": 0, "hits": 0, "b": 0})
+        row["requests"] += size
+        row["hits"] += round(t["hit_rate"] * size)
+        row["b"] += round(t["baseline_hit_rate"] * size)
+    return [
+        {
+            "phase": row["phase"],
+            "requests": row["requests"],
+            "predis": _ratio(row["hits"], row["requests"]),
+            "baseline": _ratio(row["b"], row["requests"]),
+        }
+        for row in out.values()
+    ]
+
+
 def build_report(run: DemoRun) -> DemoReport:
     """The report of a finished run."""
     cfg = run.config
@@ -133,6 +155,7 @@ def build_report(run: DemoRun) -> DemoReport:
             "misses": run.misses,
             "baseline_hits": run.baseline_hits,
             "baseline_misses": run.baseline_misses,
+            "by_phase": _by_phase(run.timeline),
             "ab_control_arm": None
             if ab is None
             else {
@@ -212,7 +235,17 @@ def format_report(r: DemoReport) -> str:
         ("requests", f"{r.run['requests']:,} in {r.run['wall_s']:.1f} s ({r.run['stopped_by']})"),
         ("hit rate with Predis", f"{h['predis']:.2%}"),
         ("hit rate without", f"{h['baseline']:.2%} (no-prefetch replay of the same requests)"),
-        ("gain", f"{h['gain_pp']:+.1f} pp"),
+        ("gain", f"{h['gain_pp']:+.1f} pp over the whole run"),
+    ]
+    rows += [
+        (
+            f"phase {p['phase'] + 1}",
+            f"{p['predis']:.2%} with Predis, {p['baseline']:.2%} without "
+            f"({p['requests']:,} requests)",
+        )
+        for p in h["by_phase"]
+    ]
+    rows += [
         (
             "back-end fetches",
             f"{b['fetches_avoided']:,} avoided on the request path "
@@ -227,7 +260,8 @@ def format_report(r: DemoReport) -> str:
         (
             "ROI",
             ("n/a (no cost)" if roi is None else f"{roi:.2f}x")
-            + f" (benefit {r.roi['benefit']:.6f}, cost {r.roi['cost']:.6f}; see --help)",
+            + f" (benefit {r.roi['benefit']:.6f}, cost {r.roi['cost']:.6f}; "
+            "formula in docs/demo.md)",
         ),
     ]
     ab = h["ab_control_arm"]
@@ -273,9 +307,10 @@ def format_report(r: DemoReport) -> str:
     lines = [f"{k:<{width}}  {v}" for k, v in rows]
     lines.append("model history:")
     for entry in r.models["history"]:
-        version = entry.get("version", "")
+        version = entry.get("version")
+        shown = "" if version is None else f"v{version}"
         lines.append(
-            f"  {entry.get('action', '?'):<20} v{version!s:<3} by {entry.get('actor', '?')}"
+            f"  {entry.get('action', '?'):<20} {shown:<4} by {entry.get('actor', '?')}"
             + (f": {entry['reason']}" if entry.get("reason") else "")
         )
     return "\n".join(lines)
