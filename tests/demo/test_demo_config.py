@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from predis import Cache, InvalidArgumentError
-from predis.demo import Budget, DemoConfig, parse_duration
+from predis.demo import Budget, DemoConfig, parse_duration, run_demo
 from predis.demo.config import prepare_workdir
 from predis.demo.narration import narrate
 from predis.demo.services import start_services
@@ -299,3 +299,27 @@ def test_narration_lines():
     assert "confirmed" in narrate(back)
     other = event("retrain-failed", {}, "too few requests")
     assert narrate(other).endswith("retrain-failed: too few requests")
+
+
+# ---- a time budget ----
+
+
+def test_a_time_budget_stops_at_a_chunk_boundary(tmp_path):
+    lines: list[str] = []
+    report = run_demo(
+        DemoConfig(
+            duration=Budget(seconds=10),
+            workload="hotset",
+            workdir=str(tmp_path / "work"),
+            serve=False,
+            switch_at=10_000,
+        ),
+        say=lines.append,
+    )
+    run = report.run
+    assert run["stopped_by"] == "time"  # the stream is endless: only the clock ends it
+    assert run["requests"] > 0
+    assert run["requests"] % 2_000 == 0
+    assert report.timeline[-1]["end"] == run["requests"]
+    assert any("serving 10 s" in line for line in lines)
+    assert report.hit_rate["hits"] + report.hit_rate["misses"] == run["requests"]

@@ -62,8 +62,10 @@ def narrate(event: MLOpsEvent, switch_at: int | None = None) -> str:
         return f"{at}watch passed: {event.message}"
     if kind == "rollback":
         drop = d.get("difference")
+        to = d.get("to_version")
+        target = f"v{to}" if to else "no model (there was no previous champion)"
         return (
-            f"{at}rollback to v{d.get('to_version')}: hit rate {_pp(drop)} under "
+            f"{at}rollback to {target}: hit rate {_pp(drop)} under "
             f"v{d.get('from_version')} ({_rate(d.get('new_hit_rate'))} vs "
             f"{_rate(d.get('base_hit_rate'))}, {_p(d)}; confirmed)"
         )

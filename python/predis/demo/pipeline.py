@@ -387,8 +387,9 @@ def _drive(
                     loop, registry, stale, items, host.served, phase_started, say
                 )
                 host.baseline_cpu += time.thread_time() - t0
-        else:
-            run.stopped_by = "end of the trace"
+        else:  # the stream ended: a trace, cut to the budget or shorter than it
+            ended = budget.requests is None or host.served < budget.requests
+            run.stopped_by = "end of the trace" if ended else "duration"
     run.requests = host.served
     run.misses = run.requests - run.hits
     run.baseline_misses = run.requests - run.baseline_hits
