@@ -144,6 +144,7 @@ def build_report(run: DemoRun) -> DemoReport:
             "requests_per_s": _ratio(n, run.wall_s),
             "workdir": str(run.workdir),
             "lockstep_timeouts": run.pacing_timeouts,
+            "cache": run.cache_stats,
         },
         hit_rate={
             "predis": _ratio(run.hits, n),
