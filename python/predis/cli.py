@@ -102,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
         type=_duration,
         default="110k",
         help="a request budget (110000, 110k, 1.5M) or a time budget (90s, 3m); "
-        "default 110k requests, a few minutes on 2 cores",
+        "default 110k requests: under a minute on 2 cores",
     )
     demo.add_argument(
         "--workload",
@@ -124,7 +124,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=_non_negative_int, default=0, help="workload seed")
     demo.add_argument(
-        "--cache-items", type=_positive_int, default=150, help="cache capacity in entries"
+        "--cache-items",
+        type=_positive_int,
+        default=150,
+        help="cache capacity in entries (default 150)",
     )
     demo.add_argument(
         "--switch-at",
