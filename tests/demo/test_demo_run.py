@@ -1,6 +1,6 @@
 """`predis demo` end to end, headless, as CI runs it: the outcomes in its JSON report.
 
-One run of the real command (a subprocess, about 60,000 requests) is shared by the tests of
+One run of the real command (a subprocess, 70,000 requests) is shared by the tests of
 this module. Nothing here asserts on time: the demo serves in lockstep with its prefetch
 loop and its MLOps loop, so what it shows does not depend on the machine's speed.
 """
@@ -22,7 +22,7 @@ from predis.security.crypto import KeyRing
 pytest.importorskip("river")
 
 SWITCH = 30_000
-REQUESTS = 60_000
+REQUESTS = 70_000  # the story ends by about 58,000 in every run seen; margin for the watch
 
 
 @pytest.fixture(scope="module")
