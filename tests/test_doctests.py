@@ -7,6 +7,7 @@ import doctest
 import pytest
 
 import predis.cache
+import predis.demo.config
 import predis.mlops.abtest
 import predis.monitoring.metrics
 import predis.monitoring.monitor
@@ -22,6 +23,7 @@ import predis.workloads.zipf
 
 MODULES = [
     predis.cache,
+    predis.demo.config,
     predis.mlops.abtest,
     predis.monitoring.metrics,
     predis.monitoring.monitor,

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from predis.errors import InvalidArgumentError, PredisError
 
@@ -32,6 +33,45 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _duration(text: str) -> object:
+    from predis.demo.config import parse_duration
+
+    try:
+        return parse_duration(text)
+    except InvalidArgumentError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port in 0..65535, got {text!r}")
+    return value
+
+
 def _fraction(text: str) -> float:
     value = _positive_float(text)
     if value > 1:
@@ -47,34 +87,78 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser(
-        "demo", help="replay a synthetic zipf workload through a cache and report"
+        "demo",
+        help="the whole of Predis on a workload with a phase change, narrated, with a report",
+        description=(
+            "Serve a workload through a cache with the learned prefetcher in front of a "
+            "simulated back end, with the collector, the exporter and the MLOps loop running: "
+            "drift at the phase change, retraining, validation, an A/B test and a promotion; "
+            "then a degraded model promoted by hand and the automatic rollback. Ends with a "
+            "report of measured figures (see docs/demo.md)."
+        ),
     )
     demo.add_argument(
-        "--requests",
+        "--duration",
+        type=_duration,
+        default="110k",
+        help="a request budget (110000, 110k, 1.5M) or a time budget (90s, 3m); "
+        "default 110k requests: under a minute on 2 cores",
+    )
+    demo.add_argument(
+        "--workload",
+        default="sessions",
+        metavar="NAME|TRACE",
+        help="sessions (default), loop or hotset, or the path of a trace file "
+        "(e.g. ../shared/traces/lirs_sprite.trace.gz); the phase change goes from zipf to it",
+    )
+    demo.add_argument(
+        "--no-serve", action="store_true", help="headless: no exporter, no dashboard token"
+    )
+    demo.add_argument(
+        "--port", type=_port, default=0, help="the exporter's port on 127.0.0.1 (0: any free)"
+    )
+    demo.add_argument(
+        "--workdir",
+        help="a new or empty folder for keys, tokens, models and segments "
+        "(default: a fresh temporary folder)",
+    )
+    demo.add_argument("--seed", type=_non_negative_int, default=0, help="workload seed")
+    demo.add_argument(
+        "--cache-items",
         type=_positive_int,
-        default=2_000_000,
-        help="requests to replay (default 2,000,000)",
+        default=150,
+        help="cache capacity in entries (default 150)",
     )
     demo.add_argument(
-        "--keys", type=_positive_int, default=200_000, help="distinct keys (default 200,000)"
+        "--switch-at",
+        type=_positive_int,
+        default=30_000,
+        help="the request where the phase changes (default 30000)",
     )
     demo.add_argument(
-        "--alpha", type=_positive_float, default=0.99, help="zipf skew (default 0.99)"
+        "--latency-ms",
+        type=_non_negative_float,
+        default=2.0,
+        help="simulated back-end latency per fetch (accounted, not slept; default 2)",
     )
     demo.add_argument(
-        "--value-size", type=_positive_int, default=64, help="value bytes (default 64)"
+        "--cost-per-fetch",
+        type=_non_negative_float,
+        default=4e-7,
+        help="ROI input: money per back-end fetch (default 4e-7)",
     )
     demo.add_argument(
-        "--cache-fraction",
-        type=_fraction,
-        default=0.1,
-        help="cache capacity as a fraction of all keys' bytes (default 0.1)",
+        "--wait-cost-per-hour",
+        type=_non_negative_float,
+        default=0.04,
+        help="ROI input: money per hour of request time spent waiting (default 0.04)",
     )
-    demo.add_argument("--policy", choices=("lru", "lfu"), default="lru")
     demo.add_argument(
-        "--batch", type=_positive_int, default=4096, help="keys per batch (default 4096)"
+        "--cpu-cost-per-hour",
+        type=_non_negative_float,
+        default=0.04,
+        help="ROI input: money per CPU-hour used by Predis (default 0.04)",
     )
-    demo.add_argument("--seed", type=int, default=0)
     demo.add_argument(
         "--json", metavar="PATH", help="also write the report as JSON to PATH ('-' for stdout)"
     )
@@ -334,28 +418,50 @@ def _bench_compare(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from predis.demo import DemoConfig, format_report, run_demo
+    import threading
+
+    from tqdm import tqdm
+
+    from predis.demo import DemoConfig, RoiInputs, format_report, run_demo
+    from predis.fileio import atomic_write_text
 
     cfg = DemoConfig(
-        requests=args.requests,
-        keys=args.keys,
-        alpha=args.alpha,
-        value_size=args.value_size,
-        cache_fraction=args.cache_fraction,
-        policy=args.policy,
-        batch=args.batch,
+        duration=args.duration,
+        workload=args.workload,
+        workdir=args.workdir,
+        serve=not args.no_serve,
+        port=args.port,
         seed=args.seed,
+        cache_items=args.cache_items,
+        switch_at=args.switch_at,
+        latency_ms=args.latency_ms,
+        roi=RoiInputs(args.cost_per_fetch, args.wait_cost_per_hour, args.cpu_cost_per_hour),
     )
-    report = run_demo(cfg, progress=not args.no_progress and sys.stderr.isatty())
-    if args.json == "-":
-        json.dump(report.to_dict(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+    to_stdout = args.json == "-"
+    if args.json and not to_stdout:
+        folder = Path(args.json).expanduser().absolute().parent
+        if not folder.is_dir():
+            raise InvalidArgumentError(
+                f"--json {args.json!r}: folder {folder} does not exist; create it first"
+            )
+    lock = threading.Lock()
+
+    def say(line: str) -> None:
+        # Narration goes to stderr when the JSON report takes stdout; tqdm.write keeps it
+        # above the progress bar. Events come from the loop's threads: one line at a time.
+        with lock:
+            tqdm.write(line, file=sys.stderr if to_stdout else sys.stdout)
+
+    progress = not args.no_progress and sys.stderr.isatty()
+    report = run_demo(cfg, say=say, progress=progress)
+    data = json.dumps(report.to_dict(), indent=2, default=str) + "\n"
+    if to_stdout:
+        sys.stdout.write(data)
         return 0
+    print()
     print(format_report(report))
     if args.json:
-        from predis.fileio import atomic_write_text
-
-        atomic_write_text(args.json, json.dumps(report.to_dict(), indent=2) + "\n")
+        atomic_write_text(args.json, data)
         print(f"report written to {args.json}")
     return 0
 

@@ -401,7 +401,12 @@ class MLOpsLoop:
             self.events.record(
                 "drift",
                 f"{what}; retraining once {self.config.retrain.min_window:,} new requests are in",
-                {"kind": event.kind, **event.statistics, "detected_at": data["position"]},
+                {
+                    "kind": event.kind,
+                    **event.statistics,
+                    "mean_before": data["before"],
+                    "detected_at": data["position"],
+                },
                 position,
             )
         elif kind == "skip":

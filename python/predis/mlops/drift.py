@@ -130,7 +130,7 @@ class StreamDriftDetector(_Subscribers):
     a change in the mean; ``cooldown_updates`` suppresses detections after a retrain."""
 
     def __init__(self, source: str, delta: float = 0.002, cooldown_updates: int = 0) -> None:
-        from river.drift import ADWIN  # noqa: PLC0415 - river is in the `ml` extra
+        from river.drift import ADWIN  # noqa: PLC0415 - heavy: imported on first use
 
         super().__init__()
         if not 0 < delta < 1:
@@ -260,7 +260,7 @@ class FeatureDriftDetector(_Subscribers):
 
     def check(self, window: np.ndarray) -> FeatureCheck:
         """Judge one window; emits a DriftEvent when persistence confirms drift."""
-        from scipy.stats import chisquare  # noqa: PLC0415 - scipy is in the `ml` extra
+        from scipy.stats import chisquare  # noqa: PLC0415 - heavy: imported on first use
 
         if not self._edges:
             raise InvalidArgumentError("call fit(reference) before check(window)")
