@@ -20,9 +20,87 @@ from predis.monitoring.auth import read_secret_file
 from predis.monitoring.monitor import Monitor
 from predis.security.tokens import TokenStore
 
-__all__ = ["DashboardServer"]
+__all__ = ["AppServer", "DashboardServer"]
 
 log = logging.getLogger("predis.dashboard")
+
+
+class AppServer:
+    """An ASGI app served by uvicorn from a daemon thread (port 0: any free port)."""
+
+    def __init__(
+        self,
+        app: Any,
+        addr: str = "127.0.0.1",
+        port: int = 0,
+        tls_certfile: str | None = None,
+        tls_keyfile: str | None = None,
+    ) -> None:
+        self.app = app
+        self.addr = addr
+        self.requested_port = port
+        self.tls = tls_certfile is not None
+        self._tls = (tls_certfile, tls_keyfile)
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self.port: int | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL (after :meth:`start`)."""
+        if self.port is None:
+            raise InvalidArgumentError("the server is not started; call start() first")
+        host = f"[{self.addr}]" if ":" in self.addr else self.addr
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> AppServer:
+        """Serve; returns once the port is bound."""
+        import uvicorn  # noqa: PLC0415 - the dashboard extra
+
+        cfg = uvicorn.Config(
+            self.app,
+            host=self.addr,
+            port=self.requested_port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            ws="none",
+            ssl_certfile=self._tls[0],
+            ssl_keyfile=self._tls[1],
+            timeout_graceful_shutdown=3,
+            server_header=False,
+        )
+        self._server = uvicorn.Server(cfg)
+        self._thread = threading.Thread(
+            target=self._server.run, name="predis-dashboard", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise PredisError(
+                    f"the dashboard could not listen on {self.addr}:{self.requested_port} "
+                    "(port in use? see the log)"
+                )
+            time.sleep(0.02)
+        self.port = int(self._server.servers[0].sockets[0].getsockname()[1])
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (open streams are given a few seconds to end)."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+            self._thread = None
+        self.port = None
+
+    def __enter__(self) -> AppServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 class DashboardServer:
@@ -81,70 +159,38 @@ class DashboardServer:
             tls=config.tls,
             stopping=self._stopping.is_set,
         )
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
-        self.port: int | None = None
+        self._http = AppServer(
+            self.app, config.addr, config.port, config.tls_certfile, config.tls_keyfile
+        )
 
     @property
     def url(self) -> str:
         """The dashboard's base URL (after :meth:`start`)."""
-        if self.port is None:
-            raise InvalidArgumentError("the dashboard is not started; call start() first")
-        host = f"[{self.config.addr}]" if ":" in self.config.addr else self.config.addr
-        scheme = "https" if self.config.tls else "http"
-        return f"{scheme}://{host}:{self.port}"
+        return self._http.url
+
+    @property
+    def port(self) -> int | None:
+        """The bound port (after :meth:`start`)."""
+        return self._http.port
 
     def start(self, timeout: float = 30.0) -> DashboardServer:
         """Start scraping and serving; returns once the port is bound (``.url`` is real)."""
-        import uvicorn  # noqa: PLC0415 - the dashboard extra
-
-        if self._thread is not None:
-            return self
-        cfg = uvicorn.Config(
-            self.app,
-            host=self.config.addr,
-            port=self.config.port,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            ws="none",
-            ssl_certfile=self.config.tls_certfile,
-            ssl_keyfile=self.config.tls_keyfile,
-            timeout_graceful_shutdown=3,
-            server_header=False,
-        )
-        self._server = uvicorn.Server(cfg)
         self._stopping.clear()
         self.scraper.start()
-        self._thread = threading.Thread(
-            target=self._server.run, name="predis-dashboard", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise PredisError(
-                    f"the dashboard could not listen on {self.config.addr}:{self.config.port} "
-                    "(port in use? see the log)"
-                )
-            time.sleep(0.02)
-        sock = self._server.servers[0].sockets[0]
-        self.port = int(sock.getsockname()[1])
+        try:
+            self._http.start(timeout)
+        except PredisError:
+            self.scraper.stop()
+            raise
         log.info("predis dashboard: serving %s", self.url)
         return self
 
     def stop(self) -> None:
         """Stop serving and scraping (open live streams end) and close the history."""
         self._stopping.set()
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=15)
-            self._thread = None
+        self._http.stop()
         self.scraper.stop()
         self.history.close()
-        self.port = None
 
     def __enter__(self) -> DashboardServer:
         return self.start()
