@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,7 @@ def build_app(
         if (
             info is None
             or info.revoked
-            or (info.expires is not None and info.expires <= views._clock())
+            or (info.expires is not None and info.expires <= time.time())
         ):
             sessions.end_token(s.token_id)
             return None
@@ -218,9 +219,7 @@ def build_app(
             or not cookie
             or not secrets.compare_digest(cookie.encode(), given.encode())
         ):
-            return await login_form(
-                request, "the form expired or came from another site; log in again", 403
-            )
+            return await login_form("the form expired or came from another site; log in again", 403)
         token = fields.get("token", "").strip()
         try:
             info = await anyio.to_thread.run_sync(tokens.verify, token, "dashboard")
@@ -228,7 +227,6 @@ def build_app(
             limiter.fail(addr)
             log.info("predis dashboard: failed login from %s", addr)
             return await login_form(
-                request,
                 "login failed: the token is wrong, expired, revoked or lacks the dashboard scope",
                 401,
             )

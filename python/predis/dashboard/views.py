@@ -62,7 +62,8 @@ def wilson_interval(hits: float, n: float, z: float = Z95) -> tuple[float, float
 def _group(points: list[Point], keys: Sequence[str]) -> dict[tuple[str, ...], list[Point]]:
     out: dict[tuple[str, ...], list[Point]] = defaultdict(list)
     for p in points:
-        out[(p.target, *(p.labels.get(k, "") for k in keys))].append(p)
+        key = (p.target, *[p.labels.get(k, "") for k in keys])
+        out[key].append(p)
     return out
 
 
