@@ -42,6 +42,7 @@ def test_server_with_an_in_process_cache(tokens, tmp_path):
         assert dash.url.startswith("http://127.0.0.1:")
         assert dash.port != 0
         c = client(dash.url, token)
+        wait_for(lambda: dash.scraper.rounds >= 1)  # the history starts from a fresh cache
         for k in range(100):
             cache.put(k, b"v")
             cache.get(k)
