@@ -17,7 +17,12 @@
     if (x === null || x === undefined) return "no data";
     return Number(x).toLocaleString("en-US", { maximumFractionDigits: digits === undefined ? 2 : digits });
   }
-  function money(x, cur) { return x === null || x === undefined ? "no data" : num(x, 2) + " " + cur; }
+  function money(x, cur) {
+    if (x === null || x === undefined) return "no data";
+    // Small amounts (the cost of one fetch) keep three significant digits.
+    const digits = Math.abs(x) > 0 && Math.abs(x) < 1 ? Math.min(12, 2 - Math.floor(Math.log10(Math.abs(x)))) : 2;
+    return num(x, digits) + " " + cur;
+  }
   function ms(x) { return x === null || x === undefined ? "no data" : (x * 1000).toFixed(3) + " ms"; }
   function days(x) { return x === null || x === undefined ? "not at this rate" : num(x, 1) + " days"; }
 
