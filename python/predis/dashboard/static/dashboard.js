@@ -24,7 +24,11 @@
     return num(x, digits) + " " + cur;
   }
   function ms(x) { return x === null || x === undefined ? "no data" : (x * 1000).toFixed(3) + " ms"; }
-  function days(x) { return x === null || x === undefined ? "not at this rate" : num(x, 1) + " days"; }
+  function days(x) {
+    if (x === null || x === undefined) return "not at this rate";
+    if (x > 0 && x < 1) return num(x * 24, x * 24 < 1 ? 3 : 1) + " hours";
+    return num(x, 1) + " days";
+  }
 
   function setStatus(d) {
     const el = document.getElementById("status");
@@ -83,7 +87,8 @@
       text(el, "= " + (d.formulas[el.dataset.formula] || ""));
     });
     text(document.getElementById("roi-window"),
-      "(last " + num(d.measured_window_s / 60, 1) + " min of data in a " + num(d.window_s / 60, 0) + "-min window)");
+      "(" + num(d.measured_window_s / 60, 1) + " min of data in the last " + num(d.window_s / 60, 0) + " min" +
+      (d.stale && d.last_data ? "; no data since " + d.last_data + ": figures as of then" : "") + ")");
     text(document.getElementById("baseline-note"), "Baseline: " + (d.roi ? d.roi.baseline_source : "no data"));
     const tbody = document.querySelector("#roi-table tbody");
     if (tbody) {
@@ -113,10 +118,10 @@
         tr.append(a, b); inputs.appendChild(tr);
       });
     }
-    Object.keys(d.charts).forEach(function (k) { drawChart("chart-" + k, d.charts[k]); });
+    Object.keys(d.charts).forEach(function (k) { drawChart("chart-" + k, d.charts[k], d.now); });
   }
 
-  function drawChart(id, traces) {
+  function drawChart(id, traces, now) {
     const el = document.getElementById(id);
     if (!el || !window.Plotly) return;
     const data = traces.map(function (t) {
@@ -124,10 +129,16 @@
                connectgaps: false, marker: { size: 4 } };
     });
     const empty = traces.every(function (t) { return t.y.every(function (y) { return y === null; }); });
+    // The time axis runs to now, so data that stopped arriving shows as empty space.
+    const xs = [].concat.apply([], traces.map(function (t) { return t.x; })).filter(Boolean).sort();
     const layout = {
-      title: { text: el.dataset.title + (empty ? " (no data)" : ""), font: { size: 14 } },
+      title: { text: el.dataset.title, font: { size: 14 } },
       margin: { l: 50, r: 10, t: 36, b: 36 }, height: 260, showlegend: traces.length > 1,
-      legend: { orientation: "h" }, xaxis: { type: "date" }, yaxis: { rangemode: "tozero" },
+      legend: { orientation: "h" },
+      xaxis: empty ? { visible: false } : { type: "date", range: [xs[0], now] },
+      yaxis: empty ? { visible: false } : { rangemode: "tozero" },
+      annotations: empty ? [{ text: "no data", showarrow: false, font: { size: 16, color: "#b3261e" },
+                              xref: "paper", yref: "paper", x: 0.5, y: 0.5 }] : [],
     };
     window.Plotly.react(el, data, layout, { displaylogo: false, responsive: true });
     el.dataset.points = String(traces.reduce(function (n, t) { return n + t.x.length; }, 0));
