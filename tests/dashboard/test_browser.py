@@ -21,13 +21,14 @@ from predis.dashboard import DashboardConfig, DashboardServer, parse_customers
 
 CHROMIUM = os.environ.get("PREDIS_CHROMIUM", "/usr/bin/chromium")
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(),
-        reason=f"no chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)",
-    ),
-]
+pytestmark = [pytest.mark.browser]
+if not Path(CHROMIUM).exists():
+    if os.environ.get("PREDIS_REQUIRE_BROWSER") == "1":  # CI: a missing browser is a failure
+        pytest.fail(f"PREDIS_REQUIRE_BROWSER=1 but there is no chromium at {CHROMIUM}")
+    pytest.skip(
+        f"no chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)",
+        allow_module_level=True,
+    )
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 # wait_for_function takes functions, never expression strings: Playwright evaluates a
 # string with eval(), which the dashboard's CSP (rightly) blocks.

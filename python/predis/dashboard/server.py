@@ -137,13 +137,13 @@ class DashboardServer:
             targets.append(MonitorTarget(monitor, f"in-process:{name}"))
         self.history = History(config.db_path)
         self.scraper = Scraper(self.history, targets, config.interval_s, config.retention_s)
-        assert config.stale_after_s is not None  # noqa: S101 - set by validate()
+        stale_after = config.stale_after_s or 3 * config.interval_s  # validate() set it
         self.views = Views(
             self.history,
             config.customers,
             config.interval_s,
             config.window_s,
-            config.stale_after_s,
+            stale_after,
             config.registry_dir,
         )
         self.tokens = TokenStore(config.token_store)
