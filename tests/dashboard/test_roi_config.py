@@ -139,3 +139,13 @@ def test_customers_config_file_errors(tmp_path):
     with pytest.raises(InvalidArgumentError, match="not valid JSON"):
         load_customers(bad)
     assert ROI["currency"] == "EUR"
+
+
+@pytest.mark.parametrize("module", ["predis.dashboard.roi", "predis.dashboard.views"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0
+    assert result.failed == 0

@@ -225,13 +225,18 @@ class History:
             out.append(Point(ts, value, lab, target))
         return out
 
-    def scrape_times(self, since: float, targets: Sequence[str] | None = None) -> list[float]:
-        """Times of successful scrapes since ``since`` (of ``targets`` when given)."""
+    def last_time(self, metric: str, label: str, values: Sequence[str]) -> float | None:
+        """The newest sample time of ``metric`` among series whose ``label`` is in
+        ``values`` (None: no such sample), without reading the whole history."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT target, ts FROM scrapes WHERE ok = 1 AND ts >= ? ORDER BY ts", (since,)
+                "SELECT r.labels, MAX(s.ts) FROM samples s JOIN series r ON r.id = s.series_id "
+                "WHERE r.metric = ? GROUP BY r.id",
+                (metric,),
             ).fetchall()
-        return [ts for t, ts in rows if targets is None or t in targets]
+        wanted = set(values)
+        times = [ts for labels, ts in rows if json.loads(labels).get(label) in wanted]
+        return max(times) if times else None
 
     def status(self) -> list[ScrapeStatus]:
         """Every target's latest attempt and latest success."""
@@ -247,15 +252,6 @@ class History:
                 ).fetchone()
                 out.append(ScrapeStatus(target, last, last_ok, err[0] if err else None))
         return out
-
-    def targets_with(self, metric: str, label: str, values: Sequence[str]) -> list[str]:
-        """Targets that ever served ``metric`` with ``label`` in ``values``."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT DISTINCT target, labels FROM series WHERE metric = ?", (metric,)
-            ).fetchall()
-        wanted = set(values)
-        return sorted({t for t, lab in rows if json.loads(lab).get(label) in wanted})
 
     def schema_version(self) -> int:
         """The schema version stored in the database."""

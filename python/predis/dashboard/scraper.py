@@ -220,7 +220,9 @@ class Scraper:
             ts = self._clock()
             try:
                 samples = t.scrape()
-            except (OSError, ValueError, urllib.error.URLError, InvalidArgumentError) as exc:
+            except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+                # OSError covers URLError and HTTPError; ValueError covers bad text, JSON
+                # and InvalidArgumentError; the rest are malformed API answers.
                 msg = f"{type(exc).__name__}: {exc}"
                 # Warn when a target starts failing, not on every round while it stays down.
                 level = logging.DEBUG if self._failing.get(t.name) else logging.WARNING

@@ -182,8 +182,7 @@ class Views:
 
     def last_data(self, c: CustomerConfig) -> float | None:
         """When the customer's caches last delivered a sample (None: never, in the history)."""
-        pts = self._cache_points("predis_keyspace_hits_total", c, 0.0, self._clock())
-        return pts[-1].ts if pts else None
+        return self.history.last_time("predis_keyspace_hits_total", "cache", c.caches)
 
     # ---- the overview ----
 
