@@ -12,7 +12,6 @@ import logging
 import re
 import threading
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
