@@ -170,7 +170,11 @@ def _parser() -> argparse.ArgumentParser:
     token_sub = token.add_subparsers(dest="action", required=True, metavar="ACTION")
     tc = token_sub.add_parser("create", help="create a token (shown once)")
     tc.add_argument("--customer", required=True)
-    tc.add_argument("--scopes", required=True, help="comma-separated: read, export, admin")
+    tc.add_argument(
+        "--scopes",
+        required=True,
+        help="comma-separated: read, export, admin, dashboard (log in to `predis dashboard`)",
+    )
     tc.add_argument("--ttl-days", type=_positive_float, default=None, help="expire after N days")
     tl = token_sub.add_parser("list", help="list tokens (never their secrets)")
     tl.add_argument("--customer", default=None)
@@ -193,6 +197,46 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--all", action="store_true", help="also serve every block found")
     ex.add_argument("--no-gpu", action="store_true", help="no NVML GPU metrics")
     ex.add_argument("--token-file", default=None, help="bearer token file (mode 0600)")
+
+    dash = sub.add_parser(
+        "dashboard", help="serve the customer ROI dashboard (scrapes exporters into SQLite)"
+    )
+    dash.add_argument("--port", type=_port_or_zero, default=8050, help="port (default 8050)")
+    dash.add_argument("--addr", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    dash.add_argument(
+        "--scrape",
+        type=_urls,
+        action="append",
+        default=[],
+        metavar="URL[,URL]",
+        help="exporter /metrics URLs to scrape (repeatable)",
+    )
+    dash.add_argument(
+        "--prometheus", default=None, metavar="URL", help="also read a Prometheus server's API"
+    )
+    dash.add_argument(
+        "--scrape-token-file", default=None, help="bearer token (mode 0600) for the scrapes"
+    )
+    dash.add_argument(
+        "--interval", type=_positive_float, default=5.0, help="seconds between scrapes (5)"
+    )
+    dash.add_argument(
+        "--refresh", type=_positive_float, default=None, help="seconds between page updates"
+    )
+    dash.add_argument("--db", default="predis-dashboard.sqlite", help="SQLite history file")
+    dash.add_argument(
+        "--retention-days", type=_positive_float, default=30.0, help="history kept (30 days)"
+    )
+    dash.add_argument(
+        "--window", type=_positive_float, default=3600.0, help="seconds the ROI covers (3600)"
+    )
+    dash.add_argument("--customers-config", required=True, help="customers and ROI inputs (JSON)")
+    dash.add_argument(
+        "--tokens", default=None, help="token store (default: $PREDIS_TOKEN_FILE or ~/.config)"
+    )
+    dash.add_argument("--registry", default=None, help="model registry root for the model page")
+    dash.add_argument("--tls-cert", default=None, help="serve HTTPS with this certificate")
+    dash.add_argument("--tls-key", default=None, help="... and this private key")
 
     bench = sub.add_parser("bench", help="evaluation suites")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="SUITE")
@@ -284,6 +328,23 @@ def _fractions(text: str) -> tuple[float, ...]:
     if not values or not all(0 < v <= 1 for v in values):
         raise argparse.ArgumentTypeError(f"fractions must be in (0, 1], got {text!r}")
     return values
+
+
+def _port_or_zero(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is in 0..65535 (0: any free), got {text!r}")
+    return value
+
+
+def _urls(text: str) -> tuple[str, ...]:
+    urls = tuple(x.strip() for x in text.split(",") if x.strip())
+    if not urls:
+        raise argparse.ArgumentTypeError("expected at least one URL")
+    return urls
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -499,6 +560,47 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dashboard(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from predis.dashboard import DashboardConfig, DashboardServer, load_customers
+    from predis.security.tokens import default_token_file
+
+    urls = [u for group in args.scrape for u in group]
+    if not urls and args.prometheus is None:
+        raise InvalidArgumentError("nothing to scrape: pass --scrape URL or --prometheus URL")
+    config = DashboardConfig(
+        customers=load_customers(args.customers_config),
+        token_store=args.tokens or default_token_file(),
+        scrape_urls=urls,
+        prometheus_url=args.prometheus,
+        scrape_token_file=args.scrape_token_file,
+        db_path=args.db,
+        interval_s=args.interval,
+        refresh_s=args.refresh if args.refresh is not None else args.interval,
+        retention_s=args.retention_days * 86400,
+        window_s=args.window,
+        registry_dir=args.registry,
+        addr=args.addr,
+        port=args.port,
+        tls_certfile=args.tls_cert,
+        tls_keyfile=args.tls_key,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        del signum, frame
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with DashboardServer(config) as server:
+        print(f"predis dashboard: serving {server.url} (log in with a dashboard token)", flush=True)
+        stop.wait()
+    return 0
+
+
 def _keygen(args: argparse.Namespace) -> int:
     from predis.security.crypto import generate_key_line
 
@@ -528,6 +630,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bench_hitrate(args)
         if args.command == "token":
             return _token(args)
+        if args.command == "dashboard":
+            return _dashboard(args)
         if args.command == "keygen":
             return _keygen(args)
         if args.command == "exporter":

@@ -123,7 +123,7 @@ def test_docker_dry_run_renders_a_valid_compose_project(root):
     config = _compose_config(folder, _secrets(out))
     assert config["name"] == f"predis-{CUSTOMER}"
     services = config["services"]
-    # The ROI dashboard does not exist yet, so it has no service.
+    # The ROI dashboard (predis dashboard) is not deployed yet, so it has no service.
     assert set(services) == {"app", "exporter", "prometheus", "grafana"}
     published = [p for s in services.values() for p in s.get("ports", [])]
     assert published, "nothing is published"

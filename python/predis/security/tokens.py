@@ -30,7 +30,7 @@ from predis.security.validation import validate_customer_id
 
 __all__ = ["SCOPES", "AuthError", "TokenInfo", "TokenStore", "default_token_file"]
 
-SCOPES = ("read", "export", "admin")
+SCOPES = ("read", "export", "admin", "dashboard")
 _TOKEN = re.compile(r"pdk_([0-9a-f]{8})_([A-Za-z0-9_-]{43})")
 _FORMAT = 1
 
