@@ -4,8 +4,10 @@ refusals of bad input (each refused before anything is created)."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -18,6 +20,7 @@ from predis import Cache, InvalidArgumentError
 from predis.demo import Budget, DemoConfig, parse_duration, run_demo
 from predis.demo.config import prepare_workdir
 from predis.demo.narration import narrate
+from predis.demo.pipeline import dashboard_prices
 from predis.demo.services import start_services
 from predis.demo.workload import TRACE_OFFSET, build_workload
 from predis.mlops import Collector, MLOpsEvent, ModelRegistry
@@ -232,6 +235,7 @@ def test_services_serve_metrics_on_loopback_and_make_a_valid_token(tmp_path):
         workdir=tmp_path,
         customer="demo",
         port=0,
+        roi_prices=dashboard_prices(DemoConfig()),
     )
     try:
         url = services.metrics_url
@@ -248,11 +252,45 @@ def test_services_serve_metrics_on_loopback_and_make_a_valid_token(tmp_path):
         assert services.token not in (tmp_path / "tokens.json").read_text()
         assert services.token not in str(services.describe())
         assert (os.stat(tmp_path / "tokens.json").st_mode & 0o077) == 0
+        check_dashboard(services.dashboard_url, services.token, lambda: cache.get(1))
     finally:
         services.close()
         collector.close()
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(url, timeout=2)
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(services.dashboard_url, timeout=2)
+
+
+def check_dashboard(base: str | None, token: str | None, traffic) -> None:
+    """The demo's dashboard asks for a login, takes the demo's token, and shows the cache's
+    live figures (read in process from the same monitor as the exporter)."""
+    httpx = pytest.importorskip("httpx")
+    assert base is not None
+    assert base.startswith("http://127.0.0.1:")
+    assert token is not None
+    with httpx.Client(base_url=base, timeout=10) as c:
+        assert c.get("/api/overview").status_code in (302, 303, 307, 401)
+        page = c.get("/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+        r = c.post(
+            "/login",
+            data={"token": token, "csrf": csrf.group(1)},
+            headers={"Origin": base},
+            follow_redirects=False,
+        )
+        assert r.status_code in (302, 303), r.text[:200]
+        deadline = time.monotonic() + 30
+        while True:
+            for _ in range(50):
+                traffic()  # hits between scrapes: the figures are deltas of the counters
+            data = c.get("/api/overview").json()
+            if data["cards"].get("hit_ratio") is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert data["customer"] == "demo"
+        assert data["cards"]["hit_ratio"] == 1.0, data  # every get was a hit
 
 
 # ---- the narration ----

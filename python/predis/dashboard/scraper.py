@@ -118,6 +118,7 @@ class URLTarget:
         self._timeout = timeout
 
     def scrape(self) -> Samples:
+        """The exporter's samples now, from its text exposition; raises on failure."""
         body = _open(self.name, self._token, self._timeout, "text/plain;version=0.0.4")
         return parse_exposition(body.decode("utf-8"))
 
@@ -133,6 +134,7 @@ class MonitorTarget:
         self.monitor = monitor
 
     def scrape(self) -> Samples:
+        """The in-process monitor's samples now."""
         out: Samples = []
         for s in self.monitor.collect():
             labels = s.label_dict
@@ -159,6 +161,7 @@ class PrometheusTarget:
         self._query = urllib.parse.urlencode({"query": f'{{__name__=~"{names}"}}'})
 
     def scrape(self) -> Samples:
+        """Predis's series from the Prometheus server's query API now; raises on failure."""
         body = _open(
             f"{self.name}/api/v1/query?{self._query}",
             self._token,

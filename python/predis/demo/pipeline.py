@@ -218,6 +218,20 @@ def _degraded_model(stale_keys: np.ndarray, items: int) -> bytes:
     return model.to_bytes()
 
 
+def dashboard_prices(config: DemoConfig) -> dict[str, float]:
+    """The demo's prices as the dashboard's ROI inputs: the same fetch fee and back-end
+    latency, no per-GB fee (the simulated back end charges per fetch), the CPU-hour price as
+    the instance's hourly cost, and no licence price."""
+    return {
+        "backend_cost_per_fetch": config.roi.cost_per_fetch,
+        "backend_cost_per_gb": 0.0,
+        "mean_fetch_bytes": 0.0,
+        "backend_latency_s": config.latency_ms / 1000.0,
+        "gpu_cost_per_hour": config.roi.cpu_cost_per_hour,
+        "predis_price_per_year": 0.0,
+    }
+
+
 def run_pipeline(config: DemoConfig, say: Callable[[str], None], progress: bool) -> DemoRun:
     """Run the whole demo and return what it measured. ``say`` receives the narration,
     one line at a time (from several threads: it must be thread-safe)."""
@@ -275,8 +289,13 @@ def run_pipeline(config: DemoConfig, say: Callable[[str], None], progress: bool)
                 workdir=workdir,
                 customer=CUSTOMER,
                 port=config.port,
+                roi_prices=dashboard_prices(config),
             )
             say(f"exporter: {services.metrics_url}")
+            if services.dashboard_url is not None:
+                say(f"dashboard: {services.dashboard_url} (log in with the token below)")
+            else:
+                say(f"dashboard: not started: {services.dashboard_missing}")
             say(
                 f"dashboard token (read-only, shown once; its hash is in "
                 f"{services.token_file}): {services.token}"
