@@ -109,22 +109,25 @@ def dask_fit(
                 da.from_array(y, chunks=(chunks,)),
             )
 
-        xt, yt = arrays(rows.train)
-        xv, yv = arrays(rows.valid)
-        dtrain = dxgb.DaskDMatrix(client, xt, yt, feature_names=names)
-        dvalid = dxgb.DaskDMatrix(client, xv, yv, feature_names=names)
-        # nthread is per worker there; the workers' own thread counts decide.
-        cluster_params = {k: v for k, v in params.items() if k != "nthread"}
-        out = dxgb.train(
-            client,
-            cluster_params,
-            dtrain,
-            num_boost_round=num_boost_round,
-            evals=[(dvalid, "valid")],
-            early_stopping_rounds=10,
-            callbacks=[_deadline_callback(deadline_s)],
-            verbose_eval=False,
-        )
+        # xgboost.dask looks the client up as the current one in places: make it so, for
+        # this job only (a process may talk to several clusters).
+        with client.as_current():
+            xt, yt = arrays(rows.train)
+            xv, yv = arrays(rows.valid)
+            dtrain = dxgb.DaskDMatrix(client, xt, yt, feature_names=names)
+            dvalid = dxgb.DaskDMatrix(client, xv, yv, feature_names=names)
+            # nthread is per worker there; the workers' own thread counts decide.
+            cluster_params = {k: v for k, v in params.items() if k != "nthread"}
+            out = dxgb.train(
+                client,
+                cluster_params,
+                dtrain,
+                num_boost_round=num_boost_round,
+                evals=[(dvalid, "valid")],
+                early_stopping_rounds=10,
+                callbacks=[_deadline_callback(deadline_s)],
+                verbose_eval=False,
+            )
     except PredisError:
         raise
     except Exception as exc:  # the cluster's failures come in many types
@@ -141,9 +144,14 @@ def _workers(client: Any) -> int:
         return len(client.scheduler_info()["workers"])
 
 
-def make_dask_fit(address: str, chunk_rows: int = 50_000) -> Fit:
-    """A :data:`~predis.prefetch.model.Fit` that trains on the cluster at ``address``."""
+def make_dask_fit(address: str, chunk_rows: int = 50_000, timeout_s: float = 30.0) -> Fit:
+    """A :data:`~predis.prefetch.model.Fit` that trains on the cluster at ``address``
+    (``timeout_s``: how long to wait for the scheduler)."""
     validate_scheduler_address(address)
     if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1000:
         raise InvalidArgumentError(f"chunk_rows must be an int >= 1000, got {chunk_rows!r}")
-    return partial(dask_fit, address=address, chunk_rows=chunk_rows)
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or timeout_s <= 0:
+        raise InvalidArgumentError(f"timeout_s must be > 0, got {timeout_s!r}")
+    return partial(
+        dask_fit, address=address, chunk_rows=chunk_rows, connect_timeout_s=float(timeout_s)
+    )

@@ -180,6 +180,7 @@ class RetrainConfig:
         dask_scheduler: the address of a Dask scheduler (``tcp://host:8786``) to train on
             with ``xgboost.dask`` (the ``distributed`` extra); None (the default) trains
             in-process. The rows, the gate and the registry are the same either way.
+        dask_timeout_s: seconds to wait for the Dask scheduler to answer.
     """
 
     train: TrainConfig = field(
@@ -196,6 +197,7 @@ class RetrainConfig:
     every_requests: int | None = None
     every_s: float | None = None
     dask_scheduler: str | None = None
+    dask_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.train, TrainConfig):
@@ -217,6 +219,7 @@ class RetrainConfig:
             _positive("every_s", self.every_s, 1.0, 10**8)
         if self.dask_scheduler is not None:
             validate_scheduler_address(self.dask_scheduler)
+        _positive("dask_timeout_s", self.dask_timeout_s, 0.1, 3600.0)
 
 
 @dataclass(frozen=True)
@@ -534,7 +537,9 @@ class Retrainer:
                 cache_items=c.cache_items,
                 policy=c.policy,
                 stop=self._stop,
-                fit=None if c.dask_scheduler is None else make_dask_fit(c.dask_scheduler),
+                fit=None
+                if c.dask_scheduler is None
+                else make_dask_fit(c.dask_scheduler, timeout_s=c.dask_timeout_s),
             )
         except PredisError as exc:
             self.events.record(
