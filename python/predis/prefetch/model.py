@@ -160,9 +160,12 @@ class PrefetchModel:
         booster = xgb.Booster()
         try:
             booster.load_model(bytearray(data))
-        except xgb.core.XGBoostError as exc:
+        except (xgb.core.XGBoostError, ValueError) as exc:  # ValueError: an undecodable message
             raise ModelFormatError(f"not an XGBoost UBJ model: {exc}") from exc
-        raw = booster.attr(_ATTR)
+        try:
+            raw = booster.attr(_ATTR)
+        except (ValueError, xgb.core.XGBoostError) as exc:  # undecodable attribute bytes
+            raise ModelFormatError(f"unreadable Predis prefetch metadata: {exc}") from exc
         if raw is None:
             raise ModelFormatError("an XGBoost model without Predis prefetch metadata")
         try:

@@ -94,11 +94,15 @@ def model_bytes(content: RecordDict, max_bytes: int) -> bytes:
     if len(record) != 1:
         raise FederatedUpdateError(f"the model record must hold one array, it holds {len(record)}")
     array = next(iter(record.values()))
-    nbytes = int(np.prod(array.shape)) * np.dtype(array.dtype).itemsize if array.shape else 0
-    if len(array.data) > max_bytes or nbytes > max_bytes:
+    try:
+        nbytes = int(np.prod(array.shape)) * np.dtype(array.dtype).itemsize
+    except (TypeError, ValueError) as exc:
+        raise FederatedUpdateError(f"the model array has no valid shape or dtype: {exc}") from exc
+    # The serialized array adds a small .npy header to the model's bytes.
+    if nbytes > max_bytes or len(array.data) > max_bytes + 4096:
         raise FederatedUpdateError(
-            f"update of {max(len(array.data), nbytes):,} bytes, over the federation's limit of "
-            f"{max_bytes:,} (max_update_bytes)"
+            f"update of {max(nbytes, len(array.data)):,} bytes, over the federation's limit "
+            f"of {max_bytes:,} (max_update_bytes)"
         )
     try:
         data = array.numpy()
@@ -272,12 +276,10 @@ class PredisTreeStrategy(Strategy):
         grid: Grid,
     ) -> Iterable[Message]:
         """Send the global model to every available site (bagging) or the next one (cyclic)."""
-        self._base = model_bytes(RecordDict({_ARRAYS: arrays}), 1 << 30)
-        self.model = self._base
         nodes = self._nodes(grid)
         if self.mode == "cyclic" and nodes:
             nodes = [nodes[(server_round - 1) % len(nodes)]]
-        self._sent = nodes
+        self.start_round(model_bytes(RecordDict({_ARRAYS: arrays}), 1 << 30), nodes)
         log.info("round %d: training on %d sites", server_round, len(nodes))
         return self._messages(nodes, arrays, MessageType.TRAIN, server_round)
 
@@ -285,6 +287,20 @@ class PredisTreeStrategy(Strategy):
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         """Check every update, then bag (or cycle) the accepted ones."""
+        items: list[tuple[int, RecordDict | str]] = []
+        for msg in replies:
+            node = int(msg.metadata.src_node_id)
+            items.append((node, msg.error.reason if msg.has_error() else msg.content))
+        new = self.aggregate_updates(server_round, items)
+        accepted = MetricRecord({"accepted": self.rounds[-1]["accepted"]})
+        return (None if new is None else model_record(new)), accepted
+
+    def aggregate_updates(
+        self, server_round: int, replies: Iterable[tuple[int, RecordDict | str]]
+    ) -> bytes | None:
+        """The next global model from ``(node, content or error reason)`` replies to the
+        sites this round was sent to (None: no update accepted, the model stays). Rejected,
+        failed and missing sites are recorded in :attr:`rounds`."""
         record: dict[str, Any] = {
             "round": server_round,
             "sent": len(self._sent),
@@ -292,38 +308,44 @@ class PredisTreeStrategy(Strategy):
             "rejected": [],
             "lost": [],
         }
+        self.rounds.append(record)
         answered: set[int] = set()
         updates: list[bytes] = []
-        for msg in replies:
-            node = int(msg.metadata.src_node_id)
+        for node, content in replies:
             answered.add(node)
-            if msg.has_error():
+            if isinstance(content, str):
                 record["lost"].append(node)
                 self.lost.add(node)
-                log.warning("round %d: site %d failed: %s", server_round, node, msg.error.reason)
+                log.warning("round %d: site %d failed: %s", server_round, node, content)
                 continue
             try:
-                data = model_bytes(msg.content, self.spec.max_update_bytes)
+                data = model_bytes(content, self.spec.max_update_bytes)
                 check_update(data, self.spec, self._base, f"update from site {node}")
             except FederatedUpdateError as exc:
                 record["rejected"].append({"node": node, "reason": str(exc)})
                 log.warning("round %d: rejected: %s", server_round, exc)
                 continue
             updates.append(data)
-        for node in set(self._sent) - answered:  # no reply within the round timeout
+        for node in sorted(set(self._sent) - answered):  # no reply within the round timeout
             record["lost"].append(node)
             self.lost.add(node)
             log.warning("round %d: site %d did not answer (disconnected?)", server_round, node)
         record["accepted"] = len(updates)
-        self.rounds.append(record)
         if not updates:
-            return None, MetricRecord({"accepted": 0})
+            return None
         if self.mode == "cyclic":
             new = cyclic_step(self._base, updates[0], self.spec)
         else:
             new = bag(self._base, updates, self.spec)
         self.model = new
-        return model_record(new), MetricRecord({"accepted": len(updates)})
+        return new
+
+    def start_round(self, base: bytes, nodes: list[int]) -> None:
+        """Record the global model and the sites a round is sent to (configure_train does
+        this; exposed for aggregation without a Flower grid)."""
+        self._base = bytes(base)
+        self.model = self._base
+        self._sent = list(nodes)
 
     def configure_evaluate(
         self,

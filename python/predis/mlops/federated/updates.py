@@ -297,8 +297,13 @@ def check_update(
             f"{what}: not boosted from the current global model (stale round or another "
             "federation); train on the model this round sent"
         )
-    doc = _to_json(model.booster)
-    params = doc["learner"]["learner_model_param"]
+    try:
+        doc = _to_json(model.booster)
+        params = doc["learner"]["learner_model_param"]
+        objective = doc["learner"]["objective"]["name"]
+        trees = _trees(doc)
+    except (ValueError, KeyError, TypeError) as exc:  # UnicodeDecodeError is a ValueError
+        raise FederatedUpdateError(f"{what}: malformed model structure ({exc})") from exc
     try:
         base_score = float(str(params["base_score"]).strip("[]"))
     except (KeyError, ValueError) as exc:
@@ -307,15 +312,17 @@ def check_update(
         raise FederatedUpdateError(
             f"{what}: base_score {base_score}, the federation's is {spec.base_score}"
         )
-    if doc["learner"]["objective"]["name"] != "binary:logistic":
+    if objective != "binary:logistic":
         raise FederatedUpdateError(f"{what}: objective is not binary:logistic")
-    trees = _trees(doc)
     if not 1 <= len(trees) <= spec.trees_per_round:
         raise FederatedUpdateError(
             f"{what}: {len(trees)} trees; an update holds 1 to {spec.trees_per_round}"
         )
     for t in trees:
-        _check_tree(t, spec, what)
+        try:
+            _check_tree(t, spec, what)
+        except (KeyError, TypeError, IndexError, ValueError) as exc:
+            raise FederatedUpdateError(f"{what}: malformed tree ({exc!r})") from exc
     return trees
 
 
