@@ -306,18 +306,20 @@ class PredisTreeStrategy(Strategy):
             "sent": len(self._sent),
             "accepted": 0,
             "rejected": [],
+            "errors": [],
             "lost": [],
         }
         self.rounds.append(record)
         answered: set[int] = set()
         updates: list[bytes] = []
         for node, content in replies:
-            answered.add(node)
             if isinstance(content, str):
-                record["lost"].append(node)
-                self.lost.add(node)
-                log.warning("round %d: site %d failed: %s", server_round, node, content)
+                # An error reply: the site's ClientApp failed, or the SuperLink gave up on
+                # the site (such replies may come from the SuperLink's own node id).
+                record["errors"].append({"node": node, "reason": content})
+                log.warning("round %d: error for site %d: %s", server_round, node, content)
                 continue
+            answered.add(node)
             try:
                 data = model_bytes(content, self.spec.max_update_bytes)
                 check_update(data, self.spec, self._base, f"update from site {node}")
@@ -326,10 +328,12 @@ class PredisTreeStrategy(Strategy):
                 log.warning("round %d: rejected: %s", server_round, exc)
                 continue
             updates.append(data)
-        for node in sorted(set(self._sent) - answered):  # no reply within the round timeout
-            record["lost"].append(node)
-            self.lost.add(node)
-            log.warning("round %d: site %d did not answer (disconnected?)", server_round, node)
+        # A site that sent no model (an error, or no reply within the round timeout: it
+        # disconnected) sits out the rest of the run.
+        record["lost"] = sorted(set(self._sent) - answered)
+        self.lost.update(record["lost"])
+        for node in record["lost"]:
+            log.warning("round %d: site %d sent no update (disconnected?)", server_round, node)
         record["accepted"] = len(updates)
         if not updates:
             return None
