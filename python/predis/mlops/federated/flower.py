@@ -203,7 +203,8 @@ def _evaluate(msg: Message, context: Context) -> Message:
     spec = _spec_from(msg.content)
     site = _site(context, spec)
     figures = site.evaluate(model_bytes(msg.content, 1 << 30))
-    return Message(content=RecordDict({_METRICS: MetricRecord(figures)}), reply_to=msg)
+    metrics = MetricRecord({k: float(v) for k, v in figures.items()})  # type: ignore[misc]
+    return Message(content=RecordDict({_METRICS: metrics}), reply_to=msg)
 
 
 # ---- server side -------------------------------------------------------------------------
@@ -290,7 +291,8 @@ class PredisTreeStrategy(Strategy):
         items: list[tuple[int, RecordDict | str]] = []
         for msg in replies:
             node = int(msg.metadata.src_node_id)
-            items.append((node, msg.error.reason if msg.has_error() else msg.content))
+            content: RecordDict | str = str(msg.error.reason) if msg.has_error() else msg.content
+            items.append((node, content))
         new = self.aggregate_updates(server_round, items)
         accepted = MetricRecord({"accepted": self.rounds[-1]["accepted"]})
         return (None if new is None else model_record(new)), accepted
@@ -382,7 +384,7 @@ class PredisTreeStrategy(Strategy):
             total += rows
         if total <= 0:
             return None
-        figures = {"valid_logloss": loss / total, "valid_auc": auc / total}
+        figures: dict[str, Any] = {"valid_logloss": loss / total, "valid_auc": auc / total}
         if self.rounds:
             self.rounds[-1]["evaluation"] = figures
         return MetricRecord(figures)

@@ -90,18 +90,18 @@ class FederationSpec:
             "max_update_bytes": (1024, 1 << 30),
         }
         for name, (lo, hi) in ints.items():
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            n = getattr(self, name)
+            if isinstance(n, bool) or not isinstance(n, int) or not lo <= n <= hi:
                 raise InvalidArgumentError(
-                    f"FederationSpec.{name} must be an int in [{lo}, {hi}], got {v!r}"
+                    f"FederationSpec.{name} must be an int in [{lo}, {hi}], got {n!r}"
                 )
         floats = {"learning_rate": (0.0, 1.0), "base_score": (0.0, 1.0), "leaf_bound": (0.0, 1e3)}
-        for name, (lo, hi) in floats.items():
+        for name, (flo, fhi) in floats.items():
             v = getattr(self, name)
             ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            if not ok or not lo < v <= hi or (name == "base_score" and v >= 1.0):
+            if not ok or not flo < v <= fhi or (name == "base_score" and v >= 1.0):
                 raise InvalidArgumentError(
-                    f"FederationSpec.{name} must be in ({lo}, {hi}), got {v!r}"
+                    f"FederationSpec.{name} must be in ({flo}, {fhi}), got {v!r}"
                 )
 
     def train_config(self, seed: int = 0, threads: int = 1) -> TrainConfig:
