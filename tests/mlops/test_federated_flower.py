@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -118,10 +119,11 @@ def wait_port(port: int, timeout: float) -> None:
 
 
 def tool(name: str) -> str:
+    """Flower's command, beside this interpreter or on PATH (flwr installs it)."""
     path = Path(sys.executable).with_name(name)
-    if not path.exists():
-        pytest.skip(f"{name} is not installed beside {sys.executable}")
-    return str(path)
+    found = str(path) if path.exists() else shutil.which(name)
+    assert found, f"{name} is missing although flwr imports: reinstall flwr"
+    return found
 
 
 def commands(pid: int) -> list[str]:
@@ -183,7 +185,9 @@ def test_deployment_on_loopback_survives_a_site_killed_mid_round(tmp_path):
         "PREDIS_FEDERATION_SECRET_FILE": str(secret),
         # The SuperLink and SuperNodes start flower-superexec, flwr-serverapp and
         # flwr-clientapp by name: this interpreter's scripts come first.
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        "PATH": os.pathsep.join(
+            [str(Path(tool("flower-superexec")).parent), os.environ.get("PATH", "")]
+        ),
     }
     env.pop("PREDIS_FEDERATION_SECRET", None)
     procs: list[subprocess.Popen[bytes]] = []
