@@ -8,9 +8,11 @@ import pytest
 
 import predis.cache
 import predis.mlops.abtest
+import predis.mlops.federated.privacy
 import predis.monitoring.metrics
 import predis.monitoring.monitor
 import predis.monitoring.prometheus
+import predis.prefetch.model
 import predis.sim.prefetcher
 import predis.workloads.loop
 import predis.workloads.phases
@@ -23,6 +25,8 @@ import predis.workloads.zipf
 MODULES = [
     predis.cache,
     predis.mlops.abtest,
+    predis.mlops.federated.privacy,
+    predis.prefetch.model,
     predis.monitoring.metrics,
     predis.monitoring.monitor,
     predis.monitoring.prometheus,

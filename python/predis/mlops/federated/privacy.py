@@ -215,7 +215,7 @@ def gaussian_sigma(epsilon: float, delta: float, sensitivity: float, composition
 
     Example:
         >>> round(gaussian_sigma(1.0, 1e-5, 1.0, 1), 3)
-        3.732
+        4.901
     """
     if not (epsilon > 0 and 0 < delta < 1 and sensitivity > 0 and compositions >= 1):
         raise InvalidArgumentError("need epsilon > 0, 0 < delta < 1, sensitivity > 0, T >= 1")
