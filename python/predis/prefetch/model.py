@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from predis.errors import InvalidArgumentError, PredisError
+from predis.prefetch import ubj
 from predis.prefetch.features import FEATURE_NAMES, TrackerConfig, candidate_rows, label_within
 
 __all__ = [
@@ -157,9 +158,17 @@ class PrefetchModel:
         if not isinstance(data, (bytes, bytearray, memoryview)) or len(data) == 0:
             raise ModelFormatError("model data must be non-empty bytes")
         xgb = _xgb()
+        # XGBoost's loader can crash the process on damaged bytes: decode and check the
+        # document in Python first, and give XGBoost only the checked document.
+        try:
+            doc = ubj.decode(bytes(data))
+            ubj.check_model_doc(doc, len(FEATURE_NAMES))
+            text = json.dumps(ubj.to_jsonable(doc), allow_nan=False).encode()
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise ModelFormatError(f"not a valid XGBoost UBJ model: {exc}") from exc
         booster = xgb.Booster()
         try:
-            booster.load_model(bytearray(data))
+            booster.load_model(bytearray(text))
         except (xgb.core.XGBoostError, ValueError) as exc:  # ValueError: an undecodable message
             raise ModelFormatError(f"not an XGBoost UBJ model: {exc}") from exc
         try:
