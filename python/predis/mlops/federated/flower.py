@@ -232,6 +232,10 @@ class PredisTreeStrategy(Strategy):
             raise InvalidArgumentError(f"mode must be 'bagging' or 'cyclic', got {mode!r}")
         if isinstance(min_nodes, bool) or not isinstance(min_nodes, int) or min_nodes < 1:
             raise InvalidArgumentError(f"min_nodes must be an int >= 1, got {min_nodes!r}")
+        if isinstance(wait_s, bool) or not isinstance(wait_s, (int, float)) or not wait_s > 0:
+            raise InvalidArgumentError(f"wait_s must be > 0 seconds, got {wait_s!r}")
+        if not isinstance(spec, FederationSpec):
+            raise InvalidArgumentError("spec must be a FederationSpec")
         self.spec = spec
         self.mode = mode
         self.min_nodes = min_nodes
@@ -398,16 +402,21 @@ def _run_config(context: Context) -> dict[str, Any]:
     output = Path(str(out)).resolve()
     if not output.is_dir():
         raise InvalidArgumentError(f"output-dir {output} is not a directory")
-    mode = str(cfg.get("mode", "bagging"))
-    return {
-        "rounds": int(cfg.get("num-rounds", 3)),
-        "trees": int(cfg.get("trees-per-round", 10)),
-        "mode": mode,
-        "min_nodes": int(cfg.get("min-nodes", 2)),
-        "timeout": float(cfg.get("round-timeout", 300.0)),
-        "max_bytes": int(cfg.get("max-update-bytes", 1 << 20)),
-        "output": output,
-    }
+    try:
+        return {
+            "rounds": int(cfg.get("num-rounds", 3)),
+            "trees": int(cfg.get("trees-per-round", 10)),
+            "mode": str(cfg.get("mode", "bagging")),
+            "min_nodes": int(cfg.get("min-nodes", 2)),
+            "timeout": float(cfg.get("round-timeout", 300.0)),
+            "max_bytes": int(cfg.get("max-update-bytes", 1 << 20)),
+            "output": output,
+        }
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(
+            "run config: num-rounds, trees-per-round, min-nodes and max-update-bytes must be "
+            f"integers, round-timeout a number ({exc})"
+        ) from exc
 
 
 server_app = ServerApp()
