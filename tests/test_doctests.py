@@ -9,9 +9,11 @@ import pytest
 import predis.cache
 import predis.demo.config
 import predis.mlops.abtest
+import predis.mlops.federated.privacy
 import predis.monitoring.metrics
 import predis.monitoring.monitor
 import predis.monitoring.prometheus
+import predis.prefetch.model
 import predis.sim.prefetcher
 import predis.workloads.loop
 import predis.workloads.phases
@@ -25,6 +27,8 @@ MODULES = [
     predis.cache,
     predis.demo.config,
     predis.mlops.abtest,
+    predis.mlops.federated.privacy,
+    predis.prefetch.model,
     predis.monitoring.metrics,
     predis.monitoring.monitor,
     predis.monitoring.prometheus,

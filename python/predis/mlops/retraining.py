@@ -9,6 +9,10 @@ trigger that arrives while a job is queued or running is skipped and recorded.
 in memory from the serving path) or a :class:`SegmentWindow` (the collector's sealed,
 encrypted segments). The newest ``holdout_fraction`` of it is held out; the rest trains.
 
+**Where it trains.** In-process by default; with ``RetrainConfig.dask_scheduler`` set, on
+that Dask cluster with ``xgboost.dask`` (:mod:`predis.mlops.distributed`), from the same
+rows. A cluster that cannot be reached fails the job (recorded), not the worker.
+
 **Limits.** :class:`~predis.prefetch.TrainConfig` caps the training rows (``max_rows``), the
 trees (``num_trees``) and the time (``time_budget_s``); ``window`` caps the requests read.
 
@@ -45,6 +49,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from predis.errors import InvalidArgumentError, PredisError
+from predis.mlops.distributed import make_dask_fit, validate_scheduler_address
 from predis.mlops.events import EventLog
 from predis.mlops.registry import ModelMeta, ModelRegistry
 from predis.prefetch.features import FEATURE_NAMES, candidate_rows
@@ -191,6 +196,10 @@ class RetrainConfig:
             (None: no request schedule).
         every_s: schedule: retrain after this many seconds since the last training (None:
             no time schedule).
+        dask_scheduler: the address of a Dask scheduler (``tcp://host:8786``) to train on
+            with ``xgboost.dask`` (the ``distributed`` extra); None (the default) trains
+            in-process. The rows, the gate and the registry are the same either way.
+        dask_timeout_s: seconds to wait for the Dask scheduler to answer.
     """
 
     train: TrainConfig = field(
@@ -206,6 +215,8 @@ class RetrainConfig:
     latency_budget_s: float = 0.005
     every_requests: int | None = None
     every_s: float | None = None
+    dask_scheduler: str | None = None
+    dask_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.train, TrainConfig):
@@ -225,6 +236,9 @@ class RetrainConfig:
             _positive("every_requests", self.every_requests, 1_000, 10**12, integer=True)
         if self.every_s is not None:
             _positive("every_s", self.every_s, 1.0, 10**8)
+        if self.dask_scheduler is not None:
+            validate_scheduler_address(self.dask_scheduler)
+        _positive("dask_timeout_s", self.dask_timeout_s, 0.1, 3600.0)
 
 
 @dataclass(frozen=True)
@@ -542,6 +556,9 @@ class Retrainer:
                 cache_items=c.cache_items,
                 policy=c.policy,
                 stop=self._stop,
+                fit=None
+                if c.dask_scheduler is None
+                else make_dask_fit(c.dask_scheduler, timeout_s=c.dask_timeout_s),
             )
         except PredisError as exc:
             self.events.record(

@@ -12,15 +12,29 @@ import json
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from predis.errors import InvalidArgumentError, PredisError
+from predis.prefetch import ubj
 from predis.prefetch.features import FEATURE_NAMES, TrackerConfig, candidate_rows, label_within
 
-__all__ = ["ModelFormatError", "PrefetchModel", "TrainConfig", "train_model"]
+__all__ = [
+    "Fit",
+    "ModelFormatError",
+    "PrefetchModel",
+    "TrainConfig",
+    "TrainingRows",
+    "finish_model",
+    "log_loss",
+    "roc_auc",
+    "train_model",
+    "training_rows",
+    "xgb_params",
+]
 
 _ATTR = "predis_prefetch"  # booster attribute holding the model's metadata (JSON)
 _FORMAT = 1
@@ -144,12 +158,23 @@ class PrefetchModel:
         if not isinstance(data, (bytes, bytearray, memoryview)) or len(data) == 0:
             raise ModelFormatError("model data must be non-empty bytes")
         xgb = _xgb()
+        # XGBoost's loader can crash the process on damaged bytes: decode and check the
+        # document in Python first, and give XGBoost only the checked document.
+        try:
+            doc = ubj.decode(bytes(data))
+            ubj.check_model_doc(doc, len(FEATURE_NAMES))
+            text = json.dumps(ubj.to_jsonable(doc), allow_nan=False).encode()
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise ModelFormatError(f"not a valid XGBoost UBJ model: {exc}") from exc
         booster = xgb.Booster()
         try:
-            booster.load_model(bytearray(data))
-        except xgb.core.XGBoostError as exc:
+            booster.load_model(bytearray(text))
+        except (xgb.core.XGBoostError, ValueError) as exc:  # ValueError: an undecodable message
             raise ModelFormatError(f"not an XGBoost UBJ model: {exc}") from exc
-        raw = booster.attr(_ATTR)
+        try:
+            raw = booster.attr(_ATTR)
+        except (ValueError, xgb.core.XGBoostError) as exc:  # undecodable attribute bytes
+            raise ModelFormatError(f"unreadable Predis prefetch metadata: {exc}") from exc
         if raw is None:
             raise ModelFormatError("an XGBoost model without Predis prefetch metadata")
         try:
@@ -207,34 +232,38 @@ def _stopper(seconds: float | None, stop: threading.Event | None) -> Any:
     return Stop()
 
 
-def train_model(
+@dataclass(frozen=True)
+class TrainingRows:
+    """The labelled candidate rows of a key sequence, split in time.
+
+    Attributes:
+        features: (n, len(FEATURE_NAMES)) float32 rows.
+        labels: 0/1 per row (requested within the horizon).
+        train: rows that train (their horizon ends before the split).
+        valid: rows that are held out (at or after the split).
+    """
+
+    features: np.ndarray
+    labels: np.ndarray
+    train: np.ndarray
+    valid: np.ndarray
+
+
+def training_rows(
     keys: np.ndarray,
-    config: TrainConfig | None = None,
-    tracker: TrackerConfig | None = None,
+    config: TrainConfig,
+    tracker: TrackerConfig,
     *,
     cache_items: int | None = None,
     policy: str = "lru",
-    stop: threading.Event | None = None,
-) -> PrefetchModel:
-    """Train a prefetch model on a key sequence, in time order.
-
-    The candidate generator runs over ``keys`` in batches as it would live; every candidate
-    row is labelled with whether its key came within ``config.horizon`` requests after its
-    batch. With ``cache_items`` (the serving cache's ``max_items``) and ``policy``, rows
-    whose candidate a shadow cache of that size holds are dropped, as serving drops them,
-    so the threshold is calibrated on the rows the model will actually see. Setting
-    ``stop`` ends boosting after the current tree (the model keeps what it has). The first
-    requests train, the last ``validation_fraction`` of them pick the number of trees (early
-    stopping) and the threshold. A sequence too short to learn from is an error.
-    """
-    config = config or TrainConfig()
-    tracker = tracker or TrackerConfig()
+) -> TrainingRows:
+    """The rows :func:`train_model` learns from (see there); also used by federated sites
+    and distributed training so that every path trains on the same rows."""
     keys = np.ascontiguousarray(keys, dtype=np.uint64)
     if keys.ndim != 1 or len(keys) < 1000:
         raise InvalidArgumentError(
             f"training needs a 1-D sequence of at least 1000 keys, got {keys.shape}"
         )
-    start = time.monotonic()
     pos, cand, feat = candidate_rows(keys, tracker, config.batch_size, cache_items, policy)
     y = label_within(keys, pos, cand, config.horizon)
     # Rows whose horizon runs past the end have unknown labels: drop them.
@@ -250,10 +279,12 @@ def train_model(
     train, valid = pos + config.horizon < split, pos >= split
     if train.sum() < 100 or valid.sum() < 100:
         raise InvalidArgumentError("too few candidate rows to train on; give a longer key sequence")
-    xgb = _xgb()
-    dtrain = xgb.DMatrix(feat[train], label=y[train], feature_names=list(FEATURE_NAMES))
-    dvalid = xgb.DMatrix(feat[valid], label=y[valid], feature_names=list(FEATURE_NAMES))
-    params = {
+    return TrainingRows(feat, y, train, valid)
+
+
+def xgb_params(config: TrainConfig) -> dict[str, Any]:
+    """The XGBoost parameters :func:`train_model` uses for ``config``."""
+    return {
         "objective": "binary:logistic",
         "eval_metric": "logloss",
         "tree_method": "hist",
@@ -264,34 +295,128 @@ def train_model(
         "nthread": config.threads,
         "seed": config.seed,
     }
-    callbacks = [_stopper(config.time_budget_s, stop)]
-    booster = xgb.train(
-        params,
-        dtrain,
-        num_boost_round=config.num_trees,
-        evals=[(dvalid, "valid")],
-        early_stopping_rounds=10,
-        callbacks=callbacks,
-        verbose_eval=False,
-    )
+
+
+#: ``fit(params, rows, num_boost_round, deadline_s) -> booster``: trains on ``rows.train``
+#: with early stopping on ``rows.valid`` (10 rounds), stopping past ``deadline_s`` seconds.
+Fit = Callable[[dict[str, Any], TrainingRows, int, "float | None"], Any]
+
+
+def finish_model(
+    booster: Any, rows: TrainingRows, config: TrainConfig, tracker: TrackerConfig, start: float
+) -> PrefetchModel:
+    """Cut ``booster`` at its best iteration, calibrate the threshold on the held-out rows
+    and record the held-out figures."""
     best = getattr(booster, "best_iteration", None)
     if best is not None and best + 1 < booster.num_boosted_rounds():
         booster = booster[: best + 1]
     booster.set_param({"nthread": 1})  # serving scores small batches
     model = PrefetchModel(booster, tracker, config.horizon, config.batch_size, 1.0)
-    p = model.predict(feat[valid])
-    yv = y[valid]
+    p = model.predict(rows.features[rows.valid])
+    y, yv = rows.labels, rows.labels[rows.valid]
     threshold, precision, recall = _threshold_for(p, yv, config.target_precision)
     model.threshold = threshold
-    eps = 1e-7
-    logloss = float(-np.mean(yv * np.log(p + eps) + (1 - yv) * np.log(1 - p + eps)))
     model.metrics = {
         "rows": float(len(y)),
         "positive_rate": float(y.mean()),
-        "valid_logloss": logloss,
+        "valid_logloss": log_loss(p, yv),
+        "valid_auc": roc_auc(p, yv),
         "valid_precision": precision,
         "valid_recall": recall,
         "trees": float(booster.num_boosted_rounds()),
         "train_seconds": time.monotonic() - start,
     }
     return model
+
+
+def log_loss(p: np.ndarray, y: np.ndarray) -> float:
+    """Mean binary log loss of probabilities ``p`` against 0/1 labels ``y``."""
+    eps = 1e-7
+    p = np.asarray(p, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    return float(-np.mean(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps)))
+
+
+def roc_auc(p: np.ndarray, y: np.ndarray) -> float:
+    """Area under the ROC curve (ties count one half); 0.5 when one class is absent.
+
+    Example:
+        >>> roc_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1]))
+        0.75
+    """
+    p = np.asarray(p, dtype=np.float64)
+    y = np.asarray(y).astype(bool)
+    pos, neg = int(y.sum()), int((~y).sum())
+    if pos == 0 or neg == 0:
+        return 0.5
+    order = np.argsort(p, kind="mergesort")
+    ranks = np.empty(len(p), dtype=np.float64)
+    sp = p[order]
+    # average ranks over ties
+    _, first, counts = np.unique(sp, return_index=True, return_counts=True)
+    avg = first + (counts + 1) / 2.0
+    ranks[order] = np.repeat(avg, counts)
+    return float((ranks[y].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
+
+
+def _fit_in_process(
+    params: dict[str, Any],
+    rows: TrainingRows,
+    num_boost_round: int,
+    deadline_s: float | None,
+    stop: threading.Event | None = None,
+) -> Any:
+    xgb = _xgb()
+    names = list(FEATURE_NAMES)
+    dtrain = xgb.DMatrix(
+        rows.features[rows.train], label=rows.labels[rows.train], feature_names=names
+    )
+    dvalid = xgb.DMatrix(
+        rows.features[rows.valid], label=rows.labels[rows.valid], feature_names=names
+    )
+    return xgb.train(
+        params,
+        dtrain,
+        num_boost_round=num_boost_round,
+        evals=[(dvalid, "valid")],
+        early_stopping_rounds=10,
+        callbacks=[_stopper(deadline_s, stop)],
+        verbose_eval=False,
+    )
+
+
+def train_model(
+    keys: np.ndarray,
+    config: TrainConfig | None = None,
+    tracker: TrackerConfig | None = None,
+    *,
+    cache_items: int | None = None,
+    policy: str = "lru",
+    stop: threading.Event | None = None,
+    fit: Fit | None = None,
+) -> PrefetchModel:
+    """Train a prefetch model on a key sequence, in time order.
+
+    The candidate generator runs over ``keys`` in batches as it would live; every candidate
+    row is labelled with whether its key came within ``config.horizon`` requests after its
+    batch. With ``cache_items`` (the serving cache's ``max_items``) and ``policy``, rows
+    whose candidate a shadow cache of that size holds are dropped, as serving drops them,
+    so the threshold is calibrated on the rows the model will actually see. Setting
+    ``stop`` ends boosting after the current tree (the model keeps what it has). The first
+    requests train, the last ``validation_fraction`` of them pick the number of trees (early
+    stopping) and the threshold. A sequence too short to learn from is an error.
+
+    ``fit`` replaces the in-process booster training (for example
+    :func:`predis.mlops.distributed.dask_fit`, which trains on a Dask cluster); the rows,
+    parameters, threshold and figures stay the same.
+    """
+    config = config or TrainConfig()
+    tracker = tracker or TrackerConfig()
+    start = time.monotonic()
+    rows = training_rows(keys, config, tracker, cache_items=cache_items, policy=policy)
+    params = xgb_params(config)
+    if fit is None:
+        booster = _fit_in_process(params, rows, config.num_trees, config.time_budget_s, stop)
+    else:
+        booster = fit(params, rows, config.num_trees, config.time_budget_s)
+    return finish_model(booster, rows, config, tracker, start)

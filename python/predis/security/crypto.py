@@ -26,7 +26,7 @@ from predis.errors import InvalidArgumentError, PredisError
 if TYPE_CHECKING:  # imported where used: cryptography loads only when keys are used
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["DecryptionError", "KeyRing", "generate_key_line"]
+__all__ = ["DecryptionError", "KeyRing", "generate_key_line", "read_owner_only_text"]
 
 _MAGIC = b"PDK1"
 _KEY_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -46,6 +46,27 @@ def generate_key_line(key_id: str) -> str:
     if not _KEY_ID.fullmatch(key_id):
         raise InvalidArgumentError("key id: 1-64 characters of A-Z, a-z, 0-9, '_', '.', '-'")
     return f"{key_id}:{base64.b64encode(secrets.token_bytes(32)).decode()}"
+
+
+def read_owner_only_text(path: str | os.PathLike[str], what: str = "secret file") -> str:
+    """The ASCII text of a regular file only its owner may read or write (mode 0600 or
+    stricter); anything else is an :class:`InvalidArgumentError` that says how to fix it."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError as exc:
+        raise InvalidArgumentError(f"{what} {p} cannot be read: {exc.strerror}") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise InvalidArgumentError(f"{what} {p} is not a regular file")
+    if st.st_mode & 0o077:
+        mode = stat.S_IMODE(st.st_mode)
+        raise InvalidArgumentError(
+            f"{what} {p} is readable or writable by others (mode {mode:o}); chmod 600 it"
+        )
+    try:
+        return p.read_text(encoding="ascii")
+    except UnicodeDecodeError as exc:
+        raise InvalidArgumentError(f"{what} {p} is not ASCII <id>:<base64> lines") from exc
 
 
 class KeyRing:
@@ -104,22 +125,7 @@ class KeyRing:
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> KeyRing:
         """Keys from a file that only its owner may read or write (mode 0600 or stricter)."""
-        p = Path(path)
-        try:
-            st = p.stat()
-        except OSError as exc:
-            raise InvalidArgumentError(f"key file {p} cannot be read: {exc.strerror}") from exc
-        if not stat.S_ISREG(st.st_mode):
-            raise InvalidArgumentError(f"key file {p} is not a regular file")
-        if st.st_mode & 0o077:
-            mode = stat.S_IMODE(st.st_mode)
-            raise InvalidArgumentError(
-                f"key file {p} is readable or writable by others (mode {mode:o}); chmod 600 it"
-            )
-        try:
-            return cls.parse(p.read_text(encoding="ascii"))
-        except UnicodeDecodeError as exc:
-            raise InvalidArgumentError(f"key file {p} is not ASCII <id>:<base64> lines") from exc
+        return cls.parse(read_owner_only_text(path, "key file"))
 
     def seal(self, plaintext: bytes, associated: bytes = b"") -> bytes:
         """Encrypt and authenticate ``plaintext`` (and ``associated``) with the current key."""
