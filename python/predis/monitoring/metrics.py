@@ -377,6 +377,14 @@ CATALOGUE: dict[str, MetricDef] = _defs(
             "ab-stopped, promoted, watch-passed, rollback, error) since the source was added.",
             ("loop", "kind"),
         ),
+        (
+            "predis_mlops_loop_state",
+            "gauge",
+            "",
+            "1 for the MLOps loop's current state (serving, training, testing, watching), "
+            "0 for the others.",
+            ("loop", "state"),
+        ),
         # ---- MLOps: access-log collector ----
         (
             "predis_collector_events_total",

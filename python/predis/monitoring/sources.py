@@ -365,7 +365,13 @@ class ABTestSource:
 class RetrainingSource:
     """A :class:`~predis.mlops.Retrainer`, or a whole :class:`~predis.mlops.MLOpsLoop`:
     retraining jobs by outcome, their durations, the latest one's end, and a count of the
-    loop's events by kind (promotions, rollbacks, ...) since the source was added."""
+    loop's events by kind (promotions, rollbacks, ...) since the source was added.
+
+    For a loop it also reads what the loop replaces as it goes (so a source bound to one
+    object would go stale): its state, its current hit/miss drift detector's mean, and the
+    router's per-arm counts during an A/B test or rollback watch (``test`` = the loop's
+    name; the arms are ``champion`` and ``challenger`` or ``holdback``; they restart from 0
+    when the roles change, which Prometheus treats as a counter reset)."""
 
     def __init__(self, target: Any, name: str) -> None:
         from predis.mlops.controller import MLOpsLoop  # noqa: PLC0415
@@ -373,7 +379,9 @@ class RetrainingSource:
         from predis.mlops.retraining import Retrainer  # noqa: PLC0415
 
         self.name = validate_block_name(name)
+        self.loop: Any = None
         if isinstance(target, MLOpsLoop):
+            self.loop = target
             self.retrainer = target.retrainer
         elif isinstance(target, Retrainer):
             self.retrainer = target
@@ -408,6 +416,32 @@ class RetrainingSource:
         with self._lock:
             events = dict(self._events)
         out += [sample("predis_mlops_events_total", n, {**c, "kind": k}) for k, n in events.items()]
+        if self.loop is not None:
+            out += self._loop_samples()
+        return out
+
+    def _loop_samples(self) -> list[Sample]:
+        from predis.mlops.controller import STATES  # noqa: PLC0415
+
+        loop = self.loop
+        state = str(loop.state).split(":")[0]
+        out = [
+            sample("predis_mlops_loop_state", float(s == state), {"loop": self.name, "state": s})
+            for s in STATES
+        ]
+        drift = {"detector": self.name, "kind": "performance", "statistic": "mean", "feature": ""}
+        out.append(sample("predis_drift_score", loop.detector.mean, drift))
+        roles = loop.router.roles
+        if roles.other is not None:
+            for arm, counts in (
+                ("champion", roles.champion_stats),
+                (str(roles.other_role), roles.other_stats),
+            ):
+                labels = {"test": self.name, "arm": arm}
+                out.append(sample("predis_abtest_requests_total", counts.requests, labels))
+                out.append(sample("predis_abtest_hits_total", counts.hits, labels))
+                if counts.requests:
+                    out.append(sample("predis_abtest_hit_ratio", counts.hit_rate, labels))
         return out
 
 
