@@ -113,7 +113,14 @@ def test_live_cache_trains_from_collector_segments_and_starts_a_test(tmp_path, z
         if name == "predis_abtest_requests_total" and dict(labels)["test"] == "acme"
     }
     assert set(arms) == {"champion", "challenger"}
-    assert sum(arms.values()) == roles.champion_stats.requests + roles.other_stats.requests > 0
+    test = (("test", "acme"),)
+    assert 0 <= after[("predis_abtest_p_value", test)] <= 1
+    states = [v for (name, labels), v in after.items() if name == "predis_abtest_decision"]
+    assert sorted(states) == [0, 0, 1]
+    # Read while the router still served: live counts, at most what the arms ended with.
+    assert sum(arms.values()) > 0
+    assert 0 < arms["champion"] <= roles.champion_stats.requests
+    assert 0 < arms["challenger"] <= roles.other_stats.requests
     assert len(collector.segments()) >= 3
     kinds = loop.events.kinds()
     assert kinds[:3] == ["retrain-started", "challenger-registered", "ab-started"], kinds

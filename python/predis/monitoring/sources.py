@@ -442,6 +442,17 @@ class RetrainingSource:
                 out.append(sample("predis_abtest_hits_total", counts.hits, labels))
                 if counts.requests:
                     out.append(sample("predis_abtest_hit_ratio", counts.hit_rate, labels))
+        experiment = loop.experiment
+        if experiment is not None:
+            # The sequential test as of the loop's latest look (every decide_every requests).
+            seq = experiment.sequential()
+            test = {"test": self.name}
+            out.append(sample("predis_abtest_p_value", seq.p_value, test))
+            verdict = seq.winner if seq.decided and seq.winner else "undecided"
+            for v in ("undecided", "champion", "challenger"):
+                out.append(
+                    sample("predis_abtest_decision", float(v == verdict), {**test, "state": v})
+                )
         return out
 
 
