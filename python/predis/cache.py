@@ -218,6 +218,12 @@ class Cache:
             float(sample_rate),
         )
         self.latency_sampling = latency_sampling
+        # Fixed for the table's life; kept here so the drain paths (the collector, the
+        # prefetch loop) need not build a whole stats() dict to read them.
+        fixed = self._core.stats()
+        self._capacity_bytes = int(fixed["capacity_bytes"])
+        self._max_items = int(fixed["max_items"])
+        self._log_capacity = int(fixed["log_capacity"])
         self.policy = policy
         self.default_ttl = ttl
         self._prefetch: PrefetchRuntime | None = None  # set before the publisher reads stats
@@ -293,12 +299,12 @@ class Cache:
     @property
     def capacity_bytes(self) -> int:
         """The capacity in bytes."""
-        return int(self._core.stats()["capacity_bytes"])
+        return self._capacity_bytes
 
     @property
     def max_items(self) -> int:
         """The most entries kept."""
-        return int(self._core.stats()["max_items"])
+        return self._max_items
 
     @property
     def sample_rate(self) -> float:
@@ -468,7 +474,7 @@ class Cache:
     def drain_events(self, max_events: int | None = None) -> np.ndarray:
         """Pop up to ``max_events`` logged access events (default: the ring's capacity)
         as a structured array of :data:`predis.access_log.EVENT_DTYPE`, oldest first."""
-        capacity = self._core.stats()["log_capacity"]
+        capacity = self._log_capacity
         # The ring never holds more than its capacity, so a larger request changes nothing.
         limit = capacity if max_events is None else _check_int("max_events", max_events, 0)
         limit = min(limit, capacity)
@@ -485,7 +491,7 @@ class Cache:
 
     def _drain_native(self, limit: int | None = None) -> np.ndarray:
         if limit is None:
-            limit = self._core.stats()["log_capacity"]
+            limit = self._log_capacity
         out = np.empty(limit, dtype=EVENT_DTYPE)
         n = self._core.drain_events_into(out)
         return out[:n]
