@@ -26,6 +26,21 @@ def test_adwin_updates(benchmark):
     benchmark.pedantic(run, rounds=3, iterations=1)
 
 
+def test_adwin_update_many(benchmark):
+    """The same bits fed as the loop feeds them: update_many per batch of 16 requests."""
+    benchmark.group = "drift: 100,000 stream updates"
+    benchmark.extra_info["updates_per_round"] = len(BITS)
+    arr = np.array(BITS, dtype=bool)
+    chunks = [arr[i : i + 16] for i in range(0, len(arr), 16)]
+
+    def run() -> None:
+        d = StreamDriftDetector("hit")
+        for c in chunks:
+            d.update_many(c)
+
+    benchmark.pedantic(run, rounds=3, iterations=1)
+
+
 def test_running_mean_peer(benchmark):
     benchmark.group = "drift: 100,000 stream updates"
     benchmark.extra_info["updates_per_round"] = len(BITS)

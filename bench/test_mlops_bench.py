@@ -181,3 +181,105 @@ def test_sync_cost_of_a_retraining_trigger(benchmark, idle_loop):
         r._queue.get_nowait()
     r._busy.clear()
     time.sleep(0)
+
+
+# ---- the loop's own CPU per request, side by side (the steadier measurement) ----
+
+CPU_REQUESTS = int(os.environ.get("PREDIS_BENCH_MLOPS_CPU_REQUESTS", "96000"))
+CPU_BATCH = 16  # the prefetcher's batch (TRAIN.batch_size): one propose() per 16 requests
+CPU_BLOCK = 250  # batches per timed block; blocks of the two peers alternate ABBA
+
+
+def _demand_batches(n: int) -> tuple[Cache, list[tuple[np.ndarray, np.ndarray]]]:
+    """Batches of demand keys and their hits, from the keys through a plain LRU cache."""
+    cache = Cache(1 << 20, max_items=ITEMS)
+    out = []
+    for start in range(0, n, CPU_BATCH):
+        chunk = np.ascontiguousarray(KEYS[start : start + CPU_BATCH])
+        found = cache.mget_arrays(chunk)[2]
+        if (~found).any():
+            cache.mput(chunk[~found], np.zeros((int((~found).sum()), 8), dtype=np.uint8))
+        out.append((chunk, found.copy()))
+    return cache, out
+
+
+@pytest.mark.parametrize("config", ["serving", "ab"])
+def test_loop_cpu_per_request(benchmark, model, config):
+    """CPU time of one thread per request: the loop's router and listeners (drift, window,
+    schedule, per-arm counts, the A/B split and the second arm) against the champion's
+    LearnedPrefetcher alone, on the same batches, in alternating blocks; and, beside them,
+    the host's own single-key get and the collector's cost per access event. A thread's CPU
+    time does not count the time the VM's other tenants take, so these differences are
+    steadier than throughput ratios."""
+    benchmark.group = "mlops: CPU per request, side by side"
+    n = CPU_REQUESTS if not benchmark.disabled else 4 * CPU_BLOCK * CPU_BATCH
+    cache, batches = _demand_batches(n)
+    cached = cache.mcontains
+    alone = LearnedPrefetcher(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        reg = ModelRegistry(os.path.join(tmp, "models"), "acme")
+        reg.register(model.to_bytes(), feature_schema=FEATURE_NAMES, training_window=(0, 1))
+        reg.promote(1, actor="bench", reason="champion")
+        config_ = LoopConfig(
+            retrain=RetrainConfig(train=TRAIN, cache_items=ITEMS),
+            ab=ABConfig(challenger_share=0.5, max_requests=10**9),
+            drift_warmup=10**9,
+        )
+        loop = MLOpsLoop(reg, config_)
+        if config == "ab":
+            loop.router.start_test(LearnedPrefetcher(model), 0.5)
+        peers = {"alone": alone.propose, "loop": loop.router.propose}
+
+        def run() -> dict[str, object]:
+            took = {"alone": 0.0, "loop": 0.0}
+            blocks = [batches[i : i + CPU_BLOCK] for i in range(0, len(batches), CPU_BLOCK)]
+            for j, block in enumerate(blocks):
+                order = ("alone", "loop") if j % 2 == 0 else ("loop", "alone")
+                for name in order:
+                    propose = peers[name]
+                    t0 = time.thread_time()
+                    for keys, hits in block:
+                        propose(keys, hits, cached)
+                    took[name] += time.thread_time() - t0
+            requests = sum(len(k) for k, _ in batches)
+            # The host's own work per request: single-key gets of the same keys.
+            get = cache.get
+            keys_list = KEYS[:requests].tolist()
+            t0 = time.thread_time()
+            for k in keys_list:
+                get(k)
+            host_get = (time.thread_time() - t0) / requests
+            # The collector's cost per event (it runs on its own thread in the loop).
+            logged = Cache(1 << 20, max_items=ITEMS, access_log_capacity=1 << 17)
+            keyring = KeyRing.parse(generate_key_line("bench"))
+            collector = Collector(logged, os.path.join(tmp, "seg"), "acme", keyring)
+            events = min(requests, 1 << 17)
+            for k in keys_list[:events]:
+                logged.get(k)
+            t0 = time.thread_time()
+            drained = 0
+            while drained < events:
+                got = collector.drain_once()
+                if not got:
+                    break
+                drained += got
+            collector.flush()
+            collector_per_event = (time.thread_time() - t0) / max(drained, 1)
+            collector.close()
+            per_req = {k: v / requests for k, v in took.items()}
+            loop_cost = per_req["loop"] - per_req["alone"]
+            host = host_get + per_req["alone"]  # the host's CPU per request with prefetching
+            return {
+                "requests": requests,
+                "alone_us_per_request": per_req["alone"] * 1e6,
+                "loop_us_per_request": per_req["loop"] * 1e6,
+                "router_and_listeners_us_per_request": loop_cost * 1e6,
+                "host_get_us_per_request": host_get * 1e6,
+                "collector_us_per_event": collector_per_event * 1e6,
+                "loop_share_of_host_cpu": loop_cost / host,
+                "loop_and_collector_share_of_host_cpu": (loop_cost + collector_per_event) / host,
+            }
+
+        result = benchmark.pedantic(run, rounds=1, iterations=1)
+        benchmark.extra_info.update(result)
+        loop.close()

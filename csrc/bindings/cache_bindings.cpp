@@ -439,6 +439,16 @@ class CoreCache {
     d["events_dropped"] = s.events_dropped;
     d["events_pending"] = s.events_pending;
     d["log_capacity"] = s.log_capacity;
+    d["latency_period"] = s.latency_period;
+    // op -> (per-bucket counts, not cumulative; sum of the timed durations in ns)
+    py::dict latency;
+    for (std::size_t i = 0; i < kNumOps; ++i) {
+      const LatencyHistogram& h = s.latency[i];
+      py::list counts(kLatencyBuckets);
+      for (std::size_t b = 0; b < kLatencyBuckets; ++b) counts[b] = h.counts[b];
+      latency[kOpNames[i]] = py::make_tuple(counts, h.sum_ns);
+    }
+    d["latency"] = latency;
     return d;
   }
 
@@ -492,6 +502,14 @@ class CoreCache {
 }  // namespace
 
 void register_cache(py::module_& m) {
+  // The finite upper bounds (ns) of the latency buckets; the last bucket is +Inf.
+  py::list bounds;
+  for (std::size_t b = 0; b + 1 < kLatencyBuckets; ++b) bounds.append(latency_bucket_bound_ns(b));
+  m.attr("LATENCY_BUCKET_BOUNDS_NS") = py::tuple(bounds);
+  m.attr("DEFAULT_LATENCY_PERIOD") = kDefaultLatencyPeriod;
+  m.def(
+      "latency_bucket", [](uint64_t ns) { return latency_bucket(ns); }, py::arg("ns"),
+      "The latency-histogram bucket the core counts a duration of `ns` nanoseconds in.");
   m.def(
       "key_hash", [](const py::handle& key) { return convert_key(key.ptr()).key; }, py::arg("key"),
       "The 64-bit key the table stores for `key`: the int itself, or the documented hash of a "
@@ -527,6 +545,15 @@ void register_cache(py::module_& m) {
             if (!(r >= 0.0 && r <= 1.0))
               fail(ErrorKind::kInvalidArgument, "sample_rate must be in [0, 1]");
             c.table().set_sample_rate(r);
+          })
+      .def_property(
+          "latency_period", [](CoreCache& c) { return c.table().latency_period(); },
+          [](CoreCache& c, uint64_t period) {
+            if (period > (uint64_t{1} << 30) || (period & (period - 1)) != 0)
+              fail(ErrorKind::kInvalidArgument,
+                   "latency_sampling must be 0 (off) or a power of two up to 2**30, got " +
+                       std::to_string(period));
+            c.table().set_latency_period(static_cast<uint32_t>(period));
           })
       .def_property_readonly("manual_clock",
                              [](CoreCache& c) { return c.table().config().manual_clock; })

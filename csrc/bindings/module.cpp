@@ -6,11 +6,12 @@
 
 PYBIND11_MODULE(_core, m) {
   m.doc() =
-      "Predis native core: the cache table, access-log ring, prefetch candidate tracker and build "
-      "information.";
+      "Predis native core: the cache table, access-log ring, prefetch candidate tracker, the A/B "
+      "split hash and build information.";
   predis::bindings::register_errors(m);
   predis::bindings::register_build_info(m);
   predis::bindings::register_ring(m);
   predis::bindings::register_cache(m);
   predis::bindings::register_prefetch(m);
+  predis::bindings::register_split(m);
 }

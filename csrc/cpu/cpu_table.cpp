@@ -82,7 +82,13 @@ T peek(const T& word) noexcept {
 // Per-call scratch. Its destructor publishes the counters and pushes the sampled events, so
 // they are accounted for however the call ends (an exception included).
 struct CpuTable::CallLog {
-  CallLog(CpuTable& table, std::size_t expected) : table(table), enabled(table.log_.enabled()) {
+  // Kept in the call's scratch rather than in a timer object of its own, so the untimed
+  // path adds no value that stays live across a batch loop (see docs/benchmarks.md).
+  CallLog(CpuTable& table, std::size_t expected, Op op)
+      : table(table),
+        enabled(table.log_.enabled()),
+        op(op),
+        start_ns(table.stats_.sample_latency() ? latency_clock_ns() : 0) {
     // Never collect more than the ring can hold: the rest would be dropped anyway.
     limit = enabled ? std::min(expected, table.log_.capacity()) : 0;
     if (limit > 1) events.reserve(limit);
@@ -112,6 +118,8 @@ struct CpuTable::CallLog {
 
   CpuTable& table;
   bool enabled;
+  Op op;
+  uint64_t start_ns;  // when the call began, if it is timed; 0 if not
   std::size_t limit = 0;
   CounterDelta counters;
   std::vector<AccessEvent> events;
@@ -128,7 +136,8 @@ CpuTable::CpuTable(const TableConfig& config)
       arena_(record_size(kMaxKeyBytes, config.max_value_size),
              page_bytes_for(config.capacity_bytes)),
       clock_(config.manual_clock),
-      log_(config.log_capacity, config.sample_rate) {}
+      log_(config.log_capacity, config.sample_rate),
+      stats_(config.latency_period) {}
 
 CpuTable::~CpuTable() {
   // Records live in arena pages, which the arena frees wholesale.
@@ -332,6 +341,7 @@ void CpuTable::flush(CallLog& log) noexcept {
   log.counters.add(Counter::kEventsLogged, pushed);
   log.counters.add(Counter::kEventsDropped, n - pushed + log.overflow);
   stats_.add(log.counters);
+  if (__builtin_expect(log.start_ns != 0, 0)) stats_.finish_latency(log.op, log.start_ns);
 }
 
 template <class Body>
@@ -396,7 +406,7 @@ void CpuTable::for_each_pipelined(const KeyBatch& keys, Body&& body) {
 // ---- single keys ----
 
 bool CpuTable::get(const KeyRef& key, ValueSink& sink) {
-  CallLog log(*this, 1);
+  CallLog log(*this, 1, Op::kGet);
   const uint64_t now = clock_.now();
   const uint64_t tick = tick_.fetch_add(1, std::memory_order_relaxed);
   uint32_t size = 0;
@@ -411,13 +421,13 @@ bool CpuTable::get(const KeyRef& key, ValueSink& sink) {
 }
 
 bool CpuTable::contains(const KeyRef& key) {
-  CallLog log(*this, 0);
+  CallLog log(*this, 0, Op::kContains);
   const Placement p = place(key.key, key.kind, mask_);
   return lookup(key, p, clock_.now(), 0, false, log, [](const uint8_t*, uint32_t) {});
 }
 
 void CpuTable::put(const KeyRef& key, ValueRef value, uint64_t ttl_ns) {
-  CallLog log(*this, 1);
+  CallLog log(*this, 1, Op::kPut);
   const uint64_t now = clock_.now();
   const uint64_t tick = tick_.fetch_add(1, std::memory_order_relaxed);
   const Stored stored = store_value(key, value);
@@ -427,7 +437,7 @@ void CpuTable::put(const KeyRef& key, ValueRef value, uint64_t ttl_ns) {
 
 void CpuTable::put_prefetched(const KeyRef& key, ValueRef value, uint64_t ttl_ns,
                               double confidence) {
-  CallLog log(*this, 1);
+  CallLog log(*this, 1, Op::kPutPrefetched);
   const uint64_t now = clock_.now();
   const uint64_t tick = tick_.fetch_add(1, std::memory_order_relaxed);
   // A guess of confidence c ranks as if last used (1 - c) * (items + 1) operations ago: a
@@ -442,7 +452,7 @@ void CpuTable::put_prefetched(const KeyRef& key, ValueRef value, uint64_t ttl_ns
 }
 
 bool CpuTable::erase(const KeyRef& key) {
-  CallLog log(*this, 1);
+  CallLog log(*this, 1, Op::kDelete);
   const uint64_t now = clock_.now();
   const bool hit = remove(key, now, log);
   log.event(key, now, AccessOp::kDelete, hit, 0);
@@ -453,7 +463,7 @@ bool CpuTable::erase(const KeyRef& key) {
 
 void CpuTable::get_batch(const KeyBatch& keys, std::vector<uint8_t>& data, int64_t* offsets,
                          uint8_t* found) {
-  CallLog log(*this, keys.n);
+  CallLog log(*this, keys.n, Op::kGetBatch);
   const uint64_t now = clock_.now();
   const uint64_t tick = tick_.fetch_add(keys.n, std::memory_order_relaxed);
   offsets[0] = 0;
@@ -478,7 +488,7 @@ void CpuTable::get_batch(const KeyBatch& keys, std::vector<uint8_t>& data, int64
 
 std::size_t CpuTable::get_into(const KeyBatch& keys, uint8_t* out, std::size_t width,
                                uint8_t* found, uint32_t* lengths) {
-  CallLog log(*this, keys.n);
+  CallLog log(*this, keys.n, Op::kGetBatch);
   const uint64_t now = clock_.now();
   const uint64_t tick = tick_.fetch_add(keys.n, std::memory_order_relaxed);
   uint64_t hits = 0;
@@ -507,7 +517,7 @@ std::size_t CpuTable::get_into(const KeyBatch& keys, uint8_t* out, std::size_t w
 }
 
 void CpuTable::put_batch(const KeyBatch& keys, const ValueRef* values, uint64_t ttl_ns) {
-  CallLog log(*this, keys.n);
+  CallLog log(*this, keys.n, Op::kPutBatch);
   const uint64_t now = clock_.now();
   const uint64_t tick = tick_.fetch_add(keys.n, std::memory_order_relaxed);
   const uint64_t expiry = deadline(now, ttl_ns);
@@ -521,7 +531,7 @@ void CpuTable::put_batch(const KeyBatch& keys, const ValueRef* values, uint64_t 
 }
 
 std::size_t CpuTable::erase_batch(const KeyBatch& keys, uint8_t* erased) {
-  CallLog log(*this, keys.n);
+  CallLog log(*this, keys.n, Op::kDeleteBatch);
   const uint64_t now = clock_.now();
   std::size_t count = 0;
   for (std::size_t i = 0; i < keys.n; ++i) {
@@ -536,7 +546,7 @@ std::size_t CpuTable::erase_batch(const KeyBatch& keys, uint8_t* erased) {
 }
 
 void CpuTable::contains_batch(const KeyBatch& keys, uint8_t* out) {
-  CallLog log(*this, 0);
+  CallLog log(*this, 0, Op::kContainsBatch);
   const uint64_t now = clock_.now();
   for_each_pipelined(keys, [&](std::size_t i, const Placement& p) {
     out[i] = lookup(keys.at(i), p, now, 0, false, log, [](const uint8_t*, uint32_t) {}) ? 1 : 0;
@@ -572,6 +582,8 @@ StatsSnapshot CpuTable::stats() const {
   s.events_dropped = stats_.get(Counter::kEventsDropped);
   s.events_pending = log_.pending();
   s.log_capacity = log_.capacity();
+  s.latency_period = stats_.latency_period();
+  for (std::size_t i = 0; i < kNumOps; ++i) s.latency[i] = stats_.latency(static_cast<Op>(i));
   return s;
 }
 

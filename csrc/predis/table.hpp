@@ -2,6 +2,7 @@
 // place that picks a backend. Every pointer parameter notes its shape and memory.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -11,6 +12,7 @@
 #include "predis/access_log.hpp"
 #include "predis/bucket.hpp"
 #include "predis/hash.hpp"
+#include "predis/stats.hpp"
 
 namespace predis {
 
@@ -19,9 +21,10 @@ struct TableConfig {
   uint64_t max_items = 0;       // entries kept at most
   uint32_t max_value_size = 0;  // largest value accepted, bytes
   Policy policy = Policy::kLru;
-  bool manual_clock = false;           // time moves only through advance_time()
-  std::size_t log_capacity = 1 << 16;  // access-log ring slots
-  double sample_rate = 1.0;            // fraction of accesses logged
+  bool manual_clock = false;                        // time moves only through advance_time()
+  std::size_t log_capacity = 1 << 16;               // access-log ring slots
+  double sample_rate = 1.0;                         // fraction of accesses logged
+  uint32_t latency_period = kDefaultLatencyPeriod;  // 1 call in this many timed; 0: none
 };
 
 inline constexpr uint32_t kMaxKeyBytes = 65535;
@@ -68,6 +71,8 @@ struct StatsSnapshot {
   uint64_t hits, misses, inserts, updates, deletes, evictions, expirations;
   uint64_t items, bytes_used, capacity_bytes, max_items, bytes_reserved, table_bytes;
   uint64_t events_logged, events_dropped, events_pending, log_capacity;
+  uint64_t latency_period;
+  std::array<LatencyHistogram, kNumOps> latency;  // sampled call durations, per Op
 };
 
 class Table {
@@ -111,6 +116,10 @@ class Table {
   virtual std::size_t drain_events(AccessEvent* out, std::size_t max) = 0;  // out (max) host
   virtual void set_sample_rate(double rate) = 0;
   virtual double sample_rate() const noexcept = 0;
+
+  // Latency sampling: period is 0 (off) or a power of two (the caller validates).
+  virtual void set_latency_period(uint32_t period) = 0;
+  virtual uint32_t latency_period() const noexcept = 0;
 
   // Manual clock only.
   // False, and no change, if the clock would pass 2^64 - 1 ns.

@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ import numpy as np
 from predis import _core
 from predis.access_log import EVENT_DTYPE
 from predis.errors import InvalidArgumentError, InvalidValueError, LoaderError
+from predis.op_latency import OpLatency, op_latencies
 from predis.prefetch.base import Prefetcher
 from predis.prefetch.learned import LearnedPrefetcher
 from predis.prefetch.runtime import PrefetchRuntime
@@ -62,6 +63,10 @@ class CacheStats:
     events_pending: int
     log_capacity: int
     prefetch: PrefetchStats | None = None  # None when the cache does not prefetch
+    # Sampled call durations per operation type (see predis.op_latency); 1 call in
+    # latency_period was timed (0: timing off).
+    latency_period: int = 0
+    op_latency: Mapping[str, OpLatency] = field(default_factory=dict)
 
     @property
     def hit_ratio(self) -> float:
@@ -147,6 +152,9 @@ class Cache:
         stats_shm: publish the counters once a second into the shared-memory stats block of
             this name (1-63 letters, digits, ``_``, ``-``), for ``predis exporter`` to read
             from another process; see ``docs/monitoring.md``. None: no block.
+        latency_sampling: time 1 call in this many (per counter shard) into the per-operation
+            latency histograms of :meth:`stats` (``predis.op_latency``): 0 (off) or a power
+            of two up to 2**30. Settable later.
 
     Example:
         >>> import predis
@@ -175,6 +183,7 @@ class Cache:
         prefetcher: Prefetcher | None = None,
         prefetch_options: dict[str, Any] | None = None,
         stats_shm: str | None = None,
+        latency_sampling: int = _core.DEFAULT_LATENCY_PERIOD,
     ) -> None:
         capacity = _check_int("capacity_bytes", capacity_bytes, 1024)
         if max_items is None:
@@ -208,6 +217,13 @@ class Cache:
             _check_int("access_log_capacity", access_log_capacity, 2),
             float(sample_rate),
         )
+        self.latency_sampling = latency_sampling
+        # Fixed for the table's life; kept here so the drain paths (the collector, the
+        # prefetch loop) need not build a whole stats() dict to read them.
+        fixed = self._core.stats()
+        self._capacity_bytes = int(fixed["capacity_bytes"])
+        self._max_items = int(fixed["max_items"])
+        self._log_capacity = int(fixed["log_capacity"])
         self.policy = policy
         self.default_ttl = ttl
         self._prefetch: PrefetchRuntime | None = None  # set before the publisher reads stats
@@ -283,12 +299,12 @@ class Cache:
     @property
     def capacity_bytes(self) -> int:
         """The capacity in bytes."""
-        return int(self._core.stats()["capacity_bytes"])
+        return self._capacity_bytes
 
     @property
     def max_items(self) -> int:
         """The most entries kept."""
-        return int(self._core.stats()["max_items"])
+        return self._max_items
 
     @property
     def sample_rate(self) -> float:
@@ -304,6 +320,23 @@ class Cache:
                 "the prefetcher must see every access: close() it before lowering sample_rate"
             )
         self._core.sample_rate = float(rate)
+
+    @property
+    def latency_sampling(self) -> int:
+        """1 call in this many is timed into the latency histograms (0: off); settable."""
+        return int(self._core.latency_period)
+
+    @latency_sampling.setter
+    def latency_sampling(self, period: int) -> None:
+        if isinstance(period, bool) or not isinstance(period, int):
+            raise InvalidArgumentError(
+                f"latency_sampling must be an int (0 or a power of two), got {period!r}"
+            )
+        if period < 0 or period > 1 << 30 or period & (period - 1):
+            raise InvalidArgumentError(
+                f"latency_sampling must be 0 (off) or a power of two up to 2**30, got {period}"
+            )
+        self._core.latency_period = period
 
     # ---- single keys ----
 
@@ -432,14 +465,16 @@ class Cache:
     def stats(self) -> CacheStats:
         """A snapshot of the counters (with ``prefetch`` counters when prefetching)."""
         runtime = self._prefetch
+        raw = self._core.stats()
+        latency = op_latencies(raw.pop("latency"))
         return CacheStats(
-            **self._core.stats(), prefetch=None if runtime is None else runtime.stats()
+            **raw, prefetch=None if runtime is None else runtime.stats(), op_latency=latency
         )
 
     def drain_events(self, max_events: int | None = None) -> np.ndarray:
         """Pop up to ``max_events`` logged access events (default: the ring's capacity)
         as a structured array of :data:`predis.access_log.EVENT_DTYPE`, oldest first."""
-        capacity = self._core.stats()["log_capacity"]
+        capacity = self._log_capacity
         # The ring never holds more than its capacity, so a larger request changes nothing.
         limit = capacity if max_events is None else _check_int("max_events", max_events, 0)
         limit = min(limit, capacity)
@@ -456,7 +491,7 @@ class Cache:
 
     def _drain_native(self, limit: int | None = None) -> np.ndarray:
         if limit is None:
-            limit = self._core.stats()["log_capacity"]
+            limit = self._log_capacity
         out = np.empty(limit, dtype=EVENT_DTYPE)
         n = self._core.drain_events_into(out)
         return out[:n]

@@ -3,10 +3,14 @@ and a deterministic, keyed traffic split."""
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from predis import InvalidArgumentError
+from predis import InvalidArgumentError, _core
 from predis.mlops.abtest import MSPRT, TrafficSplit, two_proportion_ztest
 
 SECRET = bytes(range(32))  # a fixed test key, built rather than written as a literal
@@ -112,3 +116,59 @@ def test_split_is_deterministic_keyed_and_proportioned():
     assert 0.25 < (other != arms).mean() < 0.40  # independent splits disagree on ~32%
     assert split.arm("user:1") == split.arm(b"user:1")
     assert 0 <= split.bucket(2**64 - 1) < 10_000
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    secret=st.binary(min_size=1, max_size=64),
+    keys=st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=40),
+)
+def test_native_split_hash_is_hashlibs_blake2b(secret, keys):
+    native = _core.TrafficSplitHash(secret)
+    arr = np.array(keys, dtype=np.uint64)
+    for k in keys:
+        digest = hashlib.blake2b(k.to_bytes(8, "little"), key=secret, digest_size=8).digest()
+        assert native.digest(k) == int.from_bytes(digest, "little")
+    want = [
+        int.from_bytes(
+            hashlib.blake2b(k.to_bytes(8, "little"), key=secret, digest_size=8).digest(), "little"
+        )
+        % 10_000
+        for k in keys
+    ]
+    assert native.buckets(arr, 10_000).tolist() == want
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    secret=st.binary(min_size=16, max_size=64),
+    share=st.floats(0.01, 0.99),
+    keys=st.lists(st.integers(0, 2**64 - 1), max_size=60),
+)
+def test_split_arrays_match_the_per_key_arm(secret, share, keys):
+    split = TrafficSplit(secret, share)
+    arr = np.array(keys, dtype=np.uint64)
+    assert split.buckets(arr).tolist() == [split.bucket(k) for k in keys]
+    assert split.is_challenger(arr).tolist() == [split.arm(k) == "challenger" for k in keys]
+    assert split.is_challenger_u64(arr).tolist() == split.is_challenger(arr).tolist()
+
+
+def test_native_split_refuses_bad_input():
+    with pytest.raises(InvalidArgumentError, match="secret"):
+        _core.TrafficSplitHash(b"")
+    with pytest.raises(InvalidArgumentError, match="secret"):
+        _core.TrafficSplitHash(b"x" * 65)
+    h = _core.TrafficSplitHash(b"k" * 32)
+    with pytest.raises(InvalidArgumentError, match="1-D"):
+        h.buckets(np.zeros((2, 2), dtype=np.uint64), 10_000)
+    with pytest.raises(InvalidArgumentError, match="n_buckets"):
+        h.buckets(np.zeros(2, dtype=np.uint64), 0)
+    split = TrafficSplit(SECRET, 0.5)
+    with pytest.raises(InvalidArgumentError, match="int keys"):
+        split.buckets(np.array([-1, 2]))
+    with pytest.raises(InvalidArgumentError, match="int keys"):
+        split.buckets(np.array([0.5]))
+    assert split.buckets(np.array([3, 4], dtype=np.int64)).tolist() == [
+        split.bucket(3),
+        split.bucket(4),
+    ]

@@ -20,6 +20,7 @@ from predis.mlops import (
     RetrainConfig,
     SegmentWindow,
 )
+from predis.monitoring import Monitor
 from predis.prefetch import FEATURE_NAMES, TrainConfig, train_model
 from predis.security.crypto import KeyRing, generate_key_line
 from predis.sim import replay
@@ -71,6 +72,7 @@ def test_live_cache_trains_from_collector_segments_and_starts_a_test(tmp_path, z
     live = Cache(1 << 16, max_items=CACHE, loader=load, prefetcher=loop.router)
     collector = Collector(live, tmp_path / "seg", "acme", keys, segment_events=4_000)
     collectors.append(collector)
+    monitor = Monitor().add_retraining(loop, "acme")
     demand = sessions(14_000, seed=21)
     with loop, live:
         deadline = time.monotonic() + 120  # waits for background threads, not timing checks
@@ -85,7 +87,40 @@ def test_live_cache_trains_from_collector_segments_and_starts_a_test(tmp_path, z
         assert loop.wait_idle(300)
         state = loop.state
         roles = loop.router.roles
+        metrics = {(m.metric.name, m.labels): m.value for m in monitor.collect()}
+        for k in demand[:640].tolist():  # traffic for both arms of the test
+            live.get(k)
+        deadline = time.monotonic() + 60
+        while loop.router.requests < len(demand) + 600 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        after = {(m.metric.name, m.labels): m.value for m in monitor.collect()}
     collector.close()
+    loop_label = (("loop", "acme"),)
+
+    def got(name: str, **labels: str) -> float | None:
+        return metrics.get((name, loop_label + tuple(labels.items())))
+
+    assert got("predis_mlops_loop_state", state="testing") == 1
+    assert got("predis_mlops_loop_state", state="serving") == 0
+    assert got("predis_retraining_runs_total", outcome="registered") == 1
+    assert got("predis_mlops_events_total", kind="ab-started") == 1
+    assert got("predis_retraining_in_progress") == 0
+    drift = (("detector", "acme"), ("kind", "performance"), ("statistic", "mean"), ("feature", ""))
+    assert metrics[("predis_drift_score", drift)] == pytest.approx(loop.detector.mean)
+    arms = {
+        dict(labels)["arm"]: v
+        for (name, labels), v in after.items()
+        if name == "predis_abtest_requests_total" and dict(labels)["test"] == "acme"
+    }
+    assert set(arms) == {"champion", "challenger"}
+    test = (("test", "acme"),)
+    assert 0 <= after[("predis_abtest_p_value", test)] <= 1
+    states = [v for (name, labels), v in after.items() if name == "predis_abtest_decision"]
+    assert sorted(states) == [0, 0, 1]
+    # Read while the router still served: live counts, at most what the arms ended with.
+    assert sum(arms.values()) > 0
+    assert 0 < arms["champion"] <= roles.champion_stats.requests
+    assert 0 < arms["challenger"] <= roles.other_stats.requests
     assert len(collector.segments()) >= 3
     kinds = loop.events.kinds()
     assert kinds[:3] == ["retrain-started", "challenger-registered", "ab-started"], kinds

@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from predis import InvalidArgumentError
 from predis.mlops.drift import (
@@ -56,6 +58,42 @@ def test_stream_detector_finds_a_shift_and_stays_quiet_otherwise():
     assert events[0].kind == "performance"
     assert 5_000 < events[0].position < 6_000
     assert events[0].statistics["mean"] > 0.3
+
+
+def _stream_state(d: StreamDriftDetector) -> tuple:
+    return (d._position, d._quiet, d.drift_detected, d.mean, d._adwin.width)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    phases=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=4),
+    chunk=st.integers(1, 700),
+    cooldown=st.integers(0, 3_000),
+    retrain_at=st.integers(0, 8),
+)
+def test_batched_updates_equal_bit_by_bit_updates(seed, phases, chunk, cooldown, retrain_at):
+    """update_many's fast path gives the same detections, events and state as update()."""
+    rng = np.random.default_rng(seed)
+    bits = np.concatenate([rng.random(1_500) < p for p in phases])
+    fast, slow = (StreamDriftDetector("hit", cooldown_updates=cooldown) for _ in range(2))
+    got_fast: list = []
+    got_slow: list = []
+    fast.subscribe(got_fast.append)
+    slow.subscribe(got_slow.append)
+    for n, start in enumerate(range(0, len(bits), chunk)):
+        if n == retrain_at:
+            fast.notify_retrained()
+            slow.notify_retrained()
+        part = bits[start : start + chunk]
+        want = False
+        for b in part.tolist():
+            want |= slow.update(b).drift_detected
+        assert fast.update_many(part) == want
+        assert _stream_state(fast) == _stream_state(slow)
+    assert [(e.position, e.statistics) for e in got_fast] == [
+        (e.position, e.statistics) for e in got_slow
+    ]
 
 
 def test_stream_cooldown_after_retrain():

@@ -178,6 +178,12 @@ def test_manual_trigger_registers_a_validated_challenger(tmp_path, zipf_model):
     assert PrefetchModel.from_bytes(raw).threshold < 1.0
     assert [h["action"] for h in reg.history()][-2:] == ["register", "promote-challenger"]
     assert r.events.kinds() == ["retrain-started", "challenger-registered"]
+    st = r.stats()
+    assert st.runs == {"registered": 1, "rejected": 0, "failed": 0}
+    assert st.duration_buckets[-1][1] == 1
+    assert st.duration_seconds_total > 0
+    assert st.last_run_unix is not None
+    assert not st.busy
 
 
 def test_a_failing_challenger_is_recorded_and_dropped(tmp_path, zipf_model):
@@ -199,6 +205,7 @@ def test_a_failing_challenger_is_recorded_and_dropped(tmp_path, zipf_model):
     assert r.events.kinds() == ["retrain-started", "validation-failed"]
     assert r.outcomes[0].registered is None
     assert r.outcomes[0].model is not None
+    assert r.stats().runs == {"registered": 0, "rejected": 1, "failed": 0}
 
 
 def test_busy_and_short_windows(tmp_path, zipf_model):
@@ -211,11 +218,18 @@ def test_busy_and_short_windows(tmp_path, zipf_model):
     assert not r.trigger("second")
     assert r.busy
     assert r.skipped == 1
+    assert r.stats().last_run_unix is None
+    assert r.stats().busy
     r.start()
     try:
         assert r.wait_idle(60)
     finally:
         r.close()
+    st = r.stats()
+    assert st.runs == {"registered": 0, "rejected": 0, "failed": 1}
+    assert st.skipped == 1
+    assert st.duration_buckets[-1][1] == 1
+    assert st.last_run_unix is not None
     assert r.events.kinds() == ["retrain-failed", "retrain-skipped"]
     assert "min_window" in r.events.events("retrain-failed")[0].message
     assert reg.list_versions() == [1]

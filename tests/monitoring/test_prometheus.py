@@ -7,6 +7,7 @@ import base64
 import math
 import os
 import secrets
+import time
 import urllib.error
 import urllib.request
 from dataclasses import replace
@@ -94,6 +95,77 @@ def test_metrics_match_known_activity():
     # Absent, not zero: this machine has no usable GPU, and no prefetcher is attached.
     assert not any(name.startswith("predis_gpu_") for name, _ in s)
     assert not any(name.startswith("predis_prefetch_") for name, _ in s)
+
+
+def test_op_latency_histograms_match_known_activity():
+    cache = predis.Cache(capacity_bytes=1 << 20, latency_sampling=1)
+    for k in range(30):
+        cache.put(k, b"v")
+    for k in range(45):
+        cache.get(k)
+    cache.mget(list(range(10)))
+    cache.delete(1)
+    with serve(cache, port=0, name="lat", gpu=False) as server:
+        s = scrape(server.url)
+    assert value(s, "predis_op_duration_sampling_period", cache="lat") == 1
+    for op, n in (("get", 45), ("put", 30), ("delete", 1), ("get_batch", 1), ("contains", 0)):
+        assert value(s, "predis_op_duration_seconds_count", cache="lat", op=op) == n
+        assert value(s, "predis_op_duration_seconds_bucket", cache="lat", op=op, le="+Inf") == n
+        assert (value(s, "predis_op_duration_seconds_sum", cache="lat", op=op) > 0) == (n > 0)
+    # Cumulative and non-decreasing over the bounds, which are powers of two of ns.
+    les = sorted(
+        (float(dict(labels)["le"]), v)
+        for (name, labels), v in s.items()
+        if name == "predis_op_duration_seconds_bucket" and dict(labels)["op"] == "get"
+    )
+    assert [v for _, v in les] == sorted(v for _, v in les)
+    assert les[0][0] == pytest.approx(64e-9)
+    cache.latency_sampling = 0
+    cache.get(1)
+    reg = registry_for(Monitor().add_cache(cache, "lat"))
+    labels = {"cache": "lat", "op": "get"}
+    assert reg.get_sample_value("predis_op_duration_seconds_count", labels) == 45
+    assert reg.get_sample_value("predis_op_duration_sampling_period", {"cache": "lat"}) == 0
+
+
+def test_retraining_source(tmp_path):
+    from predis.mlops import DemandWindow, ModelRegistry, RetrainConfig, Retrainer
+
+    reg = ModelRegistry(tmp_path / "reg", "acme")
+    window = DemandWindow(100_000)
+    window.extend(np.arange(500, dtype=np.uint64))  # below min_window: the job fails
+    r = Retrainer(reg, window, RetrainConfig())
+    monitor = Monitor().add_retraining(r, "acme")
+    reg_prom = registry_for(monitor)
+    c = {"loop": "acme"}
+    assert reg_prom.get_sample_value("predis_retraining_last_run_timestamp_seconds", c) is None
+    before = time.time()
+    assert r.trigger("first")
+    assert not r.trigger("second")  # skipped: the first is queued
+    assert reg_prom.get_sample_value("predis_retraining_in_progress", c) == 1
+    r.start()
+    try:
+        assert r.wait_idle(60)
+    finally:
+        r.close()
+
+    def runs(outcome: str) -> float | None:
+        return reg_prom.get_sample_value("predis_retraining_runs_total", {**c, "outcome": outcome})
+
+    assert (runs("registered"), runs("rejected"), runs("failed"), runs("skipped")) == (0, 0, 1, 1)
+    assert reg_prom.get_sample_value("predis_retraining_duration_seconds_count", c) == 1
+    assert reg_prom.get_sample_value("predis_retraining_in_progress", c) == 0
+    last = reg_prom.get_sample_value("predis_retraining_last_run_timestamp_seconds", c)
+    assert last is not None
+    assert before <= last <= time.time()
+    kind = {**c, "kind": "retrain-failed"}
+    assert reg_prom.get_sample_value("predis_mlops_events_total", kind) == 1
+    kind = {**c, "kind": "retrain-skipped"}
+    assert reg_prom.get_sample_value("predis_mlops_events_total", kind) == 1
+    kind = {**c, "kind": "promoted"}
+    assert reg_prom.get_sample_value("predis_mlops_events_total", kind) == 0
+    with pytest.raises(InvalidArgumentError, match="MLOpsLoop or Retrainer"):
+        Monitor().add_retraining(object(), "x")
 
 
 def test_evictions_are_counted():

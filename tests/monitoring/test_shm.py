@@ -63,6 +63,28 @@ def test_collected_cache_closes_its_block(block_name):
     assert not segment_path(block_name).exists()
 
 
+def test_op_latency_round_trip(block_name):
+    cache = predis.Cache(capacity_bytes=1 << 20, stats_shm=block_name, latency_sampling=1)
+    try:
+        for k in range(25):
+            cache.put(k, b"v")
+        for k in range(40):
+            cache.get(k)
+        cache.mget([1, 2, 3])
+        cache._stats_publisher.publish()
+        r = read_block(block_name)
+        local = cache.stats()
+        assert r.latency_period == 1
+        assert r.op_latency["get"].count == 40
+        assert r.op_latency["put"].count == 25
+        assert r.op_latency["get_batch"].count == 1
+        for op, h in local.op_latency.items():
+            assert r.op_latency[op].counts == h.counts
+            assert r.op_latency[op].sum_seconds == pytest.approx(h.sum_seconds, abs=1e-9)
+    finally:
+        cache.close()
+
+
 def test_prefetch_section_round_trip(block_name):
     prefetch = SimpleNamespace(
         issued=5,
@@ -121,7 +143,8 @@ def corrupt(raw: bytes, offset: int, data: bytes, fix_crc: bool = True) -> bytes
     ("offset", "data", "fix_crc", "message"),
     [
         (0, b"NOTSTATS", True, "bad magic"),
-        (8, struct.pack("<I", 2), True, "version 2 is not supported"),
+        (8, struct.pack("<I", 1), True, "version 1 is not supported"),
+        (8, struct.pack("<I", 3), True, "version 3 is not supported"),
         (12, struct.pack("<I", 512), True, "declares 512 bytes"),
         (16, struct.pack("<Q", 3), True, "being written"),
         (24, struct.pack("<I", 9), True, "unknown state"),
@@ -130,6 +153,8 @@ def corrupt(raw: bytes, offset: int, data: bytes, fix_crc: bool = True) -> bytes
         (80, b"\xff\xfe" + b"\0" * 62, True, "not UTF-8"),
         (72, struct.pack("<Q", 0), True, "publish interval"),
         (328, struct.pack("<Q", 7), True, "prefetch flag"),
+        (656, struct.pack("<Q", 3), True, "latency period"),
+        (656, struct.pack("<Q", 1 << 31), True, "latency period"),
     ],
 )
 def test_hostile_blocks_are_refused(offset, data, fix_crc, message):

@@ -25,7 +25,7 @@ HOST = textwrap.dedent(
 
     caches = []
     for name in sys.argv[1:]:
-        c = predis.Cache(capacity_bytes=1 << 20, stats_shm=name)
+        c = predis.Cache(capacity_bytes=1 << 20, stats_shm=name, latency_sampling=1)
         n = len(name) % 7 + 3  # a per-cache number of puts, so the labels cannot mix
         for k in range(n):
             c.put(k, b"value")
@@ -110,6 +110,12 @@ def test_sidecar_serves_several_hosts_and_reports_them_gone(block_name):
             assert value(s, "predis_commands_total", cache=n, cmd="put") == puts_for(n)
             assert value(s, "predis_hit_ratio", cache=n) == 0.5
             assert value(s, "predis_stats_block_age_seconds", cache=n) >= 0
+            # Every call timed in the host (sampling 1), read through the stats block.
+            assert value(s, "predis_op_duration_sampling_period", cache=n) == 1
+            get_count = value(s, "predis_op_duration_seconds_count", cache=n, op="get")
+            assert get_count == 2 * puts_for(n)
+            put_count = value(s, "predis_op_duration_seconds_count", cache=n, op="put")
+            assert put_count == puts_for(n)
         host_a.send_signal(signal.SIGKILL)  # no clean-up: the block stays, the pid is gone
         host_a.wait(timeout=30)
         wait_for(lambda: value(scrape(url), "predis_up", cache=a) == 0, "up 0 for a dead host")

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from predis import _core
 from predis.errors import InvalidArgumentError
 
 __all__ = ["MSPRT", "ArmCounts", "MSPRTResult", "TrafficSplit", "two_proportion_ztest"]
@@ -71,6 +72,9 @@ class TrafficSplit:
         self._secret = secret
         self.challenger_share = float(challenger_share)
         self._cutoff = round(self.challenger_share * BUCKETS)
+        # The same keyed blake2b in C++ for whole uint64 arrays (GIL released): the router
+        # splits every batch of demand keys and candidates through it.
+        self._native = _core.TrafficSplitHash(secret)
 
     def bucket(self, key: int | bytes | str) -> int:
         """The key's bucket in 0..9,999."""
@@ -81,8 +85,25 @@ class TrafficSplit:
         """``"challenger"`` or ``"champion"``."""
         return "challenger" if self.bucket(key) < self._cutoff else "champion"
 
+    def buckets(self, keys: np.ndarray) -> np.ndarray:
+        """Every key's bucket, for an array of uint64 keys (a uint16 array; the same values
+        as :meth:`bucket`, computed natively)."""
+        arr = np.asarray(keys)
+        if arr.dtype != np.uint64:
+            if arr.size and (arr.dtype.kind not in "iu" or arr.min() < 0):
+                raise InvalidArgumentError("buckets() takes an array of int keys in [0, 2**64)")
+            arr = arr.astype(np.uint64)
+        return self._native.buckets(np.ascontiguousarray(arr.ravel()), BUCKETS)
+
+    def is_challenger_u64(self, keys: np.ndarray) -> np.ndarray:
+        """:meth:`is_challenger` for a C-contiguous uint64 array, without checks or copies
+        (the router's per-batch path)."""
+        return self._native.buckets(keys, BUCKETS) < self._cutoff
+
     def is_challenger(self, keys: Sequence[int | bytes | str] | np.ndarray) -> np.ndarray:
         """A bool array: which keys the challenger serves."""
+        if isinstance(keys, np.ndarray) and keys.dtype.kind in "iu":
+            return self.buckets(keys) < self._cutoff
         return np.fromiter((self.bucket(k) < self._cutoff for k in keys), dtype=bool)
 
 

@@ -219,6 +219,11 @@ class MLOpsLoop:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def experiment(self) -> ABTest | RollbackWatch | None:
+        """The A/B test or rollback watch under way, or None while serving or training."""
+        return self._test if self._test is not None else self._watch
+
     def wait_idle(self, timeout: float = 300.0) -> bool:
         """Wait until no training job and no action is queued or running (for replays and
         tests that step the stream in chunks); False on timeout."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from predis.errors import InvalidArgumentError
-from predis.mlops.abtest import MSPRT, two_proportion_ztest
+from predis.mlops.abtest import MSPRT, MSPRTResult, two_proportion_ztest
 
 __all__ = ["ABConfig", "ABTest", "ArmStats", "Decision", "RollbackWatch"]
 
@@ -176,6 +176,10 @@ class ABTest:
             )
         return None
 
+    def sequential(self) -> MSPRTResult:
+        """The sequential test's state as of the latest :meth:`decide` (for monitoring)."""
+        return self._msprt.result()
+
     def decide(self, champion: ArmStats, challenger: ArmStats) -> Decision:
         """The decision on the counts so far (cumulative ``ArmStats`` of each arm)."""
         m = self._msprt
@@ -236,6 +240,10 @@ class RollbackWatch:
             min_requests=config.min_requests,
             null_difference=-config.rollback_threshold,
         )
+
+    def sequential(self) -> MSPRTResult:
+        """The sequential test's state as of the latest :meth:`decide` (for monitoring)."""
+        return self._msprt.result()
 
     def decide(self, previous: ArmStats, new: ArmStats) -> Decision:
         """The watch's verdict on the counts so far."""

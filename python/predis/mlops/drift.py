@@ -174,10 +174,55 @@ class StreamDriftDetector(_Subscribers):
         return self
 
     def update_many(self, bits: Sequence[bool] | np.ndarray) -> bool:
-        """Feed many outcomes; True if any of them confirmed a change."""
+        """Feed many outcomes; True if any of them confirmed a change. The same result,
+        state and events as :meth:`update` on each bit in turn."""
+        values = (np.asarray(bits).ravel() != 0).astype(np.float64).tolist()
+        helper = getattr(self._adwin, "_helper", None)
+        if helper is None or not hasattr(self._adwin, "_drift_detected"):
+            any_drift = False  # another river layout: the general path
+            for v in values:
+                any_drift |= self.update(v).drift_detected
+            return any_drift
+        return self._update_fast(values)
+
+    def _update_fast(self, values: list[float]) -> bool:
+        # river's ADWIN.update is a Python method around its Cython helper: it resets the
+        # window on the update after a detection, then calls helper.update(x), which
+        # returns whether it detected. Calling the helper directly while nothing is
+        # detected skips a Python frame and two attribute writes per bit; a detection
+        # takes the general path for its bookkeeping, and the next bit goes through
+        # ADWIN.update (which resets) before the fast loop resumes on the new helper.
+        adwin = self._adwin
         any_drift = False
-        for b in np.asarray(bits).ravel().tolist():
-            any_drift |= self.update(b).drift_detected
+        i, n = 0, len(values)
+        while i < n:
+            if adwin.drift_detected:
+                self.update(values[i])
+                any_drift |= self._detected
+                i += 1
+                continue
+            step = adwin._helper.update
+            start = i
+            while i < n and not step(values[i]):
+                i += 1
+            ran = i - start  # bits that detected nothing
+            self._position += ran
+            self._quiet = max(0, self._quiet - ran)
+            if ran:
+                self._detected = False
+            if i < n:  # values[i] was fed and detected a change
+                adwin._drift_detected = True
+                self._position += 1
+                self._detected = self._quiet == 0
+                if self._quiet:
+                    self._quiet -= 1
+                if self._detected:
+                    any_drift = True
+                    stats = {"mean": float(adwin.estimation), "width": float(adwin.width)}
+                    self._emit(
+                        DriftEvent("performance", self.source, stats, "drift", self._position)
+                    )
+                i += 1
         return any_drift
 
     def notify_retrained(self) -> None:

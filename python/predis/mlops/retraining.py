@@ -55,13 +55,17 @@ from predis.mlops.registry import ModelMeta, ModelRegistry
 from predis.prefetch.features import FEATURE_NAMES, candidate_rows
 from predis.prefetch.learned import LearnedPrefetcher
 from predis.prefetch.model import ModelFormatError, PrefetchModel, TrainConfig, train_model
+from predis.prefetch.stats import LatencyHistogram
 from predis.security.crypto import KeyRing
 
 __all__ = [
+    "RETRAIN_BUCKETS_S",
+    "RUN_OUTCOMES",
     "DemandWindow",
     "RecentKeys",
     "RetrainConfig",
     "Retrainer",
+    "RetrainingStats",
     "SegmentWindow",
     "TrainingOutcome",
     "ValidationReport",
@@ -363,6 +367,43 @@ class TrainingOutcome:
     error: str | None = None
 
 
+#: Upper bounds (seconds) of the retraining-duration histogram; the last bucket is +inf.
+RETRAIN_BUCKETS_S: tuple[float, ...] = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
+#: How a retraining job ended: a challenger registered, dropped by the validation gate, or
+#: no challenger at all (too little data, training raised, stopped).
+RUN_OUTCOMES = ("registered", "rejected", "failed")
+
+
+def run_outcome(outcome: TrainingOutcome) -> str:
+    """The :data:`RUN_OUTCOMES` entry of one job."""
+    if outcome.registered is not None:
+        return "registered"
+    if outcome.report is not None and not outcome.report.passed:
+        return "rejected"
+    return "failed"
+
+
+@dataclass(frozen=True)
+class RetrainingStats:
+    """A snapshot of a :class:`Retrainer`'s jobs since it was created.
+
+    Attributes:
+        runs: finished jobs by :data:`RUN_OUTCOMES` entry.
+        skipped: triggers dropped because a job was queued or running.
+        duration_buckets: (upper bound s, cumulative count) pairs ending with (inf, jobs).
+        duration_seconds_total: summed job durations.
+        last_run_unix: wall-clock end of the latest job (None before the first).
+        busy: whether a job is queued or running now.
+    """
+
+    runs: dict[str, int]
+    skipped: int
+    duration_buckets: tuple[tuple[float, int], ...]
+    duration_seconds_total: float
+    last_run_unix: float | None
+    busy: bool
+
+
 class RecentKeys(Protocol):
     """Where the recent window comes from (:class:`DemandWindow`, :class:`SegmentWindow`)."""
 
@@ -421,6 +462,10 @@ class Retrainer:
         self._thread: threading.Thread | None = None
         self.outcomes: list[TrainingOutcome] = []
         self.skipped = 0
+        self._runs = dict.fromkeys(RUN_OUTCOMES, 0)
+        self._durations = LatencyHistogram(RETRAIN_BUCKETS_S)
+        self._last_run_unix: float | None = None
+        self._stats_lock = threading.Lock()
         self._last_train_time = time.monotonic()
         self._last_train_position = 0
 
@@ -502,12 +547,17 @@ class Retrainer:
                 )
                 self._done()
                 continue
+            started = time.monotonic()
             try:
                 outcome = self.run_job(reason, n, details)
             except Exception as exc:  # the worker outlives any job
                 log.exception("retraining job failed")
                 self.events.record("error", f"retraining job failed: {exc!r}", {}, self._position())
                 outcome = TrainingOutcome(reason, None, None, None, repr(exc))
+            self._durations.observe(time.monotonic() - started)
+            with self._stats_lock:
+                self._runs[run_outcome(outcome)] += 1
+                self._last_run_unix = time.time()
             self.outcomes.append(outcome)
             try:
                 if self._on_outcome is not None:
@@ -519,6 +569,13 @@ class Retrainer:
                 )
             finally:
                 self._done()
+
+    def stats(self) -> RetrainingStats:
+        """Jobs by outcome, their durations and the latest one's end (for monitoring)."""
+        buckets, _, total = self._durations.snapshot()
+        with self._stats_lock:
+            runs, last = dict(self._runs), self._last_run_unix
+        return RetrainingStats(runs, self.skipped, buckets, total, last, self.busy)
 
     def _done(self) -> None:
         with self._idle:

@@ -56,7 +56,6 @@ class Roles:
     split: TrafficSplit | None = None
     champion_stats: ArmStats = field(default_factory=ArmStats)
     other_stats: ArmStats = field(default_factory=ArmStats)
-    memo: dict[int, bool] = field(default_factory=dict)  # key -> in the other arm
 
 
 class ABRouter(Prefetcher):
@@ -66,8 +65,10 @@ class ABRouter(Prefetcher):
         champion: the champion's prefetcher.
         max_per_request: the prefetch budget per demand request, shared between the arms in
             proportion to their shares of the keys.
-        memo_size: keys whose arm is remembered (the split hashes each key with blake2b
-            once; the memo is cleared when full).
+
+    The per-batch work is kept off the Python interpreter where it can be: a batch's (and
+    its candidates') arms come from one native call of the split's keyed blake2b with the
+    GIL released, and the per-arm counts from numpy.
     """
 
     def __init__(
@@ -75,7 +76,6 @@ class ABRouter(Prefetcher):
         champion: LearnedPrefetcher,
         *,
         max_per_request: float = 2.0,
-        memo_size: int = 1 << 18,
     ) -> None:
         if not isinstance(champion, LearnedPrefetcher):
             raise InvalidArgumentError("champion must be a LearnedPrefetcher")
@@ -87,11 +87,8 @@ class ABRouter(Prefetcher):
             raise InvalidArgumentError(
                 f"max_per_request must be in (0, 64], got {max_per_request!r}"
             )
-        if isinstance(memo_size, bool) or not isinstance(memo_size, int) or memo_size < 1:
-            raise InvalidArgumentError(f"memo_size must be an int >= 1, got {memo_size!r}")
         self.batch_size = champion.batch_size
         self.max_per_request = float(max_per_request)
-        self._memo_size = memo_size
         champion.max_per_request = self.max_per_request
         self._roles = Roles(champion)
         self._change = threading.Lock()  # serialises role changes, not batches
@@ -180,19 +177,12 @@ class ABRouter(Prefetcher):
 
     # ---- serving ----
 
-    def _in_other(self, roles: Roles, keys: np.ndarray) -> np.ndarray:
-        memo, split = roles.memo, roles.split
+    @staticmethod
+    def _in_other(roles: Roles, keys: np.ndarray) -> np.ndarray:
+        split = roles.split
         if split is None:
             return np.zeros(len(keys), dtype=bool)
-        ids = keys.tolist()
-        arms = list(map(memo.get, ids))  # the common case: every key already known
-        if None in arms:
-            for i, v in enumerate(arms):
-                if v is None:
-                    if len(memo) >= self._memo_size:
-                        memo.clear()
-                    arms[i] = memo[ids[i]] = split.arm(ids[i]) == "challenger"
-        return np.array(arms, dtype=bool)
+        return split.is_challenger_u64(np.ascontiguousarray(keys, dtype=np.uint64))
 
     @staticmethod
     def _timed(
@@ -215,13 +205,20 @@ class ABRouter(Prefetcher):
             out, conf, batches, seconds, rows = self._timed(roles.champion, keys, hits, cached)
             s = roles.champion_stats
             s.requests += len(keys)
-            s.hits += int(hits.sum())
+            s.hits += int(np.count_nonzero(hits))
             s.proposals += len(out)
             s.inference_batches += batches
             s.inference_seconds += seconds
             self._account(batches, seconds, rows)
         else:
             other_keys = self._in_other(roles, keys)
+            n_other = int(np.count_nonzero(other_keys))
+            hits_other = int(np.count_nonzero(hits & other_keys))
+            n_hits = int(np.count_nonzero(hits))
+            counts = {
+                "champion": (len(keys) - n_other, n_hits - hits_other),
+                "other": (n_other, hits_other),
+            }
 
             def cached_champion(c: np.ndarray) -> np.ndarray:
                 return np.asarray(cached(c), dtype=bool) | self._in_other(roles, c)
@@ -230,13 +227,13 @@ class ABRouter(Prefetcher):
                 return np.asarray(cached(c), dtype=bool) | ~self._in_other(roles, c)
 
             parts = []
-            for p, stats, mine, fn in (
-                (roles.champion, roles.champion_stats, ~other_keys, cached_champion),
-                (roles.other, roles.other_stats, other_keys, cached_other),
+            for p, stats, arm, fn in (
+                (roles.champion, roles.champion_stats, "champion", cached_champion),
+                (roles.other, roles.other_stats, "other", cached_other),
             ):
                 got, conf, batches, seconds, rows = self._timed(p, keys, hits, fn)
-                stats.requests += int(mine.sum())
-                stats.hits += int(hits[mine].sum())
+                stats.requests += counts[arm][0]
+                stats.hits += counts[arm][1]
                 stats.proposals += len(got)
                 stats.inference_batches += batches
                 stats.inference_seconds += seconds

@@ -195,6 +195,21 @@ CATALOGUE: dict[str, MetricDef] = _defs(
             _C,
         ),
         ("predis_access_log_pending_events", "gauge", "", "Events waiting in the ring.", _C),
+        (
+            "predis_op_duration_seconds",
+            "histogram",
+            "seconds",
+            "Duration of sampled cache calls by operation (get, put, put_prefetched, delete, "
+            "contains, and the *_batch calls timed per call); counts are of timed calls only.",
+            ("cache", "op"),
+        ),
+        (
+            "predis_op_duration_sampling_period",
+            "gauge",
+            "",
+            "1 cache call in this many is timed into predis_op_duration_seconds (0: off).",
+            _C,
+        ),
         ("predis_access_log_capacity_events", "gauge", "", "Slots in the access-log ring.", _C),
         # ---- ML: prefetch ----
         ("predis_prefetch_issued_total", "counter", "", "Prefetch loads issued.", _C),
@@ -322,6 +337,53 @@ CATALOGUE: dict[str, MetricDef] = _defs(
             "",
             "1 for the test's current state (undecided, champion or challenger), 0 for the others.",
             ("test", "state"),
+        ),
+        # ---- MLOps: retraining ----
+        (
+            "predis_retraining_runs_total",
+            "counter",
+            "",
+            "Retraining jobs finished, by outcome: registered (passed the validation gate), "
+            "rejected (dropped by the gate), failed (no challenger: too little data, training "
+            "raised or was stopped); skipped counts triggers dropped while a job ran.",
+            ("loop", "outcome"),
+        ),
+        (
+            "predis_retraining_duration_seconds",
+            "histogram",
+            "seconds",
+            "Duration of one retraining job (training, validation and registration).",
+            ("loop",),
+        ),
+        (
+            "predis_retraining_last_run_timestamp_seconds",
+            "gauge",
+            "seconds",
+            "Unix time the latest retraining job ended; absent before the first.",
+            ("loop",),
+        ),
+        (
+            "predis_retraining_in_progress",
+            "gauge",
+            "",
+            "1 while a retraining job is queued or running, else 0.",
+            ("loop",),
+        ),
+        (
+            "predis_mlops_events_total",
+            "counter",
+            "",
+            "MLOps loop events by kind (drift, retrain-*, validation-failed, ab-started, "
+            "ab-stopped, promoted, watch-passed, rollback, error) since the source was added.",
+            ("loop", "kind"),
+        ),
+        (
+            "predis_mlops_loop_state",
+            "gauge",
+            "",
+            "1 for the MLOps loop's current state (serving, training, testing, watching), "
+            "0 for the others.",
+            ("loop", "state"),
         ),
         # ---- MLOps: access-log collector ----
         (

@@ -22,6 +22,7 @@ from predis.monitoring.sources import (
     DriftSource,
     GpuSource,
     RegistrySource,
+    RetrainingSource,
     Source,
 )
 
@@ -96,6 +97,11 @@ class Monitor:
     def add_abtest(self, test: Any, name: str) -> Monitor:
         """An :class:`~predis.mlops.MSPRT` A/B test."""
         return self.add_source(ABTestSource(test, name))
+
+    def add_retraining(self, target: Any, name: str) -> Monitor:
+        """A :class:`~predis.mlops.MLOpsLoop` or :class:`~predis.mlops.Retrainer`:
+        retraining runs by outcome, durations, last run, and the loop's events by kind."""
+        return self.add_source(RetrainingSource(target, name))
 
     def add_collector(self, collector: Any, name: str) -> Monitor:
         """An access-log :class:`~predis.mlops.Collector`."""

@@ -7,16 +7,16 @@ thread in the host copies that sum into the segment once per ``interval`` (defau
 a few microseconds a second, nothing on the request path, and the core and its bindings stay
 as they are. A scrape every 15 s or so never needs fresher numbers than one second old.
 
-**Layout, version 1** (little-endian, 1024 bytes; the file is ``/dev/shm/predis-stats.<name>``,
+**Layout, version 2** (little-endian, 4096 bytes; the file is ``/dev/shm/predis-stats.<name>``,
 mode 0600)::
 
     off  size  field
       0     8  magic            b"PRDSSTAT"
-      8     4  version          u32 = 1
-     12     4  block_size       u32 = 1024
+      8     4  version          u32 = 2
+     12     4  block_size       u32 = 4096
      16     8  seq              u64, odd while the host writes (a seqlock)
      24     4  state            u32: 1 running, 2 closed (the host shut down cleanly)
-     28     4  crc32            u32 over bytes [32, 1024)
+     28     4  crc32            u32 over bytes [32, 4096)
      32     8  pid              u64, the host's pid
      40     8  pid_ns           u64, inode of the host's pid namespace
      48     8  start_ticks      u64, the host process's start time (/proc/<pid>/stat field 22)
@@ -33,7 +33,14 @@ mode 0600)::
     384     8  inference_seconds_total  f64
     392     8  n_buckets        u64, at most 16
     400   256  buckets          16 x (f64 upper bound, u64 cumulative count)
-    656   368  reserved         zero
+    656     8  latency_period   u64, 1 cache call in this many is timed (0: off)
+    664  1944  op_latency       9 ops in the order of predis.op_latency.OPS, each 26 x u64
+                                per-bucket counts (not cumulative; bounds in
+                                predis.op_latency) then u64 sum of the timed durations, ns
+   2608  1488  reserved         zero
+
+Version 1 (1024 bytes, without the latency fields) is refused like any other version: the
+host and the exporter must run the same layout.
 
 A reader copies the whole block with one ``pread`` and accepts it only if the magic, version
 and size match, ``seq`` is even, the CRC matches and every field is in range; a copy torn by
@@ -65,6 +72,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from predis.errors import InvalidArgumentError, PredisError
+from predis.op_latency import LATENCY_BOUNDS_S, OPS, OpLatency
 
 if TYPE_CHECKING:
     from predis.cache import Cache
@@ -89,8 +97,8 @@ __all__ = [
 log = logging.getLogger("predis.monitoring")
 
 MAGIC = b"PRDSSTAT"
-VERSION = 1
-BLOCK_SIZE = 1024
+VERSION = 2
+BLOCK_SIZE = 4096
 PREFIX = "predis-stats."
 MAX_BUCKETS = 16
 STATE_RUNNING = 1
@@ -124,8 +132,17 @@ _BODY = struct.Struct(
 _BUCKET = struct.Struct("<dQ")
 _BODY_OFF = 32
 _BUCKETS_OFF = _BODY_OFF + _BODY.size
-_END = _BUCKETS_OFF + MAX_BUCKETS * _BUCKET.size
-if _HEAD.size != _BODY_OFF or _BUCKETS_OFF != 400 or _END != 656 or _END > BLOCK_SIZE:
+_LATENCY_OFF = _BUCKETS_OFF + MAX_BUCKETS * _BUCKET.size
+_N_LAT = len(LATENCY_BOUNDS_S) + 1  # buckets per op, +Inf included
+_LATENCY = struct.Struct("<Q" + ("Q" * _N_LAT + "Q") * len(OPS))
+_END = _LATENCY_OFF + _LATENCY.size
+if (
+    _HEAD.size != _BODY_OFF
+    or _BUCKETS_OFF != 400
+    or _LATENCY_OFF != 656
+    or _END != 2608
+    or _END > BLOCK_SIZE
+):
     raise ImportError("the stats block layout does not match its documentation")
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
@@ -232,6 +249,8 @@ class BlockReading:
     predis_version: str
     stats: dict[str, int]
     prefetch: PrefetchSnapshot | None
+    latency_period: int
+    op_latency: dict[str, OpLatency]
 
     @property
     def stale_after_s(self) -> float:
@@ -297,15 +316,25 @@ def _encode(
     for i, pair in enumerate(buckets):
         off = _BUCKETS_OFF - _BODY_OFF + i * _BUCKET.size
         _BUCKET.pack_into(body, off, float(pair[0]), int(pair[1]))
+    latency = getattr(stats, "op_latency", None) or {}
+    words = [min(max(int(getattr(stats, "latency_period", 0)), 0), _U64_MAX)]
+    for op in OPS:
+        h = latency.get(op)
+        if h is None:
+            words += [0] * (_N_LAT + 1)
+        else:
+            words += [min(max(int(c), 0), _U64_MAX) for c in h.counts]
+            words.append(min(max(round(h.sum_seconds * 1e9), 0), _U64_MAX))
+    _LATENCY.pack_into(body, _LATENCY_OFF - _BODY_OFF, *words)
     crc = zlib.crc32(body)
     return _HEAD.pack(MAGIC, VERSION, BLOCK_SIZE, seq, state, crc) + bytes(body)
 
 
 def decode_block(raw: bytes, expected_name: str | None = None) -> BlockReading:
     """Validate and decode one copy of a block; :class:`StatsBlockError` if it is not a
-    whole, consistent version-1 block."""
+    whole, consistent block of this version."""
     if len(raw) < BLOCK_SIZE:
-        raise StatsBlockError(f"stats block is {len(raw)} bytes; version 1 is {BLOCK_SIZE}")
+        raise StatsBlockError(f"stats block is {len(raw)} bytes; version {VERSION} is {BLOCK_SIZE}")
     magic, version, size, seq, state, crc = _HEAD.unpack_from(raw, 0)
     if magic != MAGIC:
         raise StatsBlockError("not a predis stats block (bad magic)")
@@ -315,7 +344,9 @@ def decode_block(raw: bytes, expected_name: str | None = None) -> BlockReading:
             "run the same predis version in the host and the exporter"
         )
     if size != BLOCK_SIZE:
-        raise StatsBlockError(f"stats block declares {size} bytes; version 1 is {BLOCK_SIZE}")
+        raise StatsBlockError(
+            f"stats block declares {size} bytes; version {VERSION} is {BLOCK_SIZE}"
+        )
     if seq % 2:
         raise StatsBlockError("stats block is being written (odd sequence)")
     if zlib.crc32(raw[_BODY_OFF:BLOCK_SIZE]) != crc:
@@ -364,6 +395,14 @@ def decode_block(raw: bytes, expected_name: str | None = None) -> BlockReading:
             inference_seconds_total=float(pf_seconds),
             inference_latency_buckets=tuple((float(b), int(c)) for b, c in buckets),
         )
+    words = _LATENCY.unpack_from(raw, _LATENCY_OFF)
+    latency_period = int(words[0])
+    if latency_period > 1 << 30 or latency_period & (latency_period - 1):
+        raise StatsBlockError(f"stats block has an invalid latency period {latency_period}")
+    op_latency = {}
+    for i, op in enumerate(OPS):
+        chunk = words[1 + i * (_N_LAT + 1) : 1 + (i + 1) * (_N_LAT + 1)]
+        op_latency[op] = OpLatency(tuple(int(c) for c in chunk[:-1]), chunk[-1] / 1e9)
     return BlockReading(
         name=name,
         state=state,
@@ -378,6 +417,8 @@ def decode_block(raw: bytes, expected_name: str | None = None) -> BlockReading:
         predis_version=pversion,
         stats=stats,
         prefetch=prefetch,
+        latency_period=latency_period,
+        op_latency=op_latency,
     )
 
 

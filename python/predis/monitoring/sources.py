@@ -27,8 +27,10 @@ __all__ = [
     "DriftSource",
     "GpuSource",
     "RegistrySource",
+    "RetrainingSource",
     "Source",
     "cache_samples",
+    "latency_samples",
     "prefetch_samples",
 ]
 
@@ -104,6 +106,17 @@ def cache_samples(name: str, stats: Any, rate: float | None) -> list[Sample]:
     return out
 
 
+def latency_samples(name: str, period: int, op_latency: Any) -> list[Sample]:
+    """Samples of one cache's sampled call durations (``op_latency``: op -> OpLatency).
+    Every op is exported, zero counts included, so its series do not come and go."""
+    c = {"cache": name}
+    out = [sample("predis_op_duration_sampling_period", period, c)]
+    for op, h in op_latency.items():
+        hist = HistogramValue(h.cumulative(), h.sum_seconds)
+        out.append(sample("predis_op_duration_seconds", hist, {"cache": name, "op": op}))
+    return out
+
+
 def _ops(stats: Any) -> int:
     return sum(int(_get(stats, f)) for f in ("hits", "misses", "inserts", "updates", "deletes"))
 
@@ -155,6 +168,7 @@ class CacheSource:
         }
         out = [sample("predis_up", 1, c), sample("predis_cache_info", 1, info)]
         out += cache_samples(self.name, stats, self._rate.update(_ops(stats)))
+        out += latency_samples(self.name, stats.latency_period, stats.op_latency)
         prefetch = getattr(stats, "prefetch", None)
         if prefetch is not None:
             out += prefetch_samples(self.name, prefetch)
@@ -195,6 +209,7 @@ class BlockSource:
         stats = reading.stats
         out = [sample("predis_up", 1, c), age, sample("predis_cache_info", 1, info)]
         out += cache_samples(self.name, stats, self._rate.update(_ops(stats)))
+        out += latency_samples(self.name, reading.latency_period, reading.op_latency)
         if reading.prefetch is not None:
             out += prefetch_samples(self.name, reading.prefetch)
         return out
@@ -350,6 +365,100 @@ class ABTestSource:
             out.append(
                 sample("predis_abtest_decision", float(s == state), {"test": self.name, "state": s})
             )
+        return out
+
+
+class RetrainingSource:
+    """A :class:`~predis.mlops.Retrainer`, or a whole :class:`~predis.mlops.MLOpsLoop`:
+    retraining jobs by outcome, their durations, the latest one's end, and a count of the
+    loop's events by kind (promotions, rollbacks, ...) since the source was added.
+
+    For a loop it also reads what the loop replaces as it goes (so a source bound to one
+    object would go stale): its state, its current hit/miss drift detector's mean, and the
+    router's per-arm counts during an A/B test or rollback watch (``test`` = the loop's
+    name; the arms are ``champion`` and ``challenger`` or ``holdback``; they restart from 0
+    when the roles change, which Prometheus treats as a counter reset)."""
+
+    def __init__(self, target: Any, name: str) -> None:
+        from predis.mlops.controller import MLOpsLoop  # noqa: PLC0415
+        from predis.mlops.events import EVENT_KINDS  # noqa: PLC0415
+        from predis.mlops.retraining import Retrainer  # noqa: PLC0415
+
+        self.name = validate_block_name(name)
+        self.loop: Any = None
+        if isinstance(target, MLOpsLoop):
+            self.loop = target
+            self.retrainer = target.retrainer
+        elif isinstance(target, Retrainer):
+            self.retrainer = target
+        else:
+            from predis.errors import InvalidArgumentError  # noqa: PLC0415
+
+            raise InvalidArgumentError(
+                f"expected a predis.mlops MLOpsLoop or Retrainer, got {type(target).__name__}"
+            )
+        self._events = dict.fromkeys(EVENT_KINDS, 0)
+        self._lock = threading.Lock()
+        self.retrainer.events.subscribe(self._on_event)
+
+    def _on_event(self, event: Any) -> None:
+        with self._lock:
+            self._events[event.kind] = self._events.get(event.kind, 0) + 1
+
+    def collect(self) -> list[Sample]:
+        s = self.retrainer.stats()
+        c = {"loop": self.name}
+
+        def runs(outcome: str, n: int) -> Sample:
+            return sample("predis_retraining_runs_total", n, {**c, "outcome": outcome})
+
+        out = [runs(k, v) for k, v in s.runs.items()]
+        out.append(runs("skipped", s.skipped))
+        hist = HistogramValue(s.duration_buckets, s.duration_seconds_total)
+        out.append(sample("predis_retraining_duration_seconds", hist, c))
+        out.append(sample("predis_retraining_in_progress", float(s.busy), c))
+        if s.last_run_unix is not None:
+            out.append(sample("predis_retraining_last_run_timestamp_seconds", s.last_run_unix, c))
+        with self._lock:
+            events = dict(self._events)
+        out += [sample("predis_mlops_events_total", n, {**c, "kind": k}) for k, n in events.items()]
+        if self.loop is not None:
+            out += self._loop_samples()
+        return out
+
+    def _loop_samples(self) -> list[Sample]:
+        from predis.mlops.controller import STATES  # noqa: PLC0415
+
+        loop = self.loop
+        state = str(loop.state).split(":")[0]
+        out = [
+            sample("predis_mlops_loop_state", float(s == state), {"loop": self.name, "state": s})
+            for s in STATES
+        ]
+        drift = {"detector": self.name, "kind": "performance", "statistic": "mean", "feature": ""}
+        out.append(sample("predis_drift_score", loop.detector.mean, drift))
+        roles = loop.router.roles
+        if roles.other is not None:
+            for arm, counts in (
+                ("champion", roles.champion_stats),
+                (str(roles.other_role), roles.other_stats),
+            ):
+                labels = {"test": self.name, "arm": arm}
+                out.append(sample("predis_abtest_requests_total", counts.requests, labels))
+                out.append(sample("predis_abtest_hits_total", counts.hits, labels))
+                if counts.requests:
+                    out.append(sample("predis_abtest_hit_ratio", counts.hit_rate, labels))
+        experiment = loop.experiment
+        if experiment is not None:
+            # The sequential test as of the loop's latest look (every decide_every requests).
+            seq = experiment.sequential()
+            test = {"test": self.name}
+            out.append(sample("predis_abtest_p_value", seq.p_value, test))
+            verdict = seq.winner if seq.decided and seq.winner else "undecided"
+            for v in ("undecided", "champion", "challenger"):
+                out.append(
+                    sample("predis_abtest_decision", float(v == verdict), {**test, "state": v})
+                )
         return out
 
 

@@ -26,17 +26,20 @@ LATENCY_BUCKETS_S: tuple[float, ...] = (
 
 
 class LatencyHistogram:
-    """A thread-safe cumulative histogram of durations over :data:`LATENCY_BUCKETS_S`."""
+    """A thread-safe cumulative histogram of durations over ``bounds`` (increasing upper
+    bounds in seconds; default :data:`LATENCY_BUCKETS_S`), plus a +inf bucket."""
 
-    def __init__(self) -> None:
-        self._counts = [0] * (len(LATENCY_BUCKETS_S) + 1)
+    def __init__(self, bounds: tuple[float, ...] = LATENCY_BUCKETS_S) -> None:
+        self._bounds = tuple(float(b) for b in bounds)
+        self._counts = [0] * (len(self._bounds) + 1)
         self._sum = 0.0
         self._lock = threading.Lock()
 
     def observe(self, seconds: float) -> None:
         """Count one duration."""
+        bounds = self._bounds
         i = 0
-        while i < len(LATENCY_BUCKETS_S) and seconds > LATENCY_BUCKETS_S[i]:
+        while i < len(bounds) and seconds > bounds[i]:
             i += 1
         with self._lock:
             self._counts[i] += 1
@@ -52,7 +55,7 @@ class LatencyHistogram:
         with self._lock:
             counts, total_s = list(self._counts), self._sum
         out, running = [], 0
-        for bound, c in zip((*LATENCY_BUCKETS_S, math.inf), counts, strict=True):
+        for bound, c in zip((*self._bounds, math.inf), counts, strict=True):
             running += c
             out.append((bound, running))
         return tuple(out), running, total_s
