@@ -257,3 +257,22 @@ def test_bad_arguments(tmp_path, zipf_model):
         Retrainer(reg, DemandWindow(10), CONFIG, on_outcome=3)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError):
         DemandWindow(0)
+
+
+def test_only_the_latest_outcomes_are_kept(tmp_path, zipf_model):
+    """Each outcome holds its model; a loop retraining for weeks keeps a bounded number."""
+    from predis.mlops.retraining import OUTCOMES_KEPT
+
+    reg = registry_with(tmp_path, zipf_model)
+    window = DemandWindow(CONFIG.window)
+    window.extend(sessions(3_000))  # too few: every job fails fast, each one an outcome
+    r = Retrainer(reg, window, CONFIG).start()
+    try:
+        for i in range(OUTCOMES_KEPT + 5):
+            assert r.trigger(f"run {i}")
+            assert r.wait_idle(60)
+    finally:
+        r.close()
+    assert r.stats().runs["failed"] == OUTCOMES_KEPT + 5
+    assert len(r.outcomes) == OUTCOMES_KEPT
+    assert r.outcomes[-1].trigger == f"run {OUTCOMES_KEPT + 4}"

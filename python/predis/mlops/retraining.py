@@ -41,6 +41,7 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -367,6 +368,8 @@ class TrainingOutcome:
     error: str | None = None
 
 
+#: How many of the latest :class:`TrainingOutcome` a :class:`Retrainer` keeps in ``outcomes``.
+OUTCOMES_KEPT = 16
 #: Upper bounds (seconds) of the retraining-duration histogram; the last bucket is +inf.
 RETRAIN_BUCKETS_S: tuple[float, ...] = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 #: How a retraining job ended: a challenger registered, dropped by the validation gate, or
@@ -460,7 +463,9 @@ class Retrainer:
         self._idle = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.outcomes: list[TrainingOutcome] = []
+        # The latest outcomes only: each holds its model, and a loop that retrains for
+        # weeks must not keep every model it ever trained (the soak found this).
+        self.outcomes: deque[TrainingOutcome] = deque(maxlen=OUTCOMES_KEPT)
         self.skipped = 0
         self._runs = dict.fromkeys(RUN_OUTCOMES, 0)
         self._durations = LatencyHistogram(RETRAIN_BUCKETS_S)
