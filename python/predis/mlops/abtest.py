@@ -29,7 +29,15 @@ import numpy as np
 from predis import _core
 from predis.errors import InvalidArgumentError
 
-__all__ = ["MSPRT", "ArmCounts", "MSPRTResult", "TrafficSplit", "two_proportion_ztest"]
+__all__ = [
+    "MSPRT",
+    "ArmCounts",
+    "MSPRTResult",
+    "TrafficSplit",
+    "arm_variance",
+    "cluster_variance",
+    "two_proportion_ztest",
+]
 
 BUCKETS = 10_000
 
@@ -95,6 +103,15 @@ class TrafficSplit:
             arr = arr.astype(np.uint64)
         return self._native.buckets(np.ascontiguousarray(arr.ravel()), BUCKETS)
 
+    @property
+    def cutoff(self) -> int:
+        """Buckets below this serve the challenger."""
+        return self._cutoff
+
+    def buckets_u64(self, keys: np.ndarray) -> np.ndarray:
+        """:meth:`buckets` for a C-contiguous uint64 array, without checks or copies."""
+        return self._native.buckets(keys, BUCKETS)
+
     def is_challenger_u64(self, keys: np.ndarray) -> np.ndarray:
         """:meth:`is_challenger` for a C-contiguous uint64 array, without checks or copies
         (the router's per-batch path)."""
@@ -107,29 +124,70 @@ class TrafficSplit:
         return np.fromiter((self.bucket(k) < self._cutoff for k in keys), dtype=bool)
 
 
-def two_proportion_ztest(hits_a: int, n_a: int, hits_b: int, n_b: int) -> tuple[float, float]:
+def two_proportion_ztest(
+    hits_a: int,
+    n_a: int,
+    hits_b: int,
+    n_b: int,
+    var_a: float | None = None,
+    var_b: float | None = None,
+) -> tuple[float, float]:
     """(z, two-sided p-value) for H0: the two hit rates are equal (pooled variance).
 
     z > 0 when B's hit rate is higher. With no variance (both rates 0 or both 1) the
-    result is (0.0, 1.0): no evidence either way.
+    result is (0.0, 1.0): no evidence either way. ``var_a`` and ``var_b``, the arms'
+    cluster variances (:func:`cluster_variance`), replace the pooled binomial variance
+    where they are larger, for requests that are not independent.
     """
     for name, hits, n in (("a", hits_a, n_a), ("b", hits_b, n_b)):
         if not (isinstance(hits, int) and isinstance(n, int)) or not 0 <= hits <= n or n < 1:
             raise InvalidArgumentError(f"arm {name}: need integers 0 <= hits <= n, n >= 1")
     pooled = (hits_a + hits_b) / (n_a + n_b)
     var = pooled * (1 - pooled) * (1 / n_a + 1 / n_b)
+    if var_a is not None and var_b is not None:
+        var = max(var, var_a + var_b)
     if var == 0:
         return 0.0, 1.0
     z = (hits_b / n_b - hits_a / n_a) / math.sqrt(var)
     return z, math.erfc(abs(z) / math.sqrt(2))
 
 
+def cluster_variance(bucket_hits: np.ndarray, bucket_requests: np.ndarray) -> float | None:
+    """The variance of an arm's hit rate when its requests come in clusters (the split's
+    buckets): the ratio estimator's sandwich variance, ``m/(m-1) * sum((h_b - p n_b)^2) /
+    N^2`` over the ``m`` buckets with requests. None with fewer than two such buckets.
+
+    Traffic is split by key, so one arm's requests are not independent draws: a hot key's
+    requests all land in one arm and mostly hit or mostly miss together. The binomial
+    variance ``p(1-p)/N`` ignores that and, under a zipf workload, makes two arms serving
+    the same model look significantly different far more often than ``alpha`` says.
+    """
+    n = bucket_requests.astype(np.float64)
+    used = n > 0
+    m = int(np.count_nonzero(used))
+    total = float(n.sum())
+    if m < 2 or total <= 0:
+        return None
+    h = bucket_hits.astype(np.float64)
+    p = float(h.sum()) / total
+    resid = h[used] - p * n[used]
+    return m / (m - 1) * float(resid @ resid) / (total * total)
+
+
+def arm_variance(arm: ArmCounts) -> float:
+    """The larger of the binomial and the cluster variance of an arm's hit rate."""
+    binomial = arm.hit_rate * (1 - arm.hit_rate) / arm.requests
+    return binomial if arm.variance is None else max(binomial, arm.variance)
+
+
 @dataclass
 class ArmCounts:
-    """Hits and requests of one arm."""
+    """Hits and requests of one arm, and, when its requests are not independent, the
+    variance of its hit rate estimated from clusters (see :func:`cluster_variance`)."""
 
     hits: int = 0
     requests: int = 0
+    variance: float | None = None
 
     @property
     def hit_rate(self) -> float:
@@ -203,11 +261,7 @@ class MSPRT:
         if a.requests >= self.min_requests and b.requests >= self.min_requests:
             # Variance of the difference of the two sample means; a floor keeps degenerate
             # rates (0 or 1) from dividing by zero.
-            var = max(
-                a.hit_rate * (1 - a.hit_rate) / a.requests
-                + b.hit_rate * (1 - b.hit_rate) / b.requests,
-                1e-12,
-            )
+            var = max(arm_variance(a) + arm_variance(b), 1e-12)
             log_ratio = 0.5 * math.log(var / (var + self.tau2)) + (
                 self.tau2 * shift * shift / (2 * var * (var + self.tau2))
             )

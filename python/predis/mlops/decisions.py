@@ -25,10 +25,21 @@ too; a breach of either rolls the registry back to ``previous``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from predis.errors import InvalidArgumentError
-from predis.mlops.abtest import MSPRT, MSPRTResult, two_proportion_ztest
+from predis.mlops.abtest import (
+    BUCKETS,
+    MSPRT,
+    ArmCounts,
+    MSPRTResult,
+    arm_variance,
+    cluster_variance,
+    two_proportion_ztest,
+)
 
 __all__ = ["ABConfig", "ABTest", "ArmStats", "Decision", "RollbackWatch"]
 
@@ -42,6 +53,27 @@ class ArmStats:
     proposals: int = 0  # keys its model proposed (each one a back-end fetch at most)
     inference_batches: int = 0
     inference_seconds: float = 0.0
+    # Requests and hits per split bucket, kept by add_batch (None when the arm's requests
+    # were only counted): the unit of randomisation, hence of the variance.
+    bucket_requests: np.ndarray | None = field(default=None, repr=False, compare=False)
+    bucket_hits: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def add_batch(self, buckets: np.ndarray, hits: np.ndarray) -> None:
+        """Count demand requests of this arm: their split buckets and hit flags."""
+        if self.bucket_requests is None or self.bucket_hits is None:
+            self.bucket_requests = np.zeros(BUCKETS, dtype=np.int64)
+            self.bucket_hits = np.zeros(BUCKETS, dtype=np.int64)
+        np.add.at(self.bucket_requests, buckets, 1)
+        np.add.at(self.bucket_hits, buckets[hits], 1)
+        self.requests += len(buckets)
+        self.hits += int(np.count_nonzero(hits))
+
+    @property
+    def variance(self) -> float | None:
+        """The cluster variance of the hit rate over the buckets (None without them)."""
+        if self.bucket_requests is None or self.bucket_hits is None:
+            return None
+        return cluster_variance(self.bucket_hits, self.bucket_requests)
 
     @property
     def hit_rate(self) -> float:
@@ -140,6 +172,10 @@ class Decision:
     statistics: dict[str, float]
 
 
+def _feed(counts: ArmCounts, arm: ArmStats) -> None:
+    counts.hits, counts.requests, counts.variance = arm.hits, arm.requests, arm.variance
+
+
 def _stats(
     base: ArmStats, other: ArmStats, p_seq: float, z: float | None, p_z: float | None
 ) -> dict[str, float]:
@@ -147,6 +183,10 @@ def _stats(
     out |= {f"new_{k}": v for k, v in other.as_dict().items()}
     out["difference"] = other.hit_rate - base.hit_rate
     out["msprt_p"] = p_seq
+    for name, arm in (("base", base), ("new", other)):
+        v = arm.variance
+        if v is not None:
+            out[f"{name}_cluster_variance"] = v
     if z is not None and p_z is not None:
         out["z"], out["z_p"] = z, p_z
     return out
@@ -183,15 +223,20 @@ class ABTest:
     def decide(self, champion: ArmStats, challenger: ArmStats) -> Decision:
         """The decision on the counts so far (cumulative ``ArmStats`` of each arm)."""
         m = self._msprt
-        m.champion.hits, m.champion.requests = champion.hits, champion.requests
-        m.challenger.hits, m.challenger.requests = challenger.hits, challenger.requests
+        _feed(m.champion, champion)
+        _feed(m.challenger, challenger)
         seq = m.result()
         c = self.config
         at_horizon = min(champion.requests, challenger.requests) >= c.max_requests
         z = p_z = None
         if at_horizon:
             z, p_z = two_proportion_ztest(
-                champion.hits, champion.requests, challenger.hits, challenger.requests
+                champion.hits,
+                champion.requests,
+                challenger.hits,
+                challenger.requests,
+                m.champion.variance,
+                m.challenger.variance,
             )
         stats = _stats(champion, challenger, seq.p_value, z, p_z)
         diff = stats["difference"]
@@ -234,8 +279,10 @@ class RollbackWatch:
 
     def __init__(self, config: ABConfig) -> None:
         self.config = config
+        # Half the false-rollback budget to the sequential test, half to the fixed-horizon
+        # z-test at the end of the watch (as the A/B test splits its alpha).
         self._msprt = MSPRT(
-            alpha=config.rollback_alpha,
+            alpha=config.rollback_alpha / 2,
             tau=config.tau,
             min_requests=config.min_requests,
             null_difference=-config.rollback_threshold,
@@ -248,8 +295,8 @@ class RollbackWatch:
     def decide(self, previous: ArmStats, new: ArmStats) -> Decision:
         """The watch's verdict on the counts so far."""
         m = self._msprt
-        m.champion.hits, m.champion.requests = previous.hits, previous.requests
-        m.challenger.hits, m.challenger.requests = new.hits, new.requests
+        _feed(m.champion, previous)
+        _feed(m.challenger, new)
         seq = m.result()
         c = self.config
         stats = _stats(previous, new, seq.p_value, None, None)
@@ -265,6 +312,25 @@ class RollbackWatch:
         done = (seq.decided and seq.winner == "challenger") or new.requests >= c.watch_requests
         if not done:
             return Decision("continue", "watching", stats)
+        if not seq.decided and min(previous.requests, new.requests) >= c.min_requests:
+            # The budget is spent undecided: one fixed-horizon look, one-sided, at the
+            # breach threshold, with the same (cluster-aware) variance.
+            var = max(
+                arm_variance(m.champion) + arm_variance(m.challenger),
+                1e-12,
+            )
+            z = (diff + c.rollback_threshold) / math.sqrt(var)
+            p_breach = 0.5 * math.erfc(-z / math.sqrt(2))  # P(Z <= z)
+            stats["z"], stats["z_p"] = z, p_breach
+            if p_breach <= c.rollback_alpha / 2:
+                return Decision(
+                    "rollback",
+                    f"hit rate {new.hit_rate:.4f} vs the previous champion's "
+                    f"{previous.hit_rate:.4f} ({100 * diff:+.2f} pp, beyond "
+                    f"-{100 * c.rollback_threshold:.2f} pp; z-test at the end of the watch, "
+                    f"p={p_breach:.2g})",
+                    stats,
+                )
         limit = previous.fetches_per_request * (1 + c.max_fetch_increase)
         if new.fetches_per_request > limit:
             return Decision(

@@ -201,7 +201,7 @@ class ABRouter(Prefetcher):
         keys = np.ascontiguousarray(keys, dtype=np.uint64)
         hits = np.asarray(hits, dtype=bool)
         self.requests += len(keys)
-        if roles.other is None:
+        if roles.other is None or roles.split is None:
             out, conf, batches, seconds, rows = self._timed(roles.champion, keys, hits, cached)
             s = roles.champion_stats
             s.requests += len(keys)
@@ -211,14 +211,10 @@ class ABRouter(Prefetcher):
             s.inference_seconds += seconds
             self._account(batches, seconds, rows)
         else:
-            other_keys = self._in_other(roles, keys)
-            n_other = int(np.count_nonzero(other_keys))
-            hits_other = int(np.count_nonzero(hits & other_keys))
-            n_hits = int(np.count_nonzero(hits))
-            counts = {
-                "champion": (len(keys) - n_other, n_hits - hits_other),
-                "other": (n_other, hits_other),
-            }
+            split = roles.split
+            buckets = split.buckets_u64(keys)
+            other_keys = buckets < split.cutoff
+            arms = {"champion": ~other_keys, "other": other_keys}
 
             def cached_champion(c: np.ndarray) -> np.ndarray:
                 return np.asarray(cached(c), dtype=bool) | self._in_other(roles, c)
@@ -232,8 +228,8 @@ class ABRouter(Prefetcher):
                 (roles.other, roles.other_stats, "other", cached_other),
             ):
                 got, conf, batches, seconds, rows = self._timed(p, keys, hits, fn)
-                stats.requests += counts[arm][0]
-                stats.hits += counts[arm][1]
+                mask = arms[arm]
+                stats.add_batch(buckets[mask], hits[mask])  # per bucket: the test's unit
                 stats.proposals += len(got)
                 stats.inference_batches += batches
                 stats.inference_seconds += seconds
