@@ -27,8 +27,17 @@ struct CudaArray {
   std::size_t width() const { return shape.size() < 2 ? 1 : static_cast<std::size_t>(shape[1]); }
 };
 
+// True when obj has the attribute, or when reading it raised something other than
+// AttributeError (parse_cuda_array then reports that error instead of a misleading one).
 inline bool has_cuda_array_interface(const pybind11::handle& obj) {
-  return PyObject_HasAttrString(obj.ptr(), "__cuda_array_interface__") == 1;
+  PyObject* v = PyObject_GetAttrString(obj.ptr(), "__cuda_array_interface__");
+  if (v != nullptr) {
+    Py_DECREF(v);
+    return true;
+  }
+  const bool missing = PyErr_ExceptionMatches(PyExc_AttributeError) != 0;
+  PyErr_Clear();
+  return !missing;
 }
 
 // The device array behind obj, checked to be `ndim`-D, C-contiguous, of element type

@@ -44,7 +44,7 @@ uint64_t DeviceArena::allocate(uint64_t size) {
   return chunk;
 }
 
-void DeviceArena::release(uint64_t chunk, uint64_t size) noexcept {
+void DeviceArena::release(uint64_t chunk, uint64_t size) {
   classes_[class_of(size)].free.push_back(chunk);
 }
 

@@ -21,7 +21,7 @@ class DeviceArena {
   uint64_t chunk_size(uint64_t size) const noexcept { return classes_[class_of(size)].size; }
   // A device address for a record of `size` bytes. Throws BackendError (out of memory).
   uint64_t allocate(uint64_t size);
-  void release(uint64_t chunk, uint64_t size) noexcept;
+  void release(uint64_t chunk, uint64_t size);
   // Every chunk free again; pages are returned to the device.
   void reset() noexcept;
 
