@@ -81,8 +81,18 @@ class CacheStats:
         return self.hits / total if total else 0.0
 
 
-def _create_core(backend: str, *args: Any) -> Any:
+def _create_core(
+    backend: str,
+    capacity: int,
+    items: int,
+    max_value: int,
+    policy: str,
+    manual_clock: bool,
+    log_capacity: int,
+    sample_rate: float,
+) -> _core.CoreCache:
     """The native table for ``backend``; ``"auto"`` tries CUDA, then falls back to the CPU."""
+    args = (capacity, items, max_value, policy, manual_clock, log_capacity, sample_rate)
     if backend not in BACKENDS:
         raise InvalidArgumentError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend != "auto":
@@ -107,14 +117,16 @@ def _create_core(backend: str, *args: Any) -> Any:
 def _cuda_unusable_reason() -> str | None:
     """Why CUDA cannot be used here (no CUDA in this build, no driver, no device), or None."""
     if not _core.build_info()["cuda"]:
-        return "this build of predis has no CUDA backend (built with PREDIS_CUDA=OFF or without nvcc)"
+        return (
+            "this build of predis has no CUDA backend (built with PREDIS_CUDA=OFF or without nvcc)"
+        )
     report = _core.cuda_devices()
     if not report["devices"]:
         return f"no usable CUDA device: {report['error']}"
     return None
 
 
-def _bus_id(core: Any) -> str | None:
+def _bus_id(core: _core.CoreCache) -> str | None:
     """The PCI bus id of the cache's GPU (for NVML), or None for host backends."""
     index = int(core.device_index)
     if index < 0:

@@ -25,7 +25,7 @@ def _load_nvml() -> Any:
             import pynvml  # noqa: PLC0415 - optional: the gpu extra
 
             pynvml.nvmlInit()
-        except Exception as exc:  # noqa: BLE001 - ImportError or any NVMLError: no NVML
+        except Exception as exc:  # ImportError or any NVMLError: no NVML
             _nvml_failed = True
             log.info("predis: no GPU stats (NVML unavailable: %s)", exc)
             return None
@@ -47,7 +47,7 @@ def device_stats(pci_bus_id: str) -> dict[str, int] | None:
         handle = nvml.nvmlDeviceGetHandleByPciBusId(pci_bus_id)
         mem = nvml.nvmlDeviceGetMemoryInfo(handle)
         util = nvml.nvmlDeviceGetUtilizationRates(handle)
-    except Exception as exc:  # noqa: BLE001 - any NVMLError: report nothing rather than zeros
+    except Exception as exc:  # any NVMLError: report nothing rather than zeros
         log.debug("predis: NVML query for %s failed: %s", pci_bus_id, exc)
         return None
     return {

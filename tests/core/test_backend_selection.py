@@ -91,7 +91,9 @@ def test_cpu_backend_is_chosen_without_a_warning(caplog: pytest.LogCaptureFixtur
 # (not "gpu": a parameter id becomes a keyword, and conftest skips "gpu" tests here)
 @pytest.mark.parametrize("backend", ["opencl", "CUDA", "", "tpu"])
 def test_unknown_backends_are_refused_with_the_list(backend: str) -> None:
-    with pytest.raises(InvalidArgumentError, match=r"backend must be one of \('auto', 'cpu', 'cuda'\)"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"backend must be one of \('auto', 'cpu', 'cuda'\)"
+    ):
         predis.Cache(1 << 20, backend=backend)
 
 
