@@ -162,6 +162,32 @@ void CudaTable::release_value(uint64_t word, uint8_t form, uint64_t rsize) {
   arena_.release(word, rsize);
 }
 
+unsigned long long* CudaTable::zero_tally(Lane& lane) {
+  constexpr std::size_t kTallyWords = 8;
+  tally_.prepare(kTallyWords);
+  check(cudaMemsetAsync(tally_.dev(), 0, kTallyWords * sizeof(unsigned long long),
+                        lane.stream.get()),
+        "clearing the tally");
+  return tally_.dev();
+}
+
+void CudaTable::release_removed(Lane& lane, std::size_t n) {
+  const unsigned long long* t = tally_.host();
+  items_.fetch_sub(t[kTallyRemovedLive] + t[kTallyRemovedExpired], std::memory_order_relaxed);
+  bytes_used_ -= kInlineFootprint * t[kTallyRemovedInline];
+  if (t[kTallyRemovedRecord] == 0) return;
+  const cudaStream_t s = lane.stream.get();
+  lane.status.down(n, s);
+  lane.word.down(n, s);
+  lane.form.down(n, s);
+  lane.rsize.down(n, s);
+  lane.stream.sync();
+  for (std::size_t i = 0; i < n; ++i) {
+    if (lane.status.host()[i] == kMiss || form_inline(lane.form.host()[i])) continue;
+    release_value(lane.word.host()[i], lane.form.host()[i], lane.rsize.host()[i]);
+  }
+}
+
 void CudaTable::settle_lookup(Lane& lane, std::size_t n, CallLog& log) {
   const uint8_t* st = lane.status.host();
   std::size_t expired = 0;
@@ -557,20 +583,14 @@ void CudaTable::enforce_limits(CallLog& log) {
     lane.rsize.prepare(want);
     launch_evict(view(), hand_, want, clock_.now(), lane.found_view(), s);
     hand_ += 4 * want;
-    lane.status.down(want, s);
-    lane.word.down(want, s);
-    lane.form.down(want, s);
-    lane.rsize.down(want, s);
+    launch_tally_removed(lane.found_view(), want, zero_tally(lane), s);
+    tally_.down(kRemovalTallies, s);
     lane.stream.sync();
-    uint64_t victims = 0;
-    for (uint64_t j = 0; j < want; ++j) {
-      const uint8_t st = lane.status.host()[j];
-      if (st == kMiss) continue;
-      ++victims;
-      log.counters.add(st == kExpired ? Counter::kExpirations : Counter::kEvictions);
-      release_value(lane.word.host()[j], lane.form.host()[j], lane.rsize.host()[j]);
-      items_.fetch_sub(1, std::memory_order_relaxed);
-    }
+    const unsigned long long* t = tally_.host();
+    const uint64_t victims = t[kTallyRemovedLive] + t[kTallyRemovedExpired];
+    log.counters.add(Counter::kEvictions, t[kTallyRemovedLive]);
+    log.counters.add(Counter::kExpirations, t[kTallyRemovedExpired]);
+    release_removed(lane, want);
     fruitless = victims == 0 ? fruitless + 4 * want : 0;
   }
 }
@@ -599,21 +619,19 @@ std::size_t CudaTable::erase_staged(Lane& lane, const DevKeys& k, uint64_t now, 
   lane.form.prepare(n);
   lane.rsize.prepare(n);
   launch_erase(view(), k, now, lane.found_view(), s);
+  launch_tally_removed(lane.found_view(), n, zero_tally(lane), s);
   lane.status.down(n, s);
-  lane.word.down(n, s);
-  lane.form.down(n, s);
-  lane.rsize.down(n, s);
+  tally_.down(kRemovalTallies, s);
   lane.stream.sync();
-  std::size_t count = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const uint8_t st = lane.status.host()[i];
-    if (erased != nullptr) erased[i] = st == kHit ? 1 : 0;
-    if (st == kMiss) continue;
-    log.counters.add(st == kHit ? Counter::kDeletes : Counter::kExpirations);
-    count += st == kHit ? 1 : 0;
-    release_value(lane.word.host()[i], lane.form.host()[i], lane.rsize.host()[i]);
-    items_.fetch_sub(1, std::memory_order_relaxed);
+  const uint8_t* st = lane.status.host();
+  if (erased != nullptr) {
+    for (std::size_t i = 0; i < n; ++i) erased[i] = st[i] == kHit ? 1 : 0;
   }
+  const unsigned long long* t = tally_.host();
+  const std::size_t count = t[kTallyRemovedLive];
+  log.counters.add(Counter::kDeletes, t[kTallyRemovedLive]);
+  log.counters.add(Counter::kExpirations, t[kTallyRemovedExpired]);
+  release_removed(lane, n);
   return count;
 }
 
@@ -693,19 +711,22 @@ std::size_t CudaTable::get_into_device(const uint64_t* keys, std::size_t n, uint
   const DevKeys k{keys, nullptr, nullptr, nullptr, n};
   launch_lookup(view(), k, now, tick, true, lane.found_view(), s);
   launch_gather_rows(lane.found_view(), n, out, width, lane.found.dev(), s);
-  lane.status.down(n, s);
+  launch_tally_lookup(lane.found_view(), n, width, zero_tally(lane), s);
   lane.found.down(n, s);
-  lane.length.down(n, s);
+  tally_.down(kLookupTallies, s);
   lane.stream.sync();
-  settle_lookup(lane, n, log);
   if (n != 0) std::memcpy(found, lane.found.host(), n);
-  uint64_t hits = 0;
-  std::size_t too_long = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const bool hit = lane.status.host()[i] == kHit;
-    lengths[i] = hit ? lane.length.host()[i] : 0;
-    hits += hit ? 1 : 0;
-    too_long += hit && lengths[i] > width ? 1 : 0;
+  const unsigned long long hits = tally_.host()[kTallyHits];
+  const auto too_long = static_cast<std::size_t>(tally_.host()[kTallyTooLong]);
+  if (tally_.host()[kTallyExpired] != 0 || too_long != 0) {
+    // Rare: entries dropped as expired to release, or lengths to report.
+    lane.status.down(n, s);
+    lane.length.down(n, s);
+    lane.stream.sync();
+    settle_lookup(lane, n, log);
+    for (std::size_t i = 0; i < n; ++i) {
+      lengths[i] = lane.status.host()[i] == kHit ? lane.length.host()[i] : 0;
+    }
   }
   log.counters.add(Counter::kHits, hits);
   log.counters.add(Counter::kMisses, n - hits);
@@ -769,9 +790,33 @@ void CudaTable::put_device(const uint64_t* keys, std::size_t n, const uint8_t* v
     words = record_dst_.dev();
     form = make_form(KeyKind::kInt, false, 0);
   }
-  insert_staged(lane, n, DevKeys{keys, nullptr, nullptr, nullptr, n}, words, nullptr, form,
-                deadline(now, ttl_ns), now, tick, false, 0);
-  for (std::size_t i = 0; i < n; ++i) account_insert(i, lane, log);
+  flags_.prepare(n);
+  lane.word.prepare(n);
+  lane.form.prepare(n);
+  lane.rsize.prepare(n);
+  const Inserted res{flags_.dev(), lane.word.dev(), lane.form.dev(), lane.rsize.dev()};
+  launch_insert(view(), DevKeys{keys, nullptr, nullptr, nullptr, n}, words, nullptr, form,
+                deadline(now, ttl_ns), now, tick, false, 0, res, s);
+  launch_tally_insert(res, n, zero_tally(lane), s);
+  tally_.down(kInsertTallies, s);
+  lane.stream.sync();
+  const unsigned long long* t = tally_.host();
+  if (t[kTallyDisplacedRecord] != 0) {
+    // Values in the arena left the table: fetch every key's outcome and release them.
+    flags_.down(n, s);
+    lane.word.down(n, s);
+    lane.form.down(n, s);
+    lane.rsize.down(n, s);
+    lane.stream.sync();
+    for (std::size_t i = 0; i < n; ++i) account_insert(i, lane, log);
+  } else {
+    log.counters.add(Counter::kUpdates, t[kTallyUpdated]);
+    log.counters.add(Counter::kInserts, n - t[kTallyUpdated]);
+    log.counters.add(Counter::kExpirations, t[kTallyWasExpired]);
+    log.counters.add(Counter::kEvictions, t[kTallyEvicted]);
+    items_.fetch_add(t[kTallyNew], std::memory_order_relaxed);
+    bytes_used_ -= kInlineFootprint * t[kTallyDisplacedInline];
+  }
   enforce_limits(log);
 }
 

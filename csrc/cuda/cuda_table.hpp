@@ -132,6 +132,11 @@ class CudaTable final : public Table, public DeviceBatchOps {
   // Counts insert i's outcome (flags_ and the lane's old_* arrays) and releases what it
   // displaced; true when a live entry was replaced.
   bool account_insert(std::size_t i, Lane& lane, CallLog& log);
+  // Zeroed device counters for one tally (kernels.hpp), on the lane's stream.
+  unsigned long long* zero_tally(Lane& lane);
+  // After a removal pass (erase or eviction) and its tally (already on the host in tally_):
+  // items and bytes go down; records are fetched and released only when there are any.
+  void release_removed(Lane& lane, std::size_t n);
   // Capacity eviction after a batch, until items and bytes are within the limits.
   void enforce_limits(CallLog& log);
 
@@ -174,6 +179,7 @@ class CudaTable final : public Table, public DeviceBatchOps {
   Growing<DeviceBuffer> sizes_;    // (n + 1) int64
   Mirror<int64_t> offsets_;        // (n + 1)
   Mirror<uint8_t> data_;           // gathered values
+  Mirror<unsigned long long> tally_;  // (8) per-batch counters summed on the device
 
   uint64_t tick_ = 1;
   std::atomic<uint64_t> items_{0};  // read by size() without the lock

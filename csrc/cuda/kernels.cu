@@ -4,6 +4,8 @@
 // bucket lock words (CAS), and moving bytes.
 #include <cooperative_groups.h>
 
+#include <algorithm>
+
 #include <cub/device/device_scan.cuh>
 
 #include "cuda/check.hpp"
@@ -275,6 +277,57 @@ __global__ void evict_kernel(DevTable t, uint64_t hand, uint64_t tiles, uint64_t
   unlock_word(&b.lock);
 }
 
+// Adds each thread's counts into counters[0..K), one atomic per warp and counter. Every
+// thread of the grid reaches the warp reductions (a grid-stride loop, no early exit).
+template <int K, class Count>
+__device__ void tally(std::size_t n, unsigned long long* counters, Count&& count) {
+  unsigned local[K] = {};
+  for (uint64_t i = uint64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < n;
+       i += uint64_t{gridDim.x} * blockDim.x) {
+    count(i, local);
+  }
+  for (int c = 0; c < K; ++c) {
+    const unsigned sum = __reduce_add_sync(0xffffffffu, local[c]);
+    if (threadIdx.x % 32 == 0 && sum != 0) atomicAdd(&counters[c], sum);
+  }
+}
+
+__global__ void tally_lookup_kernel(Found f, std::size_t n, std::size_t width,
+                                    unsigned long long* counters) {
+  tally<kLookupTallies>(n, counters, [&](uint64_t i, unsigned* c) {
+    const bool hit = f.status[i] == kHit;
+    c[kTallyHits] += hit ? 1 : 0;
+    c[kTallyExpired] += f.status[i] == kExpired ? 1 : 0;
+    c[kTallyTooLong] += hit && f.length[i] > width ? 1 : 0;
+  });
+}
+
+__global__ void tally_insert_kernel(Inserted r, std::size_t n, unsigned long long* counters) {
+  tally<kInsertTallies>(n, counters, [&](uint64_t i, unsigned* c) {
+    const uint8_t f = r.flags[i];
+    const bool displaced = (f & kDisplaced) != 0;
+    const bool skipped = (f & kSkipped) != 0;
+    c[kTallyUpdated] += (f & kUpdated) != 0 ? 1 : 0;
+    c[kTallyNew] += !skipped && !displaced && (f & kUpdated) == 0 ? 1 : 0;
+    c[kTallyWasExpired] += (f & kWasExpired) != 0 ? 1 : 0;
+    c[kTallyEvicted] += (f & kEvicted) != 0 ? 1 : 0;
+    c[kTallySkipped] += skipped ? 1 : 0;
+    c[kTallyDisplacedInline] += displaced && form_inline(r.old_form[i]) ? 1 : 0;
+    c[kTallyDisplacedRecord] += displaced && !form_inline(r.old_form[i]) ? 1 : 0;
+  });
+}
+
+__global__ void tally_removed_kernel(Found f, std::size_t n, unsigned long long* counters) {
+  tally<kRemovalTallies>(n, counters, [&](uint64_t i, unsigned* c) {
+    const uint8_t st = f.status[i];
+    const bool removed = st != kMiss;
+    c[kTallyRemovedLive] += st == kHit ? 1 : 0;
+    c[kTallyRemovedExpired] += st == kExpired ? 1 : 0;
+    c[kTallyRemovedInline] += removed && form_inline(f.form[i]) ? 1 : 0;
+    c[kTallyRemovedRecord] += removed && !form_inline(f.form[i]) ? 1 : 0;
+  });
+}
+
 __global__ void hit_sizes_kernel(Found f, std::size_t n, int64_t* sizes) {
   const uint64_t i = uint64_t{blockIdx.x} * blockDim.x + threadIdx.x;
   if (i < n) sizes[i] = f.status[i] == kHit ? f.length[i] : 0;
@@ -372,6 +425,31 @@ void launch_evict(const DevTable& t, uint64_t hand, uint64_t tiles, uint64_t now
   if (tiles == 0) return;
   evict_kernel<<<blocks_for(tiles * kTile), kBlock, 0, s>>>(t, hand, tiles, now, out);
   PREDIS_LAUNCHED("launching the eviction kernel");
+}
+
+unsigned tally_blocks(std::size_t n) {
+  return std::min<unsigned>(blocks_for(n), 2048);
+}
+
+void launch_tally_lookup(const Found& f, std::size_t n, std::size_t width,
+                         unsigned long long* counters, cudaStream_t s) {
+  if (n == 0) return;
+  tally_lookup_kernel<<<tally_blocks(n), kBlock, 0, s>>>(f, n, width, counters);
+  PREDIS_LAUNCHED("launching the lookup tally");
+}
+
+void launch_tally_insert(const Inserted& r, std::size_t n, unsigned long long* counters,
+                         cudaStream_t s) {
+  if (n == 0) return;
+  tally_insert_kernel<<<tally_blocks(n), kBlock, 0, s>>>(r, n, counters);
+  PREDIS_LAUNCHED("launching the insert tally");
+}
+
+void launch_tally_removed(const Found& f, std::size_t n, unsigned long long* counters,
+                          cudaStream_t s) {
+  if (n == 0) return;
+  tally_removed_kernel<<<tally_blocks(n), kBlock, 0, s>>>(f, n, counters);
+  PREDIS_LAUNCHED("launching the removal tally");
 }
 
 void launch_hit_sizes(const Found& f, std::size_t n, int64_t* sizes, cudaStream_t s) {

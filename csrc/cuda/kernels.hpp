@@ -83,6 +83,34 @@ void launch_erase(const DevTable& t, const DevKeys& k, uint64_t now, const Found
 void launch_evict(const DevTable& t, uint64_t hand, uint64_t tiles, uint64_t now,
                   const Found& out, cudaStream_t s);
 
+// Tallies of per-key results, added into counters (device; the caller zeroes them), so a
+// batch's outcome reaches the host as a few words instead of a pass over every key.
+enum LookupTally { kTallyHits = 0, kTallyExpired, kTallyTooLong, kLookupTallies };
+void launch_tally_lookup(const Found& f, std::size_t n, std::size_t width,
+                         unsigned long long* counters, cudaStream_t s);
+enum InsertTally {
+  kTallyUpdated = 0,
+  kTallyNew,               // stored without displacing anything: one more item
+  kTallyWasExpired,
+  kTallyEvicted,
+  kTallySkipped,
+  kTallyDisplacedInline,   // displaced values that were inline (16 bytes of capacity each)
+  kTallyDisplacedRecord,   // displaced values in the arena: the host must release them
+  kInsertTallies
+};
+void launch_tally_insert(const Inserted& r, std::size_t n, unsigned long long* counters,
+                         cudaStream_t s);
+// Removals (erase, eviction): status kHit / kExpired, and which removed values were records.
+enum RemovalTally {
+  kTallyRemovedLive = 0,
+  kTallyRemovedExpired,
+  kTallyRemovedInline,
+  kTallyRemovedRecord,
+  kRemovalTallies
+};
+void launch_tally_removed(const Found& f, std::size_t n, unsigned long long* counters,
+                          cudaStream_t s);
+
 // get's copy passes. sizes (n + 1): value lengths of hits (0 for misses) and a trailing 0,
 // ready for the prefix sum into offsets.
 void launch_hit_sizes(const Found& f, std::size_t n, int64_t* sizes, cudaStream_t s);

@@ -77,7 +77,9 @@ struct StatsSnapshot {
 class DeviceBatchOps {
  public:
   // keys (n) device uint64; out (n, width) device, row-major; found (n) host; lengths (n)
-  // host. Same row rules as Table::get_into. Returns how many values did not fit.
+  // host, filled only when the return value (how many values did not fit) is non-zero:
+  // the outcome is tallied on the device, so a batch that fits copies back `found` alone.
+  // Same row rules as Table::get_into.
   virtual std::size_t get_into_device(const uint64_t* keys, std::size_t n, uint8_t* out,
                                       std::size_t width, uint8_t* found, uint32_t* lengths,
                                       uintptr_t stream) = 0;
