@@ -533,9 +533,8 @@ class CoreCache {
     std::size_t too_long = 0;
     {
       py::gil_scoped_release nogil;
-      too_long = ops.get_into_device(device_keys(k), n, reinterpret_cast<uint8_t*>(out.ptr),
-                                     width, f, lengths.data(),
-                                     out.stream != 0 ? out.stream : k.stream);
+      too_long = ops.get_into_device(device_keys(k), n, reinterpret_cast<uint8_t*>(out.ptr), width,
+                                     f, lengths.data(), out.stream != 0 ? out.stream : k.stream);
     }
     report_too_long(too_long, f, lengths, width);
     return found;
@@ -546,8 +545,8 @@ class CoreCache {
     const CudaArray k = parse_cuda_array(keys, "keys", 1, "u8", false);
     const CudaArray v = parse_cuda_array(values, "values", 2, "u1", false);
     if (v.rows() != k.rows()) {
-      fail(ErrorKind::kInvalidArgument, "values has " + std::to_string(v.rows()) +
-                                            " rows for " + std::to_string(k.rows()) + " keys");
+      fail(ErrorKind::kInvalidArgument, "values has " + std::to_string(v.rows()) + " rows for " +
+                                            std::to_string(k.rows()) + " keys");
     }
     if (k.rows() != 0) check_value(KeyRef::from_int(0), v.width(), 0);
     DeviceBatchOps& ops = device_ops();
@@ -563,8 +562,8 @@ class CoreCache {
       if (!f[i] && lengths[i] > width) {
         fail(ErrorKind::kValueTooLarge,
              std::to_string(too_long) + " value(s) longer than the row width " +
-                 std::to_string(width) + "; the first is at index " + std::to_string(i) +
-                 " with " + std::to_string(lengths[i]) + " bytes");
+                 std::to_string(width) + "; the first is at index " + std::to_string(i) + " with " +
+                 std::to_string(lengths[i]) + " bytes");
       }
     }
   }

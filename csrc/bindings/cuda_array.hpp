@@ -47,9 +47,7 @@ inline CudaArray parse_cuda_array(const pybind11::handle& obj, const char* what,
                                   const char* want, bool writable) {
   namespace py = pybind11;
   const std::string name(what);
-  auto bad = [&](const std::string& why) {
-    fail(ErrorKind::kInvalidArgument, name + ": " + why);
-  };
+  auto bad = [&](const std::string& why) { fail(ErrorKind::kInvalidArgument, name + ": " + why); };
   py::object iface;
   try {
     iface = obj.attr("__cuda_array_interface__");

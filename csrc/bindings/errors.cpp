@@ -47,9 +47,9 @@ void register_errors(py::module_& /*m*/) {
           set_error("BackendUnavailable", e.what());
           break;
         case BackendError::Kind::kOutOfMemory:
-          set_error("OutOfMemoryError",
-                    (std::string(e.what()) + "; lower capacity_bytes or free device memory")
-                        .c_str());
+          set_error(
+              "OutOfMemoryError",
+              (std::string(e.what()) + "; lower capacity_bytes or free device memory").c_str());
           break;
         case BackendError::Kind::kFailure:
           set_error("DeviceError", e.what());

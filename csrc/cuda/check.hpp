@@ -13,9 +13,8 @@ namespace predis::cuda {
 inline void check(cudaError_t rc, const char* what) {
   if (rc == cudaSuccess) return;
   cudaGetLastError();  // clear a non-sticky error so later calls start clean
-  const std::string msg =
-      std::string("CUDA error while ") + what + ": " + cudaGetErrorString(rc) + " (" +
-      cudaGetErrorName(rc) + ")";
+  const std::string msg = std::string("CUDA error while ") + what + ": " + cudaGetErrorString(rc) +
+                          " (" + cudaGetErrorName(rc) + ")";
   throw BackendError(rc == cudaErrorMemoryAllocation ? BackendError::Kind::kOutOfMemory
                                                      : BackendError::Kind::kFailure,
                      msg);

@@ -28,15 +28,15 @@ cudaStream_t as_stream(uintptr_t s) {
 // when the call ends (however it ends).
 class CudaTable::CallLog {
  public:
-  CallLog(CudaTable& table, std::size_t expected)
-      : table_(table), enabled_(table.log_.enabled()) {
+  CallLog(CudaTable& table, std::size_t expected) : table_(table), enabled_(table.log_.enabled()) {
     limit_ = enabled_ ? std::min(expected, table.log_.capacity()) : 0;
     if (limit_ > 1) events_.reserve(limit_);
   }
   CallLog(const CallLog&) = delete;
   CallLog& operator=(const CallLog&) = delete;
   ~CallLog() {
-    const std::size_t pushed = events_.empty() ? 0 : table_.log_.push(events_.data(), events_.size());
+    const std::size_t pushed =
+        events_.empty() ? 0 : table_.log_.push(events_.data(), events_.size());
     counters.add(Counter::kEventsLogged, pushed);
     counters.add(Counter::kEventsDropped, events_.size() - pushed + overflow_);
     table_.stats_.add(counters);
@@ -46,8 +46,7 @@ class CudaTable::CallLog {
     if (!enabled_ || !table_.log_.sample()) return;
     if (events_.size() < limit_) {
       events_.push_back(AccessEvent{key.key, now, size, static_cast<uint8_t>(op),
-                                    static_cast<uint8_t>(hit), static_cast<uint8_t>(key.kind),
-                                    0});
+                                    static_cast<uint8_t>(hit), static_cast<uint8_t>(key.kind), 0});
     } else {
       ++overflow_;
     }
@@ -165,9 +164,9 @@ void CudaTable::release_value(uint64_t word, uint8_t form, uint64_t rsize) {
 unsigned long long* CudaTable::zero_tally(Lane& lane) {
   constexpr std::size_t kTallyWords = 8;
   tally_.prepare(kTallyWords);
-  check(cudaMemsetAsync(tally_.dev(), 0, kTallyWords * sizeof(unsigned long long),
-                        lane.stream.get()),
-        "clearing the tally");
+  check(
+      cudaMemsetAsync(tally_.dev(), 0, kTallyWords * sizeof(unsigned long long), lane.stream.get()),
+      "clearing the tally");
   return tally_.dev();
 }
 
@@ -208,9 +207,9 @@ void CudaTable::settle_lookup(Lane& lane, std::size_t n, CallLog& log) {
 }
 
 template <class Launch, class Fetch, class Finish>
-void CudaTable::pipelined_lookup(const KeyBatch& keys, std::size_t chunk, bool touch,
-                                 uint64_t now, uint64_t tick, CallLog& log, Launch&& launch,
-                                 Fetch&& fetch, Finish&& finish) {
+void CudaTable::pipelined_lookup(const KeyBatch& keys, std::size_t chunk, bool touch, uint64_t now,
+                                 uint64_t tick, CallLog& log, Launch&& launch, Fetch&& fetch,
+                                 Finish&& finish) {
   const std::size_t n = keys.n;
   std::size_t begin_of[2] = {0, 0};
   std::size_t end_of[2] = {0, 0};
@@ -250,9 +249,10 @@ void CudaTable::pipelined_lookup(const KeyBatch& keys, std::size_t chunk, bool t
     pending[l] = true;
   }
   // The older of the two outstanding chunks first, so results and events stay in order.
-  const int last = static_cast<int>((c + 1) % 2);
-  if (pending[last]) settle(last);
-  if (pending[1 - last]) settle(1 - last);
+  // Chunk c - 2 (if any) sits on lane c % 2, chunk c - 1 on the other.
+  const int older = static_cast<int>(c % 2);
+  if (pending[older]) settle(older);
+  if (pending[1 - older]) settle(1 - older);
 }
 
 // ---- reads ----
@@ -313,7 +313,8 @@ void CudaTable::contains_batch(const KeyBatch& keys, uint8_t* out) {
   bind_device();
   CallLog log(*this, 0);
   pipelined_lookup(
-      keys, kChunk, false, clock_.now(), 0, log, [](Lane&, std::size_t) {}, [](Lane&, std::size_t) {},
+      keys, kChunk, false, clock_.now(), 0, log, [](Lane&, std::size_t) {},
+      [](Lane&, std::size_t) {},
       [&](Lane& lane, std::size_t begin, std::size_t end) {
         const uint8_t* st = lane.status.host();
         for (std::size_t i = begin; i < end; ++i) out[i] = st[i - begin] == kHit ? 1 : 0;
@@ -410,8 +411,7 @@ void CudaTable::get_batch(const KeyBatch& keys, std::vector<uint8_t>& data, int6
           found[begin + j] = hit ? 1 : 0;
           offsets[begin + j] = shift + offsets_.host()[j];
           hits += hit ? 1 : 0;
-          log.event(keys.at(begin + j), now, AccessOp::kGet, hit,
-                    hit ? lane.length.host()[j] : 0);
+          log.event(keys.at(begin + j), now, AccessOp::kGet, hit, hit ? lane.length.host()[j] : 0);
         }
       });
   offsets[n] = static_cast<int64_t>(data.size());
@@ -423,9 +423,9 @@ void CudaTable::get_batch(const KeyBatch& keys, std::vector<uint8_t>& data, int6
 // ---- writes ----
 
 void CudaTable::insert_staged(Lane& lane, std::size_t n, const DevKeys& k,
-                              const uint64_t* words_dev, const uint8_t* forms_dev,
-                              uint8_t form_all, uint64_t expiry, uint64_t now, uint64_t tick,
-                              bool prefetched, uint64_t demote) {
+                              const uint64_t* words_dev, const uint8_t* forms_dev, uint8_t form_all,
+                              uint64_t expiry, uint64_t now, uint64_t tick, bool prefetched,
+                              uint64_t demote) {
   const cudaStream_t s = lane.stream.get();
   flags_.prepare(n);
   lane.word.prepare(n);
@@ -535,7 +535,8 @@ void CudaTable::put_many(const KeyBatch& keys, const ValueRef* values, uint64_t 
   for (std::size_t i = 0; i < n; ++i) {
     const KeyRef key = keys.at(i);
     if ((flags_.host()[i] & kSkipped) != 0) {  // a guess for a live key: dropped
-      const uint64_t size = stores_inline(key, values[i].len) ? 0 : record_size(key.len, values[i].len);
+      const uint64_t size =
+          stores_inline(key, values[i].len) ? 0 : record_size(key.len, values[i].len);
       release_value(words[i], forms[i], size);
       continue;
     }
@@ -826,8 +827,8 @@ std::size_t CudaTable::erase_device(const uint64_t* keys, std::size_t n, uint8_t
   bind_device();
   wait_for_caller(stream);
   CallLog log(*this, 0);
-  return erase_staged(*lanes_[0], DevKeys{keys, nullptr, nullptr, nullptr, n}, clock_.now(),
-                      erased, log);
+  return erase_staged(*lanes_[0], DevKeys{keys, nullptr, nullptr, nullptr, n}, clock_.now(), erased,
+                      log);
 }
 
 std::unique_ptr<Table> make_cuda_table(const TableConfig& config) {

@@ -87,9 +87,8 @@ class CudaTable final : public Table, public DeviceBatchOps {
   uint64_t now() const noexcept override { return clock_.now(); }
 
   DeviceBatchOps* device_ops() noexcept override { return this; }
-  std::size_t get_into_device(const uint64_t* keys, std::size_t n, uint8_t* out,
-                              std::size_t width, uint8_t* found, uint32_t* lengths,
-                              uintptr_t stream) override;
+  std::size_t get_into_device(const uint64_t* keys, std::size_t n, uint8_t* out, std::size_t width,
+                              uint8_t* found, uint32_t* lengths, uintptr_t stream) override;
   void contains_device(const uint64_t* keys, std::size_t n, uint8_t* out,
                        uintptr_t stream) override;
   void put_device(const uint64_t* keys, std::size_t n, const uint8_t* values, std::size_t width,
@@ -168,17 +167,17 @@ class CudaTable final : public Table, public DeviceBatchOps {
   Stats stats_;
   std::unique_ptr<Lane> lanes_[2];
   std::unique_ptr<Event> caller_ready_;  // marks the caller's stream position
-  Mirror<uint8_t> records_;        // records staged back to back for the scatter pass
-  Mirror<uint64_t> record_src_;    // (records) offsets into records_
-  Mirror<uint32_t> record_size_;   // (records)
-  Mirror<uint64_t> record_dst_;    // (records) arena chunks
-  Mirror<uint64_t> new_words_;     // (n) handle or inline value of each new entry
-  Mirror<uint8_t> new_forms_;      // (n)
-  Mirror<uint8_t> flags_;          // (n) InsertFlag
+  Mirror<uint8_t> records_;              // records staged back to back for the scatter pass
+  Mirror<uint64_t> record_src_;          // (records) offsets into records_
+  Mirror<uint32_t> record_size_;         // (records)
+  Mirror<uint64_t> record_dst_;          // (records) arena chunks
+  Mirror<uint64_t> new_words_;           // (n) handle or inline value of each new entry
+  Mirror<uint8_t> new_forms_;            // (n)
+  Mirror<uint8_t> flags_;                // (n) InsertFlag
   Growing<DeviceBuffer> scan_temp_;
-  Growing<DeviceBuffer> sizes_;    // (n + 1) int64
-  Mirror<int64_t> offsets_;        // (n + 1)
-  Mirror<uint8_t> data_;           // gathered values
+  Growing<DeviceBuffer> sizes_;       // (n + 1) int64
+  Mirror<int64_t> offsets_;           // (n + 1)
+  Mirror<uint8_t> data_;              // gathered values
   Mirror<unsigned long long> tally_;  // (8) per-batch counters summed on the device
 
   uint64_t tick_ = 1;

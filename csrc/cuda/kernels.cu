@@ -2,10 +2,8 @@
 // probe, plan, insert, evict and expiry decisions are the shared PREDIS_HD functions the CPU
 // backend runs; what is here is who runs them (a tile of lanes or one thread per key), the
 // bucket lock words (CAS), and moving bytes.
-#include <cooperative_groups.h>
-
 #include <algorithm>
-
+#include <cooperative_groups.h>
 #include <cub/device/device_scan.cuh>
 
 #include "cuda/check.hpp"
@@ -186,14 +184,14 @@ __global__ void insert_kernel(DevTable t, DevKeys k, const uint64_t* words, cons
   const PairInsertResult r = with_key_eq(k, i, [&](const auto& eq) {
     return prefetched ? insert_into_pair<true>(b1, b2, p.digest, kind, key, eq, form, words[i],
                                                expiry, now, tick + i, t.policy, demote)
-                      : insert_into_pair<false>(b1, b2, p.digest, kind, key, eq, form,
-                                                words[i], expiry, now, tick + i, t.policy);
+                      : insert_into_pair<false>(b1, b2, p.digest, kind, key, eq, form, words[i],
+                                                expiry, now, tick + i, t.policy);
   });
   if (p.b1 != p.b2) unlock_word(second);
   unlock_word(first);
   out.flags[i] = static_cast<uint8_t>((r.updated ? kUpdated : 0) | (r.displaced ? kDisplaced : 0) |
-                                      (r.expired ? kWasExpired : 0) |
-                                      (r.evicted ? kEvicted : 0) | (r.skipped ? kSkipped : 0));
+                                      (r.expired ? kWasExpired : 0) | (r.evicted ? kEvicted : 0) |
+                                      (r.skipped ? kSkipped : 0));
   out.old_word[i] = r.old_handle;
   out.old_form[i] = r.old_form;
   out.old_rsize[i] = r.displaced ? record_bytes(r.old_handle, r.old_form) : 0;
@@ -403,13 +401,12 @@ void launch_lookup(const DevTable& t, const DevKeys& k, uint64_t now, uint64_t t
   PREDIS_LAUNCHED("launching the lookup kernel");
 }
 
-void launch_insert(const DevTable& t, const DevKeys& k, const uint64_t* words,
-                   const uint8_t* forms, uint8_t form_all, uint64_t expiry, uint64_t now,
-                   uint64_t tick, bool prefetched, uint64_t demote, const Inserted& out,
-                   cudaStream_t s) {
+void launch_insert(const DevTable& t, const DevKeys& k, const uint64_t* words, const uint8_t* forms,
+                   uint8_t form_all, uint64_t expiry, uint64_t now, uint64_t tick, bool prefetched,
+                   uint64_t demote, const Inserted& out, cudaStream_t s) {
   if (k.n == 0) return;
-  insert_kernel<<<blocks_for(k.n), kBlock, 0, s>>>(t, k, words, forms, form_all, expiry, now,
-                                                   tick, prefetched, demote, out);
+  insert_kernel<<<blocks_for(k.n), kBlock, 0, s>>>(t, k, words, forms, form_all, expiry, now, tick,
+                                                   prefetched, demote, out);
   PREDIS_LAUNCHED("launching the insert kernel");
 }
 
@@ -420,8 +417,8 @@ void launch_erase(const DevTable& t, const DevKeys& k, uint64_t now, const Found
   PREDIS_LAUNCHED("launching the erase kernel");
 }
 
-void launch_evict(const DevTable& t, uint64_t hand, uint64_t tiles, uint64_t now,
-                  const Found& out, cudaStream_t s) {
+void launch_evict(const DevTable& t, uint64_t hand, uint64_t tiles, uint64_t now, const Found& out,
+                  cudaStream_t s) {
   if (tiles == 0) return;
   evict_kernel<<<blocks_for(tiles * kTile), kBlock, 0, s>>>(t, hand, tiles, now, out);
   PREDIS_LAUNCHED("launching the eviction kernel");
@@ -467,8 +464,8 @@ std::size_t scan_temp_bytes(std::size_t n) {
 
 void launch_offsets(void* temp, std::size_t temp_bytes, const int64_t* sizes, int64_t* offsets,
                     std::size_t n, cudaStream_t s) {
-  check(cub::DeviceScan::ExclusiveSum(temp, temp_bytes, sizes, offsets,
-                                      static_cast<int64_t>(n + 1), s),
+  check(cub::DeviceScan::ExclusiveSum(temp, temp_bytes, sizes, offsets, static_cast<int64_t>(n + 1),
+                                      s),
         "running the prefix sum of value lengths");
 }
 
@@ -504,7 +501,7 @@ void launch_scatter(const uint8_t* src, const uint64_t* src_offsets, const uint3
                     const uint64_t* dst, std::size_t count, cudaStream_t s) {
   if (count == 0) return;
   scatter_kernel<<<blocks_for(uint64_t{count} * 32), kBlock, 0, s>>>(src, src_offsets, sizes, dst,
-                                                                    count);
+                                                                     count);
   PREDIS_LAUNCHED("launching the record scatter");
 }
 

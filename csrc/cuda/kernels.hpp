@@ -55,9 +55,9 @@ enum InsertFlag : uint8_t {
   kSkipped = 16,
 };
 struct Inserted {
-  uint8_t* flags = nullptr;     // (n)
-  uint64_t* old_word = nullptr;  // (n)
-  uint8_t* old_form = nullptr;   // (n)
+  uint8_t* flags = nullptr;       // (n)
+  uint64_t* old_word = nullptr;   // (n)
+  uint8_t* old_form = nullptr;    // (n)
   uint64_t* old_rsize = nullptr;  // (n) record bytes of old_word (0 for an inline value)
 };
 
@@ -69,10 +69,9 @@ void launch_lookup(const DevTable& t, const DevKeys& k, uint64_t now, uint64_t t
 // insert_or_assign: one thread per key holding both candidate buckets' locks while it runs
 // insert_into_pair. words/forms: the new value of each key (forms null: every key has
 // form_all). With prefetched, the stores rank `demote` operations back and skip live keys.
-void launch_insert(const DevTable& t, const DevKeys& k, const uint64_t* words,
-                   const uint8_t* forms, uint8_t form_all, uint64_t expiry, uint64_t now,
-                   uint64_t tick, bool prefetched, uint64_t demote, const Inserted& out,
-                   cudaStream_t s);
+void launch_insert(const DevTable& t, const DevKeys& k, const uint64_t* words, const uint8_t* forms,
+                   uint8_t form_all, uint64_t expiry, uint64_t now, uint64_t tick, bool prefetched,
+                   uint64_t demote, const Inserted& out, cudaStream_t s);
 
 // erase: status kHit (a live entry removed), kExpired (an expired one dropped) or kMiss.
 void launch_erase(const DevTable& t, const DevKeys& k, uint64_t now, const Found& out,
@@ -80,8 +79,8 @@ void launch_erase(const DevTable& t, const DevKeys& k, uint64_t now, const Found
 
 // Capacity eviction: tile j samples buckets hand + 4j .. hand + 4j + 3 and drops the
 // lowest-score entry among them (status kHit, or kExpired when it had expired).
-void launch_evict(const DevTable& t, uint64_t hand, uint64_t tiles, uint64_t now,
-                  const Found& out, cudaStream_t s);
+void launch_evict(const DevTable& t, uint64_t hand, uint64_t tiles, uint64_t now, const Found& out,
+                  cudaStream_t s);
 
 // Tallies of per-key results, added into counters (device; the caller zeroes them), so a
 // batch's outcome reaches the host as a few words instead of a pass over every key.
@@ -90,12 +89,12 @@ void launch_tally_lookup(const Found& f, std::size_t n, std::size_t width,
                          unsigned long long* counters, cudaStream_t s);
 enum InsertTally {
   kTallyUpdated = 0,
-  kTallyNew,               // stored without displacing anything: one more item
+  kTallyNew,  // stored without displacing anything: one more item
   kTallyWasExpired,
   kTallyEvicted,
   kTallySkipped,
-  kTallyDisplacedInline,   // displaced values that were inline (16 bytes of capacity each)
-  kTallyDisplacedRecord,   // displaced values in the arena: the host must release them
+  kTallyDisplacedInline,  // displaced values that were inline (16 bytes of capacity each)
+  kTallyDisplacedRecord,  // displaced values in the arena: the host must release them
   kInsertTallies
 };
 void launch_tally_insert(const Inserted& r, std::size_t n, unsigned long long* counters,

@@ -134,9 +134,7 @@ class Event {
   cudaEvent_t get() const noexcept { return e_; }
   void record(cudaStream_t s) const { check(cudaEventRecord(e_, s), "recording an event"); }
   // Work queued on `s` after this waits for the work recorded before the event.
-  void make_wait(cudaStream_t s) const {
-    check(cudaStreamWaitEvent(s, e_, 0), "ordering streams");
-  }
+  void make_wait(cudaStream_t s) const { check(cudaStreamWaitEvent(s, e_, 0), "ordering streams"); }
 
  private:
   cudaEvent_t e_ = nullptr;

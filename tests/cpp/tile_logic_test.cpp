@@ -49,8 +49,8 @@ Bucket random_bucket(std::mt19937_64& rng, int used, uint64_t score_range) {
     const int s = slots[j];
     const auto digest = static_cast<uint8_t>(1 + rng() % 4);
     const auto kind = static_cast<KeyKind>(rng() % 2);
-    fill_slot(b, s, digest, make_form(kind, kind == KeyKind::kInt, 8), rng() % 8, rng() % score_range,
-              rng(), 0);
+    fill_slot(b, s, digest, make_form(kind, kind == KeyKind::kInt, 8), rng() % 8,
+              rng() % score_range, rng(), 0);
   }
   return b;
 }
@@ -89,7 +89,8 @@ void tile_eviction(std::mt19937_64& rng, uint64_t round) {
   const int expect = lowest_score_slot(b, Protected{}, &score, 0, 1);
   for (int lane = 0; lane < kTile; ++lane) {
     check(lanes[lane].slot == expect, "tile eviction picked another victim", round);
-    if (expect >= 0) check(lanes[lane].score == score, "tile eviction reported another score", round);
+    if (expect >= 0)
+      check(lanes[lane].score == score, "tile eviction reported another score", round);
   }
 }
 
@@ -167,7 +168,8 @@ int main(int argc, char** argv) {
                  seed);
     return 1;
   }
-  std::printf("tile_logic_test: all passed (%" PRIu64 " batch-order rounds overflowed a bucket pair)\n",
+  std::printf("tile_logic_test: all passed (%" PRIu64
+              " batch-order rounds overflowed a bucket pair)\n",
               g_overflow_rounds);
   return 0;
 }
