@@ -32,9 +32,23 @@ def test_out_of_memory_at_creation_is_backend_unavailable() -> None:
     # 2**36 items: a bucket array of several TB, far beyond any device.
     with pytest.raises(BackendUnavailable, match=r"cannot create the CUDA table: .*out of memory"):
         predis.Cache(1 << 40, max_items=2**36, backend="cuda")
-    with pytest.warns(predis.BackendFallbackWarning, match="out of memory"):
-        cache = predis.Cache(1 << 40, max_items=2**36)
-    assert cache.backend == "cpu"
+
+
+def test_auto_falls_back_when_the_device_is_full() -> None:
+    cp = pytest.importorskip("cupy", reason="CuPy is not installed (needed to fill the device)")
+    free, _total = cp.cuda.runtime.memGetInfo()
+    hog = cp.empty(free - (256 << 20), dtype=cp.uint8)  # leave 256 MiB
+    try:
+        # A 2.4 GB bucket array fits the host (lazily committed) but not the device now.
+        args = {"capacity_bytes": 1 << 30, "max_items": 3 << 24}
+        with pytest.raises(BackendUnavailable, match="out of memory"):
+            predis.Cache(**args, backend="cuda")  # type: ignore[arg-type]
+        with pytest.warns(predis.BackendFallbackWarning, match="out of memory"):
+            cache = predis.Cache(**args)  # type: ignore[arg-type]
+        assert cache.backend == "cpu"
+    finally:
+        del hog
+        cp.get_default_memory_pool().free_all_blocks()
 
 
 def test_single_keys_of_every_kind_and_size() -> None:
