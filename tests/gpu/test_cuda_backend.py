@@ -188,7 +188,7 @@ def test_cupy_device_arrays_are_read_in_place(width: int) -> None:
     cache = cuda_cache()
     n = 10_000
     keys = cp.arange(n, dtype=cp.uint64) * 7919
-    values = cp.random.default_rng(3).integers(0, 256, size=(n, width), dtype=cp.uint8)
+    values = cp.random.randint(0, 256, size=(n, width)).astype(cp.uint8)
     cache.mput(keys, values)
     assert len(cache) == n
     out = cp.zeros((n, width), dtype=cp.uint8)
