@@ -44,7 +44,8 @@ def device_stats(pci_bus_id: str) -> dict[str, int] | None:
     if nvml is None or not pci_bus_id:
         return None
     try:
-        handle = nvml.nvmlDeviceGetHandleByPciBusId(pci_bus_id)
+        # bytes: older nvidia-ml-py passes the argument straight to a c_char_p.
+        handle = nvml.nvmlDeviceGetHandleByPciBusId(pci_bus_id.encode())
         mem = nvml.nvmlDeviceGetMemoryInfo(handle)
         util = nvml.nvmlDeviceGetUtilizationRates(handle)
     except Exception as exc:  # any NVMLError: report nothing rather than zeros
