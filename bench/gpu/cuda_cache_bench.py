@@ -220,7 +220,30 @@ def main() -> int:
         f"{ni['get_into_keys_per_s'] / 1e9:.3f} ({ni['get_into_fraction_of_bound']:.0%}), "
         f"mput {ni['mput_keys_per_s'] / 1e9:.3f} ({ni['mput_fraction_of_bound']:.0%})"
     )
+    verdict = goals(result)
+    result["goals"] = verdict
+    with open(args.out, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1, default=str)
+    for line in verdict:
+        print(line)
     return 0
+
+
+def goals(result: dict[str, Any]) -> list[str]:
+    """Issue 3's goals against this run: the slowest batch of each must clear the bar."""
+    find = min(r["find_keys_per_s"] for r in result["device_resident"])
+    evict = min(r["insert_new_with_eviction_keys_per_s"] for r in result["insert_with_eviction"])
+    ni = result["numpy_input"]
+    numpy_share = min(ni["get_into_fraction_of_bound"], ni["mput_fraction_of_bound"])
+    checks = [
+        ("find >= 5 G keys/s (moonshot 15 G)", find / 1e9, 5.0, "G keys/s"),
+        ("insert_or_assign with eviction >= 2 G keys/s", evict / 1e9, 2.0, "G keys/s"),
+        ("numpy input >= 70% of the PCIe bound", numpy_share * 100, 70.0, "%"),
+    ]
+    return [
+        f"GOAL {'MET' if got >= bar else 'NOT MET'}: {name}: slowest {got:.2f} {unit}"
+        for name, got, bar, unit in checks
+    ]
 
 
 if __name__ == "__main__":

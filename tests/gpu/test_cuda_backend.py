@@ -237,3 +237,34 @@ def test_pycuda_device_arrays_are_read_in_place() -> None:
         assert np.array_equal(out.get(), vals.get())
     finally:
         ctx.pop()
+
+
+def test_concurrent_callers_from_threads() -> None:
+    # Calls are serialised on the host and each thread binds the device itself: several
+    # threads mixing batch writes and reads must neither deadlock nor see torn values.
+    import threading
+
+    cache = cuda_cache(max_value_size=64)
+    errors: list[BaseException] = []
+
+    def worker(t: int) -> None:
+        try:
+            keys = np.arange(t * 10_000, (t + 1) * 10_000, dtype=np.uint64)
+            rows = np.full((len(keys), 16), t, dtype=np.uint8)
+            for _ in range(20):
+                cache.mput(keys, rows)
+                out = np.zeros_like(rows)
+                assert cache.get_into(keys, out).all()
+                assert (out == t).all()
+                assert cache.mcontains(keys).all()
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=120)
+    assert not any(th.is_alive() for th in threads)
+    assert errors == []
+    assert len(cache) == 40_000
