@@ -547,7 +547,12 @@ void CudaTable::put_many(const KeyBatch& keys, const ValueRef* values, uint64_t 
       log.event(key, now, AccessOp::kPut, replaced, values[i].len);
     }
   }
-  enforce_limits(log);
+  if (n == 1) {
+    const KeyRef key = keys.at(0);
+    enforce_limits(log, Protected{key.key, key.kind, true});
+  } else {
+    enforce_limits(log);
+  }
 }
 
 void CudaTable::put(const KeyRef& key, ValueRef value, uint64_t ttl_ns) {
@@ -563,7 +568,7 @@ void CudaTable::put_batch(const KeyBatch& keys, const ValueRef* values, uint64_t
   put_many(keys, values, ttl_ns, false, 0.0);
 }
 
-void CudaTable::enforce_limits(CallLog& log) {
+void CudaTable::enforce_limits(CallLog& log, const Protected& protect) {
   const uint64_t buckets = mask_ + 1;
   const uint64_t max_tiles = std::max<uint64_t>(1, buckets / 4);
   uint64_t fruitless = 0;  // buckets sampled since the last victim
@@ -582,7 +587,7 @@ void CudaTable::enforce_limits(CallLog& log) {
     lane.word.prepare(want);
     lane.form.prepare(want);
     lane.rsize.prepare(want);
-    launch_evict(view(), hand_, want, clock_.now(), lane.found_view(), s);
+    launch_evict(view(), hand_, want, clock_.now(), protect, lane.found_view(), s);
     hand_ += 4 * want;
     launch_tally_removed(lane.found_view(), want, zero_tally(lane), s);
     tally_.down(kRemovalTallies, s);

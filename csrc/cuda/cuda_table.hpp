@@ -136,8 +136,9 @@ class CudaTable final : public Table, public DeviceBatchOps {
   // After a removal pass (erase or eviction) and its tally (already on the host in tally_):
   // items and bytes go down; records are fetched and released only when there are any.
   void release_removed(Lane& lane, std::size_t n);
-  // Capacity eviction after a batch, until items and bytes are within the limits.
-  void enforce_limits(CallLog& log);
+  // Capacity eviction after a batch, until items and bytes are within the limits. A
+  // single-key put protects its key, as the CPU backend does; a batch protects none.
+  void enforce_limits(CallLog& log, const Protected& protect = Protected{});
 
   // Runs a lookup over keys in chunks of `chunk` keys on both lanes: chunk c's copies
   // overlap chunk c-1's kernels, while the kernels themselves stay in order. launch(lane, m)

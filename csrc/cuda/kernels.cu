@@ -237,7 +237,8 @@ __global__ void erase_kernel(DevTable t, DevKeys k, uint64_t now, Found out) {
 // One tile of 16 lanes per sample of 4 buckets: each lane finds the lowest score of its
 // slots (lowest_score_slot with (lane, 16)); the tile reduces to the bucket's lowest, then
 // lane 0 takes the lowest of the 4 buckets and drops it under the bucket lock.
-__global__ void evict_kernel(DevTable t, uint64_t hand, uint64_t tiles, uint64_t now, Found out) {
+__global__ void evict_kernel(DevTable t, uint64_t hand, uint64_t tiles, uint64_t now,
+                             Protected protect, Found out) {
   auto tile = cg::tiled_partition<kTile>(cg::this_thread_block());
   const uint64_t j = (uint64_t{blockIdx.x} * blockDim.x + threadIdx.x) / kTile;
   if (j >= tiles) return;
@@ -250,7 +251,7 @@ __global__ void evict_kernel(DevTable t, uint64_t hand, uint64_t tiles, uint64_t
     const uint64_t idx = (hand + j * kSample + q) & t.mask;
     const Bucket& b = t.buckets[idx];
     uint64_t score = 0;
-    const int s = lowest_score_slot(b, Protected{}, &score, lane, kTile);
+    const int s = lowest_score_slot(b, protect, &score, lane, kTile);
     const TileBest mine = tile_best_candidate(s, score);
     const TileBest best = tile_min(tile, mine);
     if (best.slot >= 0 && (!any || best.score < best_score)) {
@@ -264,7 +265,7 @@ __global__ void evict_kernel(DevTable t, uint64_t hand, uint64_t tiles, uint64_t
   if (!any) return;
   Bucket& b = t.buckets[best_bucket];
   lock_word(&b.lock);
-  const int victim = lowest_score_slot(b, Protected{}, nullptr);
+  const int victim = lowest_score_slot(b, protect, nullptr);
   if (victim >= 0) {
     out.status[j] = slot_expired(b.slots[victim], now) ? kExpired : kHit;
     out.word[j] = b.slots[victim].handle;
@@ -417,10 +418,10 @@ void launch_erase(const DevTable& t, const DevKeys& k, uint64_t now, const Found
   PREDIS_LAUNCHED("launching the erase kernel");
 }
 
-void launch_evict(const DevTable& t, uint64_t hand, uint64_t tiles, uint64_t now, const Found& out,
-                  cudaStream_t s) {
+void launch_evict(const DevTable& t, uint64_t hand, uint64_t tiles, uint64_t now,
+                  const Protected& protect, const Found& out, cudaStream_t s) {
   if (tiles == 0) return;
-  evict_kernel<<<blocks_for(tiles * kTile), kBlock, 0, s>>>(t, hand, tiles, now, out);
+  evict_kernel<<<blocks_for(tiles * kTile), kBlock, 0, s>>>(t, hand, tiles, now, protect, out);
   PREDIS_LAUNCHED("launching the eviction kernel");
 }
 

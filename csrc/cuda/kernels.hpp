@@ -78,9 +78,10 @@ void launch_erase(const DevTable& t, const DevKeys& k, uint64_t now, const Found
                   cudaStream_t s);
 
 // Capacity eviction: tile j samples buckets hand + 4j .. hand + 4j + 3 and drops the
-// lowest-score entry among them (status kHit, or kExpired when it had expired).
-void launch_evict(const DevTable& t, uint64_t hand, uint64_t tiles, uint64_t now, const Found& out,
-                  cudaStream_t s);
+// lowest-score entry among them (status kHit, or kExpired when it had expired), never the
+// protected key (the one a single-key put just stored, as the CPU backend protects it).
+void launch_evict(const DevTable& t, uint64_t hand, uint64_t tiles, uint64_t now,
+                  const Protected& protect, const Found& out, cudaStream_t s);
 
 // Tallies of per-key results, added into counters (device; the caller zeroes them), so a
 // batch's outcome reaches the host as a few words instead of a pass over every key.

@@ -73,10 +73,12 @@ void tile_probe(std::mt19937_64& rng, uint64_t round) {
 void tile_eviction(std::mt19937_64& rng, uint64_t round) {
   // Few distinct scores, so ties (decided by the lower slot) are frequent.
   const Bucket b = random_bucket(rng, static_cast<int>(rng() % (kSlotsPerBucket + 1)), 6);
+  // Sometimes a protected key (a single-key put's own key), which no lane may pick.
+  const Protected protect{rng() % 8, static_cast<KeyKind>(rng() % 2), rng() % 2 == 0};
   TileBest lanes[kTile];
   for (int lane = 0; lane < kTile; ++lane) {
     uint64_t score = 0;
-    const int s = lowest_score_slot(b, Protected{}, &score, lane, kTile);
+    const int s = lowest_score_slot(b, protect, &score, lane, kTile);
     lanes[lane] = tile_best_candidate(s, score);
   }
   // The kernel's butterfly: at each distance every lane combines with lane ^ d.
@@ -86,7 +88,9 @@ void tile_eviction(std::mt19937_64& rng, uint64_t round) {
     std::copy(next, next + kTile, lanes);
   }
   uint64_t score = 0;
-  const int expect = lowest_score_slot(b, Protected{}, &score, 0, 1);
+  const int expect = lowest_score_slot(b, protect, &score, 0, 1);
+  if (expect >= 0)
+    check(!is_protected(b, expect, protect), "a protected key was the victim", round);
   for (int lane = 0; lane < kTile; ++lane) {
     check(lanes[lane].slot == expect, "tile eviction picked another victim", round);
     if (expect >= 0)

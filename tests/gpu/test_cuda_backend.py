@@ -268,3 +268,18 @@ def test_concurrent_callers_from_threads() -> None:
     assert not any(th.is_alive() for th in threads)
     assert errors == []
     assert len(cache) == 40_000
+
+
+@pytest.mark.parametrize("policy", ["lru", "lfu"])
+def test_a_single_put_never_evicts_its_own_key(policy: str) -> None:
+    # Under LFU a fresh entry (use count 1) is the lowest score in a cache of entries used
+    # three times: the eviction that makes room must skip it, as the CPU backend does.
+    cache = cuda_cache(1 << 20, max_items=64, policy=policy)
+    for i in range(64):
+        cache.put(i, b"old")
+        cache.get(i)
+        cache.get(i)
+    for k in range(1000, 1200):
+        cache.put(k, b"new")
+        assert cache.get(k) == b"new"
+        assert len(cache) <= 64
