@@ -29,10 +29,21 @@ endif()
 
 function(predis_add_cuda target)
   if(PREDIS_HAVE_CUDA)
-    target_sources(${target} PRIVATE ${PROJECT_SOURCE_DIR}/csrc/cuda/device_info.cu)
+    # Two nvcc translation units (nvcc is slow: the kernels share one), the rest host C++.
+    target_sources(${target} PRIVATE ${PROJECT_SOURCE_DIR}/csrc/cuda/device_info.cu
+                                     ${PROJECT_SOURCE_DIR}/csrc/cuda/kernels.cu
+                                     ${PROJECT_SOURCE_DIR}/csrc/cuda/device_arena.cpp
+                                     ${PROJECT_SOURCE_DIR}/csrc/cuda/cuda_table.cpp)
     set_target_properties(${target} PROPERTIES CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON
                                                CUDA_RUNTIME_LIBRARY Static)
     target_link_libraries(${target} PRIVATE CUDA::cudart_static)
+    # Host code inside .cu files gets the same warnings as the C++ files; with PREDIS_WERROR
+    # (CI) every nvcc warning, host or device, fails the build.
+    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra>)
+    if(PREDIS_WERROR)
+      target_compile_options(${target} PRIVATE
+                             $<$<COMPILE_LANGUAGE:CUDA>:-Werror=all-warnings -Xcompiler=-Werror>)
+    endif()
     target_compile_definitions(${target} PRIVATE PREDIS_WITH_CUDA=1
                                                  PREDIS_CUDA_VERSION="${CMAKE_CUDA_COMPILER_VERSION}")
   endif()

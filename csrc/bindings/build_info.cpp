@@ -25,11 +25,12 @@ void register_build_info(py::module_& m) {
         d["version"] = PREDIS_VERSION;
         d["compiler"] = PREDIS_COMPILER;
         d["cxx_standard"] = static_cast<long>(__cplusplus);
-        d["backends"] = py::make_tuple("cpu");
 #ifdef PREDIS_WITH_CUDA
+        d["backends"] = py::make_tuple("cpu", "cuda");
         d["cuda"] = true;
         d["cuda_version"] = PREDIS_CUDA_VERSION;
 #else
+        d["backends"] = py::make_tuple("cpu");
         d["cuda"] = false;
         d["cuda_version"] = py::none();
 #endif
@@ -64,6 +65,7 @@ void register_build_info(py::module_& m) {
           x["name"] = dev.name;
           x["compute_capability"] = py::make_tuple(dev.major, dev.minor);
           x["total_memory"] = dev.total_memory;
+          x["pci_bus_id"] = dev.pci_bus_id;
           devices.append(x);
         }
         d["error"] = error.empty() ? py::object(py::none()) : py::object(py::str(error));

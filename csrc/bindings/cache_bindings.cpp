@@ -10,6 +10,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include "bindings/cuda_array.hpp"
 #include "bindings/errors.hpp"
 #include "bindings/register.hpp"
 #include "predis/table.hpp"
@@ -219,6 +220,7 @@ class CoreCache {
     c.log_capacity = static_cast<std::size_t>(log_capacity);
     c.sample_rate = sample_rate;
     try {
+      py::gil_scoped_release nogil;  // creating a CUDA context can take a while
       table_ = make_table(backend, c);
     } catch (const std::invalid_argument& e) {
       fail(ErrorKind::kInvalidArgument, e.what());
@@ -304,6 +306,9 @@ class CoreCache {
   }
 
   py::array_t<bool> get_into(const py::handle& keys, const py::handle& out_obj) {
+    if (has_cuda_array_interface(keys) || has_cuda_array_interface(out_obj)) {
+      return get_into_device(keys, out_obj);
+    }
     KeyList kl(keys);
     if (!py::isinstance<py::array>(out_obj))
       fail(ErrorKind::kInvalidArgument, "out must be a 2-D uint8 numpy array");
@@ -328,20 +333,15 @@ class CoreCache {
       py::gil_scoped_release nogil;
       too_long = table_->get_into(kl.batch(), o, width, f, lengths.data());
     }
-    if (too_long != 0) {
-      for (std::size_t i = 0; i < kl.size(); ++i) {
-        if (!f[i] && lengths[i] > width) {
-          fail(ErrorKind::kValueTooLarge,
-               std::to_string(too_long) + " value(s) longer than the row width " +
-                   std::to_string(width) + "; the first is at index " + std::to_string(i) +
-                   " with " + std::to_string(lengths[i]) + " bytes");
-        }
-      }
-    }
+    report_too_long(too_long, f, lengths, width);
     return found;
   }
 
   void mput(const py::handle& keys, const py::handle& values, uint64_t ttl_ns) {
+    if (has_cuda_array_interface(keys) || has_cuda_array_interface(values)) {
+      mput_device(keys, values, ttl_ns);
+      return;
+    }
     KeyList kl(keys);
     const std::size_t n = kl.size();
     std::vector<ValueRef> refs(n);
@@ -393,6 +393,15 @@ class CoreCache {
   }
 
   py::array_t<bool> mdelete(const py::handle& keys) {
+    if (has_cuda_array_interface(keys)) {
+      const CudaArray k = parse_cuda_array(keys, "keys", 1, "u8", false);
+      DeviceBatchOps& ops = device_ops();
+      auto erased = bool_array(k.rows());
+      auto* e = reinterpret_cast<uint8_t*>(erased.mutable_data());
+      py::gil_scoped_release nogil;
+      ops.erase_device(device_keys(k), k.rows(), e, k.stream);
+      return erased;
+    }
     KeyList kl(keys);
     auto erased = bool_array(kl.size());
     auto* e = reinterpret_cast<uint8_t*>(erased.mutable_data());
@@ -404,6 +413,15 @@ class CoreCache {
   }
 
   py::array_t<bool> contains_many(const py::handle& keys) {
+    if (has_cuda_array_interface(keys)) {
+      const CudaArray k = parse_cuda_array(keys, "keys", 1, "u8", false);
+      DeviceBatchOps& ops = device_ops();
+      auto out = bool_array(k.rows());
+      auto* o = reinterpret_cast<uint8_t*>(out.mutable_data());
+      py::gil_scoped_release nogil;
+      ops.contains_device(device_keys(k), k.rows(), o, k.stream);
+      return out;
+    }
     KeyList kl(keys);
     auto out = bool_array(kl.size());
     auto* o = reinterpret_cast<uint8_t*>(out.mutable_data());
@@ -481,6 +499,85 @@ class CoreCache {
   Table& table() { return *table_; }
 
  private:
+  // ---- device arrays (__cuda_array_interface__): validated here, run by the backend ----
+
+  DeviceBatchOps& device_ops() {
+    DeviceBatchOps* ops = table_->device_ops();
+    if (ops == nullptr) {
+      fail(ErrorKind::kInvalidArgument,
+           std::string("device arrays (__cuda_array_interface__) need backend='cuda'; this "
+                       "cache uses '") +
+               table_->backend() +
+               "': copy them to host numpy arrays first, or create the cache with "
+               "backend='cuda'");
+    }
+    return *ops;
+  }
+
+  static const uint64_t* device_keys(const CudaArray& k) {
+    return reinterpret_cast<const uint64_t*>(k.ptr);
+  }
+
+  static void require_both(const py::handle& a, const py::handle& b, const char* what) {
+    if (!has_cuda_array_interface(a) || !has_cuda_array_interface(b)) {
+      fail(ErrorKind::kInvalidArgument,
+           std::string(what) +
+               ": keys and the other array must both be device arrays or both host arrays");
+    }
+  }
+
+  py::array_t<bool> get_into_device(const py::handle& keys, const py::handle& out_obj) {
+    require_both(keys, out_obj, "get_into");
+    const CudaArray k = parse_cuda_array(keys, "keys", 1, "u8", false);
+    const CudaArray out = parse_cuda_array(out_obj, "out", 2, "u1", true);
+    if (out.rows() != k.rows()) {
+      fail(ErrorKind::kInvalidArgument, "out has " + std::to_string(out.rows()) + " rows for " +
+                                            std::to_string(k.rows()) + " keys");
+    }
+    DeviceBatchOps& ops = device_ops();
+    const std::size_t n = k.rows();
+    const std::size_t width = out.width();
+    auto found = bool_array(n);
+    std::vector<uint32_t> lengths(n);
+    auto* f = reinterpret_cast<uint8_t*>(found.mutable_data());
+    std::size_t too_long = 0;
+    {
+      py::gil_scoped_release nogil;
+      too_long = ops.get_into_device(device_keys(k), n, reinterpret_cast<uint8_t*>(out.ptr), width,
+                                     f, lengths.data(), out.stream != 0 ? out.stream : k.stream);
+    }
+    report_too_long(too_long, f, lengths, width);
+    return found;
+  }
+
+  void mput_device(const py::handle& keys, const py::handle& values, uint64_t ttl_ns) {
+    require_both(keys, values, "mput");
+    const CudaArray k = parse_cuda_array(keys, "keys", 1, "u8", false);
+    const CudaArray v = parse_cuda_array(values, "values", 2, "u1", false);
+    if (v.rows() != k.rows()) {
+      fail(ErrorKind::kInvalidArgument, "values has " + std::to_string(v.rows()) + " rows for " +
+                                            std::to_string(k.rows()) + " keys");
+    }
+    if (k.rows() != 0) check_value(KeyRef::from_int(0), v.width(), 0);
+    DeviceBatchOps& ops = device_ops();
+    py::gil_scoped_release nogil;
+    ops.put_device(device_keys(k), k.rows(), reinterpret_cast<const uint8_t*>(v.ptr), v.width(),
+                   ttl_ns, v.stream != 0 ? v.stream : k.stream);
+  }
+
+  static void report_too_long(std::size_t too_long, const uint8_t* f,
+                              const std::vector<uint32_t>& lengths, std::size_t width) {
+    if (too_long == 0) return;
+    for (std::size_t i = 0; i < lengths.size(); ++i) {
+      if (!f[i] && lengths[i] > width) {
+        fail(ErrorKind::kValueTooLarge,
+             std::to_string(too_long) + " value(s) longer than the row width " +
+                 std::to_string(width) + "; the first is at index " + std::to_string(i) + " with " +
+                 std::to_string(lengths[i]) + " bytes");
+      }
+    }
+  }
+
   // index < 0 for single-key calls.
   void check_value(const KeyRef& key, std::size_t len, long long index) const {
     const TableConfig& c = table_->config();
@@ -522,6 +619,11 @@ void register_cache(py::module_& m) {
            py::arg("log_capacity"), py::arg("sample_rate"))
       .def_property_readonly("backend",
                              [](CoreCache& c) { return std::string(c.table().backend()); })
+      .def_property_readonly("device_index",
+                             [](CoreCache& c) {
+                               DeviceBatchOps* ops = c.table().device_ops();
+                               return ops == nullptr ? -1 : ops->device_index();
+                             })
       .def("get", &CoreCache::get, py::arg("key"))
       .def("contains", &CoreCache::contains, py::arg("key"))
       .def("put", &CoreCache::put, py::arg("key"), py::arg("value"), py::arg("ttl_ns"))

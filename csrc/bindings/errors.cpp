@@ -1,6 +1,9 @@
 #include "bindings/errors.hpp"
 
 #include <new>
+#include <string>
+
+#include "predis/backend_error.hpp"
 
 namespace py = pybind11;
 
@@ -38,6 +41,20 @@ void register_errors(py::module_& /*m*/) {
       if (p) std::rethrow_exception(p);
     } catch (const PredisException& e) {
       set_error(class_name(e.kind()), e.what());
+    } catch (const BackendError& e) {
+      switch (e.kind()) {
+        case BackendError::Kind::kUnavailable:
+          set_error("BackendUnavailable", e.what());
+          break;
+        case BackendError::Kind::kOutOfMemory:
+          set_error(
+              "OutOfMemoryError",
+              (std::string(e.what()) + "; lower capacity_bytes or free device memory").c_str());
+          break;
+        case BackendError::Kind::kFailure:
+          set_error("DeviceError", e.what());
+          break;
+      }
     } catch (const std::bad_alloc&) {
       set_error("OutOfMemoryError",
                 "out of host memory while storing into the cache; lower capacity_bytes or "

@@ -7,28 +7,11 @@
 
 #include "predis/bench_slowdown.hpp"
 #include "predis/spinlock.hpp"
+#include "predis/table_rules.hpp"
 
 namespace predis {
+static_assert(kMaxArenaPage == HugeBuffer::kHugePage, "arena pages top out at one huge page");
 namespace {
-
-// Buckets are sized so that max_items fills at most 3/4 of the slots (with two choices per
-// key, a full bucket is then rare even at that load).
-uint64_t bucket_count_for(uint64_t max_items) {
-  const uint64_t wanted =
-      std::max<uint64_t>(1, (max_items * 4 + 3 * kSlotsPerBucket - 1) / (3 * kSlotsPerBucket));
-  uint64_t n = 1;
-  while (n < wanted) n <<= 1;
-  return n;
-}
-
-// Arena pages: 1/64 of the capacity, between 64 KiB and 2 MiB (one huge page), so a small
-// cache does not reserve megabytes per size class and a large one does not take pages a
-// chunk at a time.
-std::size_t page_bytes_for(uint64_t capacity) {
-  std::size_t page = std::size_t{64} << 10;
-  while (page < HugeBuffer::kHugePage && page < capacity / 64) page <<= 1;
-  return page;
-}
 
 // How many buckets ahead a batch prefetches: enough to cover DRAM latency at ~20 ns a key.
 constexpr std::size_t kPrefetchDistance = 8;
@@ -40,20 +23,6 @@ RecordHeader* header_of(uint64_t handle) noexcept {
 }
 const uint8_t* key_bytes_of(uint64_t handle) noexcept {
   return reinterpret_cast<const uint8_t*>(header_of(handle) + 1);
-}
-
-// Capacity charged for an inline value: the handle and expiry words it lives in.
-constexpr uint64_t kInlineFootprint = 16;
-
-// The expiry word for a TTL: 0 (never) for ttl 0; saturated rather than wrapped, so a huge
-// TTL means "practically never" instead of "already expired".
-uint64_t deadline(uint64_t now, uint64_t ttl_ns) noexcept {
-  if (ttl_ns == 0) return 0;
-  return ttl_ns > UINT64_MAX - now ? UINT64_MAX : now + ttl_ns;
-}
-
-bool stores_inline(const KeyRef& key, uint32_t value_len) noexcept {
-  return key.kind == KeyKind::kInt && value_len <= kMaxInlineValue;
 }
 
 struct ValueView {
@@ -134,7 +103,7 @@ CpuTable::CpuTable(const TableConfig& config)
       bucket_memory_((mask_ + 1) * sizeof(Bucket)),
       buckets_(static_cast<Bucket*>(bucket_memory_.data())),
       arena_(record_size(kMaxKeyBytes, config.max_value_size),
-             page_bytes_for(config.capacity_bytes)),
+             arena_page_bytes(config.capacity_bytes)),
       clock_(config.manual_clock),
       log_(config.log_capacity, config.sample_rate),
       stats_(config.latency_period) {}
@@ -440,11 +409,7 @@ void CpuTable::put_prefetched(const KeyRef& key, ValueRef value, uint64_t ttl_ns
   CallLog log(*this, 1, Op::kPutPrefetched);
   const uint64_t now = clock_.now();
   const uint64_t tick = tick_.fetch_add(1, std::memory_order_relaxed);
-  // A guess of confidence c ranks as if last used (1 - c) * (items + 1) operations ago: a
-  // sure guess beside fresh entries, a weak one behind every entry touched since.
-  const double items = static_cast<double>(items_.load(std::memory_order_relaxed) + 1);
-  const double doubt = confidence < 0.0 ? 1.0 : (confidence > 1.0 ? 0.0 : 1.0 - confidence);
-  const auto demote = static_cast<uint64_t>(doubt * items);
+  const uint64_t demote = prefetch_demote(confidence, items_.load(std::memory_order_relaxed));
   const Stored stored = store_value(key, value);
   // For a prefetched store, insert reports whether it was dropped (the key was live).
   const bool dropped = insert<true>(key, stored, deadline(now, ttl_ns), now, tick, log, demote);

@@ -16,8 +16,10 @@ std::vector<DeviceInfo> list_devices(std::string* error) {
   for (int i = 0; i < count; ++i) {
     cudaDeviceProp prop{};
     if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) continue;
+    char bus[32] = {};
+    if (cudaDeviceGetPCIBusId(bus, sizeof bus, i) != cudaSuccess) bus[0] = '\0';
     out.push_back(DeviceInfo{i, prop.name, prop.major, prop.minor,
-                             static_cast<unsigned long long>(prop.totalGlobalMem)});
+                             static_cast<unsigned long long>(prop.totalGlobalMem), bus});
   }
   if (out.empty() && error != nullptr) *error = "the CUDA runtime reports no devices";
   return out;

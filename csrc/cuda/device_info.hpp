@@ -12,6 +12,7 @@ struct DeviceInfo {
   int major;
   int minor;
   unsigned long long total_memory;
+  std::string pci_bus_id;  // as NVML's nvmlDeviceGetHandleByPciBusId takes it
 };
 
 // Devices the runtime can use. Empty, with `error` set, when there is no driver or device.

@@ -75,6 +75,33 @@ struct StatsSnapshot {
   std::array<LatencyHistogram, kNumOps> latency;  // sampled call durations, per Op
 };
 
+// Batches whose keys and values are already in device memory (the CUDA backend; see
+// Table::device_ops). `stream` is the producer's CUDA stream (a cudaStream_t as an integer;
+// 0 when none was given): the table orders its work after everything queued there. found,
+// lengths and erased are host arrays; out and values are device arrays.
+class DeviceBatchOps {
+ public:
+  // keys (n) device uint64; out (n, width) device, row-major; found (n) host; lengths (n)
+  // host, filled only when the return value (how many values did not fit) is non-zero:
+  // the outcome is tallied on the device, so a batch that fits copies back `found` alone.
+  // Same row rules as Table::get_into.
+  virtual std::size_t get_into_device(const uint64_t* keys, std::size_t n, uint8_t* out,
+                                      std::size_t width, uint8_t* found, uint32_t* lengths,
+                                      uintptr_t stream) = 0;
+  virtual void contains_device(const uint64_t* keys, std::size_t n, uint8_t* out,
+                               uintptr_t stream) = 0;  // out (n) host
+  // values (n, width) device, row-major: row i is key i's value.
+  virtual void put_device(const uint64_t* keys, std::size_t n, const uint8_t* values,
+                          std::size_t width, uint64_t ttl_ns, uintptr_t stream) = 0;
+  virtual std::size_t erase_device(const uint64_t* keys, std::size_t n, uint8_t* erased,
+                                   uintptr_t stream) = 0;  // erased (n) host
+  // The CUDA device index the table lives on.
+  virtual int device_index() const noexcept = 0;
+
+ protected:
+  ~DeviceBatchOps() = default;
+};
+
 class Table {
  public:
   virtual ~Table() = default;
@@ -125,9 +152,13 @@ class Table {
   // False, and no change, if the clock would pass 2^64 - 1 ns.
   virtual bool advance_time(uint64_t ns) = 0;
   virtual uint64_t now() const noexcept = 0;
+
+  // Batches from device memory, or null when the backend keeps its table in host memory.
+  virtual DeviceBatchOps* device_ops() noexcept { return nullptr; }
 };
 
-// The one factory. backend is "cpu" (always built).
+// The one factory. backend is "cpu" (always built) or "cuda" (built when nvcc was found;
+// throws BackendError kUnavailable, with the reason, when it cannot be used here).
 std::unique_ptr<Table> make_table(const std::string& backend, const TableConfig& config);
 
 }  // namespace predis

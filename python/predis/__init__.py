@@ -16,7 +16,9 @@ from predis import _core
 from predis.access_log import EVENT_DTYPE, AccessOp, KeyKind
 from predis.cache import Cache, CacheStats
 from predis.errors import (
+    BackendFallbackWarning,
     BackendUnavailable,
+    DeviceError,
     InvalidArgumentError,
     InvalidKeyError,
     InvalidValueError,
@@ -31,9 +33,11 @@ __version__: str = _core.build_info()["version"]
 __all__ = [
     "EVENT_DTYPE",
     "AccessOp",
+    "BackendFallbackWarning",
     "BackendUnavailable",
     "Cache",
     "CacheStats",
+    "DeviceError",
     "InvalidArgumentError",
     "InvalidKeyError",
     "InvalidValueError",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,14 @@ import numpy as np
 
 from predis import _core
 from predis.access_log import EVENT_DTYPE
-from predis.errors import InvalidArgumentError, InvalidValueError, LoaderError
+from predis.errors import (
+    BackendFallbackWarning,
+    BackendUnavailable,
+    InvalidArgumentError,
+    InvalidValueError,
+    LoaderError,
+)
+from predis.gpu_stats import device_stats
 from predis.op_latency import OpLatency, op_latencies
 from predis.prefetch.base import Prefetcher
 from predis.prefetch.learned import LearnedPrefetcher
@@ -33,7 +41,7 @@ BytesLike = bytes | bytearray | memoryview
 Keys = Sequence[Key] | np.ndarray
 
 POLICIES = ("lru", "lfu")
-BACKENDS = ("auto", "cpu")
+BACKENDS = ("auto", "cpu", "cuda")
 CLOCKS = ("monotonic", "manual")
 
 _NS_PER_S = 1_000_000_000
@@ -67,12 +75,71 @@ class CacheStats:
     # latency_period was timed (0: timing off).
     latency_period: int = 0
     op_latency: Mapping[str, OpLatency] = field(default_factory=dict)
+    # backend "cuda" with NVML (the gpu extra): gpu_memory_used_bytes, gpu_memory_total_bytes,
+    # gpu_utilization_percent, gpu_memory_utilization_percent. None otherwise (never zeros).
+    gpu: dict[str, int] | None = None
 
     @property
     def hit_ratio(self) -> float:
         """hits / (hits + misses), or 0.0 before the first lookup."""
         total = self.hits + self.misses
         return self.hits / total if total else 0.0
+
+
+def _create_core(
+    backend: str,
+    capacity: int,
+    items: int,
+    max_value: int,
+    policy: str,
+    manual_clock: bool,
+    log_capacity: int,
+    sample_rate: float,
+) -> _core.CoreCache:
+    """The native table for ``backend``; ``"auto"`` tries CUDA, then falls back to the CPU."""
+    args = (capacity, items, max_value, policy, manual_clock, log_capacity, sample_rate)
+    if backend not in BACKENDS:
+        raise InvalidArgumentError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend != "auto":
+        core = _core.CoreCache(backend, *args)  # "cuda" raises BackendUnavailable with why
+        log.info("predis: using backend %r", backend)
+        return core
+    reason = _cuda_unusable_reason()
+    if reason is None:
+        try:
+            core = _core.CoreCache("cuda", *args)
+        except BackendUnavailable as exc:
+            reason = str(exc)
+        else:
+            log.info("predis: backend 'auto' chose 'cuda'")
+            return core
+    message = f"predis: backend 'auto' fell back to 'cpu': {reason}"
+    log.warning(message)
+    warnings.warn(message, BackendFallbackWarning, stacklevel=3)
+    return _core.CoreCache("cpu", *args)
+
+
+def _cuda_unusable_reason() -> str | None:
+    """Why CUDA cannot be used here (no CUDA in this build, no driver, no device), or None."""
+    if not _core.build_info()["cuda"]:
+        return (
+            "this build of predis has no CUDA backend (built with PREDIS_CUDA=OFF or without nvcc)"
+        )
+    report = _core.cuda_devices()
+    if not report["devices"]:
+        return f"no usable CUDA device: {report['error']}"
+    return None
+
+
+def _bus_id(core: _core.CoreCache) -> str | None:
+    """The PCI bus id of the cache's GPU (for NVML), or None for host backends."""
+    index = int(core.device_index)
+    if index < 0:
+        return None
+    for dev in _core.cuda_devices()["devices"]:
+        if dev["index"] == index:
+            return str(dev["pci_bus_id"])
+    return None
 
 
 class _Flight:
@@ -132,7 +199,10 @@ class Cache:
             bytes-like result is stored and returned (None means "no such key"). Concurrent
             misses on one key call it once. Its exceptions reach the caller as
             :class:`~predis.LoaderError`.
-        backend: ``"auto"`` (the best available) or ``"cpu"``.
+        backend: ``"cuda"`` (the table and values in GPU memory; raises
+            :class:`~predis.BackendUnavailable` with the reason where no CUDA device can be
+            used), ``"cpu"``, or ``"auto"``: CUDA when a device is usable, else the CPU with
+            a :class:`~predis.BackendFallbackWarning`. :attr:`backend` says which it is.
         max_value_size: the longest value accepted, in bytes. Default: 1 MiB, or half the
             capacity if that is smaller.
         clock: ``"monotonic"`` (real time) or ``"manual"`` (time moves only through
@@ -206,9 +276,8 @@ class Cache:
         self._loader = loader
         self._inflight: dict[Key, _Flight] = {}
         self._inflight_lock = threading.Lock()
-        chosen = self._choose_backend(backend)
-        self._core = _core.CoreCache(
-            chosen,
+        self._core = _create_core(
+            backend,
             capacity,
             items,
             max_value,
@@ -224,6 +293,7 @@ class Cache:
         self._capacity_bytes = int(fixed["capacity_bytes"])
         self._max_items = int(fixed["max_items"])
         self._log_capacity = int(fixed["log_capacity"])
+        self._gpu_bus_id = _bus_id(self._core)
         self.policy = policy
         self.default_ttl = ttl
         self._prefetch: PrefetchRuntime | None = None  # set before the publisher reads stats
@@ -281,19 +351,11 @@ class Cache:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @staticmethod
-    def _choose_backend(backend: str) -> str:
-        if backend not in BACKENDS:
-            raise InvalidArgumentError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        if backend == "auto":
-            log.info("predis: backend 'auto' chose 'cpu' (this build has no GPU backend)")
-        return "cpu"
-
     # ---- properties ----
 
     @property
     def backend(self) -> str:
-        """The backend in use: ``"cpu"``."""
+        """The backend in use: ``"cpu"`` or ``"cuda"`` (what ``"auto"`` chose)."""
         return str(self._core.backend)
 
     @property
@@ -467,8 +529,12 @@ class Cache:
         runtime = self._prefetch
         raw = self._core.stats()
         latency = op_latencies(raw.pop("latency"))
+        gpu = device_stats(self._gpu_bus_id) if self._gpu_bus_id else None
         return CacheStats(
-            **raw, prefetch=None if runtime is None else runtime.stats(), op_latency=latency
+            **raw,
+            prefetch=None if runtime is None else runtime.stats(),
+            op_latency=latency,
+            gpu=gpu,
         )
 
     def drain_events(self, max_events: int | None = None) -> np.ndarray:

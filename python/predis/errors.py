@@ -7,7 +7,9 @@ Each class also derives from the built-in exception that fits it, so code that c
 from __future__ import annotations
 
 __all__ = [
+    "BackendFallbackWarning",
     "BackendUnavailable",
+    "DeviceError",
     "InvalidArgumentError",
     "InvalidKeyError",
     "InvalidValueError",
@@ -54,5 +56,15 @@ class BackendUnavailable(PredisError):
     """The requested backend cannot be used on this machine or in this build."""
 
 
+class BackendFallbackWarning(RuntimeWarning):
+    """``backend="auto"`` could not use CUDA and chose the CPU; the message says why."""
+
+
 class OutOfMemoryError(PredisError, MemoryError):
-    """The host ran out of memory while the cache stored a value."""
+    """The host (or, for ``backend="cuda"``, the device) ran out of memory while the cache
+    stored a value. The cache is unchanged."""
+
+
+class DeviceError(PredisError, RuntimeError):
+    """A CUDA call failed while the cache worked (a kernel fault, a lost device). The
+    message names the call and the CUDA error."""

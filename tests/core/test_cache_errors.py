@@ -398,7 +398,9 @@ def test_advance_time_needs_a_manual_clock() -> None:
         ),
         pytest.param({"policy": "LRU"}, "policy must be one of", id="policy-case"),
         pytest.param(
-            {"backend": "gpu"}, r"backend must be one of \('auto', 'cpu'\), got 'gpu'", id="backend"
+            {"backend": "gpu"},
+            r"backend must be one of \('auto', 'cpu', 'cuda'\), got 'gpu'",
+            id="backend",
         ),
         pytest.param(
             {"clock": "wall"},
