@@ -115,7 +115,8 @@ CudaTable::CudaTable(const TableConfig& config)
       arena_(record_size(kMaxKeyBytes, config.max_value_size),
              arena_page_bytes(config.capacity_bytes)),
       clock_(config.manual_clock),
-      log_(config.log_capacity, config.sample_rate) {
+      log_(config.log_capacity, config.sample_rate),
+      stats_(config.latency_period) {
   std::string error;
   if (list_devices(&error).empty()) {
     throw BackendError(BackendError::Kind::kUnavailable, "no usable CUDA device: " + error);
@@ -258,6 +259,7 @@ void CudaTable::pipelined_lookup(const KeyBatch& keys, std::size_t chunk, bool t
 // ---- reads ----
 
 bool CudaTable::get(const KeyRef& key, ValueSink& sink) {
+  ScopedLatency timed(stats_, Op::kGet);
   std::lock_guard<std::mutex> guard(mu_);
   bind_device();
   CallLog log(*this, 1);
@@ -303,12 +305,14 @@ bool CudaTable::get(const KeyRef& key, ValueSink& sink) {
 }
 
 bool CudaTable::contains(const KeyRef& key) {
+  ScopedLatency timed(stats_, Op::kContains);
   uint8_t out = 0;
   contains_batch(KeyBatch{1, nullptr, &key}, &out);
   return out != 0;
 }
 
 void CudaTable::contains_batch(const KeyBatch& keys, uint8_t* out) {
+  ScopedLatency timed(stats_, Op::kContainsBatch);
   std::lock_guard<std::mutex> guard(mu_);
   bind_device();
   CallLog log(*this, 0);
@@ -323,6 +327,7 @@ void CudaTable::contains_batch(const KeyBatch& keys, uint8_t* out) {
 
 std::size_t CudaTable::get_into(const KeyBatch& keys, uint8_t* out, std::size_t width,
                                 uint8_t* found, uint32_t* lengths) {
+  ScopedLatency timed(stats_, Op::kGetBatch);
   std::lock_guard<std::mutex> guard(mu_);
   bind_device();
   CallLog log(*this, keys.n);
@@ -366,6 +371,7 @@ std::size_t CudaTable::get_into(const KeyBatch& keys, uint8_t* out, std::size_t 
 
 void CudaTable::get_batch(const KeyBatch& keys, std::vector<uint8_t>& data, int64_t* offsets,
                           uint8_t* found) {
+  ScopedLatency timed(stats_, Op::kGetBatch);
   std::lock_guard<std::mutex> guard(mu_);
   bind_device();
   CallLog log(*this, keys.n);
@@ -556,15 +562,18 @@ void CudaTable::put_many(const KeyBatch& keys, const ValueRef* values, uint64_t 
 }
 
 void CudaTable::put(const KeyRef& key, ValueRef value, uint64_t ttl_ns) {
+  ScopedLatency timed(stats_, Op::kPut);
   put_many(KeyBatch{1, nullptr, &key}, &value, ttl_ns, false, 0.0);
 }
 
 void CudaTable::put_prefetched(const KeyRef& key, ValueRef value, uint64_t ttl_ns,
                                double confidence) {
+  ScopedLatency timed(stats_, Op::kPutPrefetched);
   put_many(KeyBatch{1, nullptr, &key}, &value, ttl_ns, true, confidence);
 }
 
 void CudaTable::put_batch(const KeyBatch& keys, const ValueRef* values, uint64_t ttl_ns) {
+  ScopedLatency timed(stats_, Op::kPutBatch);
   put_many(keys, values, ttl_ns, false, 0.0);
 }
 
@@ -602,6 +611,7 @@ void CudaTable::enforce_limits(CallLog& log, const Protected& protect) {
 }
 
 std::size_t CudaTable::erase_batch(const KeyBatch& keys, uint8_t* erased) {
+  ScopedLatency timed(stats_, Op::kDeleteBatch);
   std::lock_guard<std::mutex> guard(mu_);
   bind_device();
   const std::size_t n = keys.n;
@@ -642,6 +652,7 @@ std::size_t CudaTable::erase_staged(Lane& lane, const DevKeys& k, uint64_t now, 
 }
 
 bool CudaTable::erase(const KeyRef& key) {
+  ScopedLatency timed(stats_, Op::kDelete);
   uint8_t erased = 0;
   erase_batch(KeyBatch{1, nullptr, &key}, &erased);
   return erased != 0;
@@ -682,6 +693,8 @@ StatsSnapshot CudaTable::stats() const {
   s.events_dropped = stats_.get(Counter::kEventsDropped);
   s.events_pending = log_.pending();
   s.log_capacity = log_.capacity();
+  s.latency_period = stats_.latency_period();
+  for (std::size_t i = 0; i < kNumOps; ++i) s.latency[i] = stats_.latency(static_cast<Op>(i));
   return s;
 }
 
@@ -699,6 +712,7 @@ std::size_t CudaTable::drain_events(AccessEvent* out, std::size_t max) {
 std::size_t CudaTable::get_into_device(const uint64_t* keys, std::size_t n, uint8_t* out,
                                        std::size_t width, uint8_t* found, uint32_t* lengths,
                                        uintptr_t stream) {
+  ScopedLatency timed(stats_, Op::kGetBatch);
   std::lock_guard<std::mutex> guard(mu_);
   bind_device();
   wait_for_caller(stream);
@@ -741,6 +755,7 @@ std::size_t CudaTable::get_into_device(const uint64_t* keys, std::size_t n, uint
 
 void CudaTable::contains_device(const uint64_t* keys, std::size_t n, uint8_t* out,
                                 uintptr_t stream) {
+  ScopedLatency timed(stats_, Op::kContainsBatch);
   std::lock_guard<std::mutex> guard(mu_);
   bind_device();
   wait_for_caller(stream);
@@ -762,6 +777,7 @@ void CudaTable::contains_device(const uint64_t* keys, std::size_t n, uint8_t* ou
 
 void CudaTable::put_device(const uint64_t* keys, std::size_t n, const uint8_t* values,
                            std::size_t width, uint64_t ttl_ns, uintptr_t stream) {
+  ScopedLatency timed(stats_, Op::kPutBatch);
   std::lock_guard<std::mutex> guard(mu_);
   bind_device();
   wait_for_caller(stream);
@@ -828,6 +844,7 @@ void CudaTable::put_device(const uint64_t* keys, std::size_t n, const uint8_t* v
 
 std::size_t CudaTable::erase_device(const uint64_t* keys, std::size_t n, uint8_t* erased,
                                     uintptr_t stream) {
+  ScopedLatency timed(stats_, Op::kDeleteBatch);
   std::lock_guard<std::mutex> guard(mu_);
   bind_device();
   wait_for_caller(stream);

@@ -82,6 +82,8 @@ class CudaTable final : public Table, public DeviceBatchOps {
   std::size_t drain_events(AccessEvent* out, std::size_t max) override;
   void set_sample_rate(double rate) override { log_.set_sample_rate(rate); }
   double sample_rate() const noexcept override { return log_.sample_rate(); }
+  void set_latency_period(uint32_t period) override { stats_.set_latency_period(period); }
+  uint32_t latency_period() const noexcept override { return stats_.latency_period(); }
 
   bool advance_time(uint64_t ns) override { return clock_.advance(ns); }
   uint64_t now() const noexcept override { return clock_.now(); }

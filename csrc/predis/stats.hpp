@@ -209,4 +209,22 @@ class Stats {
   std::atomic<uint32_t> period_{kDefaultLatencyPeriod};
 };
 
+// Times one call when the stats' sampling says so: for backends whose calls have no
+// per-call log of their own to carry the start time (the CUDA backend).
+class ScopedLatency {
+ public:
+  ScopedLatency(Stats& stats, Op op) noexcept
+      : stats_(stats), op_(op), start_ns_(stats.sample_latency() ? latency_clock_ns() : 0) {}
+  ScopedLatency(const ScopedLatency&) = delete;
+  ScopedLatency& operator=(const ScopedLatency&) = delete;
+  ~ScopedLatency() {
+    if (start_ns_ != 0) stats_.finish_latency(op_, start_ns_);
+  }
+
+ private:
+  Stats& stats_;
+  Op op_;
+  uint64_t start_ns_;
+};
+
 }  // namespace predis
