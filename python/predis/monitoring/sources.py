@@ -406,6 +406,7 @@ class RetrainingSource:
             self._events[event.kind] = self._events.get(event.kind, 0) + 1
 
     def collect(self) -> list[Sample]:
+        """This source's samples now (see :class:`Source`)."""
         s = self.retrainer.stats()
         c = {"loop": self.name}
 
