@@ -114,9 +114,18 @@ def _create_core(
             log.info("predis: backend 'auto' chose 'cuda'")
             return core
     message = f"predis: backend 'auto' fell back to 'cpu': {reason}"
-    log.warning(message)
+    # Logged as a warning once per reason and process: a program that makes many caches
+    # (a test suite, the demo's training) must not repeat the same line each time.
+    with _fallback_lock:
+        first = reason not in _fallbacks_logged
+        _fallbacks_logged.add(str(reason))
+    log.log(logging.WARNING if first else logging.DEBUG, message)
     warnings.warn(message, BackendFallbackWarning, stacklevel=3)
     return _core.CoreCache("cpu", *args)
+
+
+_fallback_lock = threading.Lock()
+_fallbacks_logged: set[str] = set()
 
 
 def _cuda_unusable_reason() -> str | None:

@@ -47,8 +47,11 @@ def test_cuda_backend_raises_backend_unavailable_with_the_reason() -> None:
 
 @needs_no_device
 def test_auto_falls_back_to_cpu_with_a_warning_and_a_log_line(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import predis.cache
+
+    monkeypatch.setattr(predis.cache, "_fallbacks_logged", set())  # as in a fresh process
     caplog.set_level(logging.INFO, logger="predis")
     with pytest.warns(BackendFallbackWarning) as record:
         cache = predis.Cache(1 << 20, backend="auto")
@@ -61,6 +64,22 @@ def test_auto_falls_back_to_cpu_with_a_warning_and_a_log_line(
     assert record[0].filename == __file__
     logged = [r for r in caplog.records if r.name == "predis" and r.levelno == logging.WARNING]
     assert [r.getMessage() for r in logged] == [warning]
+
+
+@needs_no_device
+def test_the_same_fallback_is_logged_as_a_warning_once_per_process(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import predis.cache
+
+    monkeypatch.setattr(predis.cache, "_fallbacks_logged", set())
+    caplog.set_level(logging.DEBUG, logger="predis")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BackendFallbackWarning)
+        for _ in range(3):
+            assert predis.Cache(1 << 20).backend == "cpu"
+    levels = [r.levelno for r in caplog.records if "fell back" in r.getMessage()]
+    assert levels == [logging.WARNING, logging.DEBUG, logging.DEBUG]
 
 
 @needs_no_device

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +43,7 @@ from predis.demo.config import DemoConfig, prepare_workdir
 from predis.demo.narration import narrate
 from predis.demo.services import DemoServices, start_services
 from predis.demo.workload import DemoWorkload, build_workload
-from predis.errors import PredisError
+from predis.errors import BackendFallbackWarning, PredisError
 from predis.fileio import atomic_write_text
 from predis.mlops import (
     ABConfig,
@@ -259,13 +260,16 @@ def run_pipeline(config: DemoConfig, say: Callable[[str], None], progress: bool)
     loop = MLOpsLoop(registry, loop_config(items), window=window)
     loop.events.subscribe(lambda e: say(narrate(e, config.switch_at)))
     paced = _Paced(loop.router)
-    cache = Cache(
-        capacity_bytes=max(1024, 16 * items),
-        max_items=items,
-        loader=backend,
-        prefetcher=paced,
-        prefetch_options={"interval_s": 0.0005, "workers": 2},
-    )
+    with warnings.catch_warnings():
+        # The fallback to the CPU is logged once, and narrated below: no second copy.
+        warnings.simplefilter("ignore", BackendFallbackWarning)
+        cache = Cache(
+            capacity_bytes=max(1024, 16 * items),
+            max_items=items,
+            loader=backend,
+            prefetcher=paced,
+            prefetch_options={"interval_s": 0.0005, "workers": 2},
+        )
     services = DemoServices()
     collector: Collector | None = None
     collecting = False
@@ -280,7 +284,7 @@ def run_pipeline(config: DemoConfig, say: Callable[[str], None], progress: bool)
             min_free_bytes=16 << 20,
         )
         collectors.append(collector)
-        say(f"work folder {workdir} (data key {keyfile.name}, mode 0600)")
+        say(f"cache backend {cache.backend}; work folder {workdir} (data key {keyfile.name}, 0600)")
         if config.serve:
             services = start_services(
                 cache=cache,

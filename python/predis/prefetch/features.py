@@ -142,12 +142,13 @@ def candidate_rows(
     tracker = config.make()
     shadow = None
     if cache_items is not None:
-        shadow = Cache(
+        shadow = Cache(  # a simulation of the serving cache's contents: the CPU reference
             capacity_bytes=max(1024, 16 * cache_items),
             max_items=cache_items,
             policy=policy,
             clock="manual",
             sample_rate=0.0,
+            backend="cpu",
         )
     pos, cand, feat = [], [], []
     for start in range(0, len(keys), batch_size):

@@ -25,13 +25,16 @@ PREDIS_POLICIES = ("predis-lru", "predis-lfu")
 
 
 def predis_cache(objects: int, policy: str) -> Cache:
-    """A Predis cache holding at most ``objects`` unit-size entries (8-byte values)."""
+    """A Predis cache holding at most ``objects`` unit-size entries (8-byte values), on the
+    CPU backend: replays are simulations, one key at a time, and the CPU backend is the
+    reference whose eviction order the CUDA backend's differential test checks against."""
     return Cache(
         capacity_bytes=max(1024, 16 * objects),
         max_items=objects,
         policy=policy,
         sample_rate=0.0,
         clock="manual",
+        backend="cpu",
     )
 
 
