@@ -160,7 +160,7 @@ def compute_roi(m: Measured, inp: ROIInputs) -> ROI:
         margin = gross - gpu_per_day
         if inp.predis_price_per_year == 0 and margin >= 0:
             payback = 0.0
-        elif margin > 0:
+        elif margin > 0 and math.isfinite(inp.predis_price_per_year / margin):
             payback = inp.predis_price_per_year / margin
     return ROI(
         requests=requests,
