@@ -200,7 +200,6 @@ class ABRouter(Prefetcher):
         roles = self._roles
         keys = np.ascontiguousarray(keys, dtype=np.uint64)
         hits = np.asarray(hits, dtype=bool)
-        self.requests += len(keys)
         if roles.other is None or roles.split is None:
             out, conf, batches, seconds, rows = self._timed(roles.champion, keys, hits, cached)
             s = roles.champion_stats
@@ -239,6 +238,9 @@ class ABRouter(Prefetcher):
             conf = np.concatenate([parts[0][1], parts[1][1]])
             order = np.argsort(-conf, kind="stable")
             out, conf = out[order], conf[order]
+        # Counted once the arms have counted the batch: a reader of `requests` (the loop's
+        # position, a test waiting for traffic) never sees requests the arms do not.
+        self.requests += len(keys)
         for listener in self._listeners:
             try:
                 listener(self, keys, hits)
