@@ -12,6 +12,8 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +24,13 @@ from predis.mlops import Collector, ModelRegistry, read_segment
 from predis.prefetch import FEATURE_NAMES
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 2 MiB filesystem (tmpfs), so that a full disk is a real ENOSPC."""
-    mnt = tmp_path / "disk"
+@contextmanager
+def tmpfs(mnt: Path, options: str) -> Iterator[Path]:
+    """A real tmpfs mounted at ``mnt`` with ``options``, so that a full disk is a real
+    ENOSPC; skipped where mounting is not allowed (it needs root)."""
     mnt.mkdir()
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mnt)],
+        ["mount", "-t", "tmpfs", "-o", f"{options},mode=0700", "tmpfs", str(mnt)],
         capture_output=True,
         text=True,
         check=False,
@@ -39,6 +41,13 @@ def small_disk(tmp_path):
         yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MiB filesystem."""
+    with tmpfs(tmp_path / "disk", "size=2m") as mnt:
+        yield mnt
 
 
 def fill(disk: Path) -> Path:
@@ -94,20 +103,8 @@ def test_collector_when_the_bytes_run_out(small_disk, keys):
 def few_inodes(tmp_path):
     """A tmpfs with room for bytes but almost no files: creating one fails with ENOSPC
     after the free-space check has passed, the write path's own failure."""
-    mnt = tmp_path / "inodes"
-    mnt.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m,nr_inodes=8,mode=0700", "tmpfs", str(mnt)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "inodes", "size=8m,nr_inodes=8") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_collector_when_writes_fail_with_enospc(few_inodes, keys):
