@@ -530,25 +530,13 @@ void CpuTable::clear() {
 
 StatsSnapshot CpuTable::stats() const {
   StatsSnapshot s{};
-  s.hits = stats_.get(Counter::kHits);
-  s.misses = stats_.get(Counter::kMisses);
-  s.inserts = stats_.get(Counter::kInserts);
-  s.updates = stats_.get(Counter::kUpdates);
-  s.deletes = stats_.get(Counter::kDeletes);
-  s.evictions = stats_.get(Counter::kEvictions);
-  s.expirations = stats_.get(Counter::kExpirations);
+  fill_common_stats(s, stats_, log_);
   s.items = items_.load(std::memory_order_relaxed);
   s.bytes_used = bytes_used_.load(std::memory_order_relaxed);
   s.capacity_bytes = config_.capacity_bytes;
   s.max_items = config_.max_items;
   s.bytes_reserved = arena_.bytes_reserved();
   s.table_bytes = (mask_ + 1) * sizeof(Bucket);
-  s.events_logged = stats_.get(Counter::kEventsLogged);
-  s.events_dropped = stats_.get(Counter::kEventsDropped);
-  s.events_pending = log_.pending();
-  s.log_capacity = log_.capacity();
-  s.latency_period = stats_.latency_period();
-  for (std::size_t i = 0; i < kNumOps; ++i) s.latency[i] = stats_.latency(static_cast<Op>(i));
   return s;
 }
 

@@ -54,4 +54,22 @@ inline uint64_t prefetch_demote(double confidence, uint64_t items) noexcept {
   return static_cast<uint64_t>(doubt * n);
 }
 
+// The parts of a stats snapshot every backend keeps the same way: the counters, the access
+// log's figures and the sampled latency histograms. The backend fills in its sizes.
+inline void fill_common_stats(StatsSnapshot& s, const Stats& stats, const AccessLog& log) {
+  s.hits = stats.get(Counter::kHits);
+  s.misses = stats.get(Counter::kMisses);
+  s.inserts = stats.get(Counter::kInserts);
+  s.updates = stats.get(Counter::kUpdates);
+  s.deletes = stats.get(Counter::kDeletes);
+  s.evictions = stats.get(Counter::kEvictions);
+  s.expirations = stats.get(Counter::kExpirations);
+  s.events_logged = stats.get(Counter::kEventsLogged);
+  s.events_dropped = stats.get(Counter::kEventsDropped);
+  s.events_pending = log.pending();
+  s.log_capacity = log.capacity();
+  s.latency_period = stats.latency_period();
+  for (std::size_t i = 0; i < kNumOps; ++i) s.latency[i] = stats.latency(static_cast<Op>(i));
+}
+
 }  // namespace predis
