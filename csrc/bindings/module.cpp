@@ -14,4 +14,5 @@ PYBIND11_MODULE(_core, m) {
   predis::bindings::register_cache(m);
   predis::bindings::register_prefetch(m);
   predis::bindings::register_split(m);
+  predis::bindings::register_adwin(m);
 }

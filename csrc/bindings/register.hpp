@@ -9,5 +9,6 @@ void register_ring(pybind11::module_& m);
 void register_cache(pybind11::module_& m);
 void register_prefetch(pybind11::module_& m);
 void register_split(pybind11::module_& m);
+void register_adwin(pybind11::module_& m);
 
 }  // namespace predis::bindings

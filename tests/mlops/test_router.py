@@ -34,9 +34,9 @@ class Recording(LearnedPrefetcher):
         self.proposed: list[int] = []
         self.seen = 0
 
-    def propose(self, keys, hits, cached):
+    def propose(self, keys, hits, cached, **kwargs):
         self.seen += len(keys)
-        out, conf = super().propose(keys, hits, cached)
+        out, conf = super().propose(keys, hits, cached, **kwargs)
         self.proposed += out.tolist()
         return out, conf
 
@@ -58,9 +58,10 @@ def drive(router: ABRouter, keys: np.ndarray) -> np.ndarray:
     return np.concatenate(bits)
 
 
-def test_each_arm_proposes_only_its_keys_and_sees_every_request(model):
+@pytest.mark.parametrize("scoring", ["alternate", "every"])
+def test_each_arm_proposes_only_its_keys_and_sees_every_request(model, scoring):
     champion, challenger = Recording(model), Recording(model)
-    router = ABRouter(champion)
+    router = ABRouter(champion, experiment_scoring=scoring)
     roles = router.start_test(challenger, 0.5)
     keys = stream(8_000, seed=5)
     hits = drive(router, keys)
@@ -69,8 +70,10 @@ def test_each_arm_proposes_only_its_keys_and_sees_every_request(model):
     assert challenger.proposed
     assert not any(roles.split.arm(k) == "challenger" for k in champion.proposed)
     assert all(roles.split.arm(k) == "challenger" for k in challenger.proposed)
-    # Both trackers learn from the whole stream, not just their half of the keys.
-    assert champion.seen == challenger.seen == len(hits)
+    # Both trackers learn from the whole stream, not just their half of the keys (taking
+    # turns, the arm whose turn is next has not yet seen the last batch).
+    for arm in (champion, challenger):
+        assert len(hits) - router.batch_size <= arm.seen <= len(hits)
     # Per-arm counts: the requests and hits of each arm's keys, exactly.
     in_challenger = roles.split.is_challenger(keys[: len(hits)])
     assert roles.other_stats.requests == int(in_challenger.sum())
@@ -81,6 +84,55 @@ def test_each_arm_proposes_only_its_keys_and_sees_every_request(model):
     assert roles.other_stats.proposals == len(challenger.proposed)
     assert roles.other_stats.inference_batches > 0
     assert router.requests == len(hits)
+    # Model calls: "every" runs both arms on each batch; "alternate" runs one arm per batch,
+    # taking turns, so the test makes no more calls than the champion alone would.
+    batches = len(hits) // router.batch_size
+    calls = champion.inference_calls + challenger.inference_calls
+    assert roles.champion_stats.inference_batches == champion.inference_calls
+    assert roles.other_stats.inference_batches == challenger.inference_calls
+    alone = LearnedPrefetcher(model)
+    drive(ABRouter(alone), keys)
+    if scoring == "alternate":
+        assert calls <= batches
+        assert abs(champion.inference_calls - challenger.inference_calls) <= batches // 4
+    else:
+        assert calls > batches
+        assert calls >= 2 * alone.inference_calls - batches // 4
+
+
+def test_between_experiments_batches_reach_listeners_in_chunks(model):
+    """Between experiments a batch is held; every listen_every requests the chunk is counted
+    and handed to the listeners in one piece, in order; flush() hands over the rest."""
+    router = ABRouter(LearnedPrefetcher(model), listen_every=100)
+    chunks: list[tuple[np.ndarray, np.ndarray]] = []
+    router.subscribe(lambda _r, k, h: chunks.append((k.copy(), h.copy())))
+    keys = stream(3_000, seed=4)
+    hits = drive(router, keys)
+    assert all(len(k) >= 100 for k, _ in chunks)
+    assert sum(len(k) for k, _ in chunks) < len(hits)  # the tail is still held
+    router.flush()
+    got_keys = np.concatenate([k for k, _ in chunks])
+    got_hits = np.concatenate([h for _, h in chunks])
+    assert got_keys.tolist() == keys[: len(hits)].tolist()
+    assert got_hits.tolist() == hits.tolist()
+    s = router.roles.champion_stats
+    assert (s.requests, s.hits) == (len(hits), int(hits.sum()))
+    assert router.requests == len(hits)
+    # A role change counts the held batches for the roles they were served under.
+    more = drive(router, stream(500, seed=9))
+    roles = router.start_test(LearnedPrefetcher(model), 0.5)
+    drive(router, stream(320, seed=10))
+    router.flush()
+    assert s.requests == len(hits) + len(more)
+    assert roles.champion_stats.requests + roles.other_stats.requests == 320
+
+
+def test_router_settings_are_checked(model):
+    for bad in (0, -1, 1.5, True, 1 << 21):
+        with pytest.raises(InvalidArgumentError, match="listen_every"):
+            ABRouter(LearnedPrefetcher(model), listen_every=bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="experiment_scoring"):
+        ABRouter(LearnedPrefetcher(model), experiment_scoring="sometimes")
 
 
 def test_budget_is_shared_by_share_and_roles_move(model):
@@ -124,7 +176,7 @@ def test_bad_role_changes_are_refused(model):
 
 
 def test_a_failing_listener_is_counted_and_proposals_still_flow(model):
-    router = ABRouter(LearnedPrefetcher(model))
+    router = ABRouter(LearnedPrefetcher(model), listen_every=16)  # a chunk per batch
 
     def broken(*_args):
         raise RuntimeError("listener bug")

@@ -127,6 +127,9 @@ class _Paced(Prefetcher):
         self.requests += len(keys)  # last: the host waits on it
         return out, conf
 
+    def flush(self) -> None:
+        self.router.flush()
+
     def reset(self) -> None:
         self.router.reset()
 

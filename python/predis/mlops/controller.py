@@ -10,8 +10,10 @@ changes the registry and the router's roles. Its states::
         │                                  └──stop──▶ serving         └──rollback──▶ serving
         └──validation failed / training failed──▶ serving (drift cool-down)
 
-What runs on the serving thread (the router's batch listener) is bookkeeping: the recent
-window, the ADWIN updates, and a look at the decision every ``decide_every`` requests.
+What runs on the serving thread is bookkeeping: the router holds each batch, and every
+``listen_every`` requests its listener here extends the recent window, feeds the chunk's
+hit bits to the native ADWIN (the GIL released), checks the schedule, or looks at a
+running test's decision.
 A confirmed drift or a decision only puts a request on a queue; the training, the
 registry's fsynced writes and the event subscribers run on the loop's own threads.
 
@@ -61,13 +63,21 @@ class LoopConfig:
         retrain: training limits, the validation gate and the schedule.
         ab: the A/B test and the rollback watch.
         drift_delta: ADWIN's confidence parameter on the hit/miss stream.
+        drift_block: hit/miss bits per ADWIN insertion (exact counts and variance per
+            block; see :class:`~predis.mlops.drift.StreamDriftDetector`).
+        drift_clock: ADWIN insertions between two tests of its window.
+        listen_every: requests the router gathers before it hands them to the loop (the
+            window, the detector, the schedule and the looks at a test happen once per
+            such chunk; the per-batch work on the serving thread is then a few attribute
+            updates).
         drift_warmup: requests served before drift counts (the cache fills up first).
         drift_cooldown: requests after a retraining or a role change during which drift
             does not trigger (the hit rate moves because of the change itself).
         degradation_only: trigger only on drift where the hit rate fell, by at least
             ``min_drop`` (absolute) from the detector's mean before the change.
         min_drop: see ``degradation_only``.
-        decide_every: requests between two looks at a running test or watch.
+        decide_every: requests between two looks at a running test or watch (looks
+            happen at chunk boundaries, so at most once per ``listen_every`` requests).
         warm_requests: recent requests a new challenger's candidate generator learns from
             before it serves (so it does not start cold against the champion).
     """
@@ -75,6 +85,9 @@ class LoopConfig:
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
     ab: ABConfig = field(default_factory=ABConfig)
     drift_delta: float = 0.002
+    drift_block: int = 64
+    drift_clock: int = 4
+    listen_every: int = 1024
     drift_warmup: int = 5_000
     drift_cooldown: int = 10_000
     degradation_only: bool = True
@@ -97,6 +110,12 @@ class LoopConfig:
             )
         if self.decide_every < 1:
             raise InvalidArgumentError("LoopConfig.decide_every must be >= 1")
+        for name, hi in (("drift_block", 4096), ("drift_clock", 4096), ("listen_every", 1 << 20)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
+                raise InvalidArgumentError(
+                    f"LoopConfig.{name} must be an int in [1, {hi}], got {v!r}"
+                )
 
 
 class MLOpsLoop:
@@ -148,7 +167,10 @@ class MLOpsLoop:
                 f"RetrainConfig.train.batch_size is {batch}: make them equal"
             )
         self.router = ABRouter(
-            LearnedPrefetcher(champion_model, batch_size=batch), max_per_request=max_per_request
+            LearnedPrefetcher(champion_model, batch_size=batch),
+            max_per_request=max_per_request,
+            listen_every=self.config.listen_every,
+            experiment_scoring=self.config.ab.experiment_scoring,
         )
         self._own_window = window is None
         self.window: RecentKeys = (
@@ -259,7 +281,10 @@ class MLOpsLoop:
     # ---- the serving-thread path ----
 
     def _new_detector(self) -> None:
-        self.detector = StreamDriftDetector("demand-hit", delta=self.config.drift_delta)
+        c = self.config
+        self.detector = StreamDriftDetector(
+            "demand-hit", delta=c.drift_delta, block=c.drift_block, clock=c.drift_clock
+        )
         self.detector.subscribe(self.on_drift)
 
     def _on_batch(self, router: ABRouter, keys: np.ndarray, hits: np.ndarray) -> None:

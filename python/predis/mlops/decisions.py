@@ -134,6 +134,11 @@ class ABConfig:
         watch_requests: requests of the new champion's arm that a watch lasts.
         rollback_threshold: a hit-rate drop (absolute) beyond this is a breach.
         rollback_alpha: false-rollback budget of the watch's sequential test.
+        experiment_scoring: ``"every"``: during a test or a watch both arms run their
+            models on every batch (twice the model calls of serving); ``"alternate"``: they
+            take turns, each scoring the batch it skipped with the next one (no more model
+            calls than serving, but a smaller effect to detect; see
+            :mod:`predis.mlops.router`).
     """
 
     challenger_share: float = 0.25
@@ -147,8 +152,14 @@ class ABConfig:
     watch_requests: int = 50_000
     rollback_threshold: float = 0.01
     rollback_alpha: float = 0.05
+    experiment_scoring: str = "every"
 
     def __post_init__(self) -> None:
+        if self.experiment_scoring not in ("alternate", "every"):
+            raise InvalidArgumentError(
+                "ABConfig.experiment_scoring must be 'alternate' or 'every', "
+                f"got {self.experiment_scoring!r}"
+            )
         _check("challenger_share", self.challenger_share, 0.01, 0.99)
         _check("alpha", self.alpha, 1e-6, 0.5)
         _check("tau", self.tau, 1e-4, 0.5)

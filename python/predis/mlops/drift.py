@@ -1,7 +1,7 @@
 """Drift detection on streams (performance) and windows (features, key popularity).
 
-- :class:`StreamDriftDetector`: river's ADWIN on a 0/1 stream (hit/miss, prefetch
-  used/wasted); about half a microsecond per update.
+- :class:`StreamDriftDetector`: ADWIN (native, the GIL released) on a 0/1 stream (hit/miss,
+  prefetch used/wasted), bit by bit or in blocks of bits (a few nanoseconds a bit).
 - :class:`FeatureDriftDetector`: per-feature PSI and Jensen-Shannon divergence on quantile
   bins frozen at training time, with a chi-square test per feature at a Bonferroni-corrected
   level: a feature alarms only when the shift is both large (PSI above the threshold) and
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from predis import _core
 from predis.errors import InvalidArgumentError
 
 __all__ = [
@@ -126,19 +127,39 @@ class Persistence:
 
 
 class StreamDriftDetector(_Subscribers):
-    """ADWIN over a 0/1 stream. ``drift_detected`` is True right after an update that found
-    a change in the mean; ``cooldown_updates`` suppresses detections after a retrain."""
+    """ADWIN over a 0/1 stream (hit/miss, prefetch used/wasted). ``drift_detected`` is True
+    right after an update that found a change in the mean; ``cooldown_updates`` suppresses
+    detections for that many bits after :meth:`notify_retrained`.
 
-    def __init__(self, source: str, delta: float = 0.002, cooldown_updates: int = 0) -> None:
-        from river.drift import ADWIN  # noqa: PLC0415 - heavy: imported on first use
+    The window is ``predis._core.Adwin``: ADWIN2 (Bifet and Gavaldà, 2007) in C++, fed
+    whole arrays with the GIL released. With ``block`` > 1 it inserts ``block`` bits at a
+    time as one bucket holding their exact count, sum and variance, so every statistic of
+    the cut test is the bit-level one; only the boundaries it tests are block edges, and the
+    cost per bit falls with the block (about 3 ns a bit at 64, against 300 to 900 ns a bit
+    for river's ADWIN called bit by bit). Positions and cooldowns are in bits. ``clock`` is
+    ADWIN's: the window is tested every ``clock`` insertions (blocks).
+    """
 
+    def __init__(
+        self,
+        source: str,
+        delta: float = 0.002,
+        cooldown_updates: int = 0,
+        *,
+        block: int = 1,
+        clock: int = 32,
+    ) -> None:
         super().__init__()
         if not 0 < delta < 1:
             raise InvalidArgumentError(f"delta must be in (0, 1), got {delta!r}")
         if cooldown_updates < 0:
             raise InvalidArgumentError("cooldown_updates must be >= 0")
+        for name, value in (("block", block), ("clock", clock)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4096:
+                raise InvalidArgumentError(f"{name} must be an int in [1, 4096], got {value!r}")
         self.source = source
-        self._adwin = ADWIN(delta=delta)
+        self.block = block
+        self._adwin = _core.Adwin(float(delta), block, clock)
         self._cooldown = cooldown_updates
         self._quiet = 0
         self._position = 0
@@ -151,78 +172,48 @@ class StreamDriftDetector(_Subscribers):
 
     @property
     def mean(self) -> float:
-        """ADWIN's current estimate of the stream's mean."""
-        return float(self._adwin.estimation)
+        """ADWIN's current estimate of the stream's mean (0 before the first block)."""
+        return float(self._adwin.mean)
+
+    @property
+    def width(self) -> int:
+        """Bits in ADWIN's current window (whole blocks)."""
+        return int(self._adwin.width)
+
+    @property
+    def position(self) -> int:
+        """Bits fed so far."""
+        return self._position
 
     def update(self, bit: bool | int | float) -> StreamDriftDetector:
         """Feed one outcome (truthy = 1)."""
-        adwin = self._adwin
-        adwin.update(1.0 if bit else 0.0)
-        self._position += 1
-        # The common path (no change, no cooldown) does nothing more.
-        if not adwin.drift_detected:
-            self._detected = False
-            if self._quiet:
-                self._quiet -= 1
-            return self
-        self._detected = self._quiet == 0
-        if self._quiet:
-            self._quiet -= 1
-        if self._detected:
-            stats = {"mean": float(adwin.estimation), "width": float(adwin.width)}
-            self._emit(DriftEvent("performance", self.source, stats, "drift", self._position))
+        self.update_many(np.array([1 if bit else 0], dtype=np.uint8))
         return self
 
     def update_many(self, bits: Sequence[bool] | np.ndarray) -> bool:
         """Feed many outcomes; True if any of them confirmed a change. The same result,
         state and events as :meth:`update` on each bit in turn."""
-        values = (np.asarray(bits).ravel() != 0).astype(np.float64).tolist()
-        helper = getattr(self._adwin, "_helper", None)
-        if helper is None or not hasattr(self._adwin, "_drift_detected"):
-            any_drift = False  # another river layout: the general path
-            for v in values:
-                any_drift |= self.update(v).drift_detected
-            return any_drift
-        return self._update_fast(values)
-
-    def _update_fast(self, values: list[float]) -> bool:
-        # river's ADWIN.update is a Python method around its Cython helper: it resets the
-        # window on the update after a detection, then calls helper.update(x), which
-        # returns whether it detected. Calling the helper directly while nothing is
-        # detected skips a Python frame and two attribute writes per bit; a detection
-        # takes the general path for its bookkeeping, and the next bit goes through
-        # ADWIN.update (which resets) before the fast loop resumes on the new helper.
-        adwin = self._adwin
+        flags = np.asarray(bits).ravel()
+        if flags.dtype != np.bool_:
+            flags = flags != 0
+        n = len(flags)
+        cuts = self._adwin.update(flags.view(np.uint8))
+        start, quiet = self._position, self._quiet
+        self._position = start + n
+        self._quiet = max(0, quiet - n)
+        self._detected = False
+        if not cuts:
+            return False
         any_drift = False
-        i, n = 0, len(values)
-        while i < n:
-            if adwin.drift_detected:
-                self.update(values[i])
-                any_drift |= self._detected
-                i += 1
+        for consumed, mean, width in cuts:
+            # The cut came with bit `consumed` of this call; the cooldown counts bits
+            # before it (a bit by bit caller checks the cooldown, then decrements it).
+            if consumed - 1 < quiet:
                 continue
-            step = adwin._helper.update
-            start = i
-            while i < n and not step(values[i]):
-                i += 1
-            ran = i - start  # bits that detected nothing
-            self._position += ran
-            self._quiet = max(0, self._quiet - ran)
-            if ran:
-                self._detected = False
-            if i < n:  # values[i] was fed and detected a change
-                adwin._drift_detected = True
-                self._position += 1
-                self._detected = self._quiet == 0
-                if self._quiet:
-                    self._quiet -= 1
-                if self._detected:
-                    any_drift = True
-                    stats = {"mean": float(adwin.estimation), "width": float(adwin.width)}
-                    self._emit(
-                        DriftEvent("performance", self.source, stats, "drift", self._position)
-                    )
-                i += 1
+            any_drift = True
+            self._detected = consumed == n
+            stats = {"mean": float(mean), "width": float(width)}
+            self._emit(DriftEvent("performance", self.source, stats, "drift", start + consumed))
         return any_drift
 
     def notify_retrained(self) -> None:

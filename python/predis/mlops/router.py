@@ -16,6 +16,18 @@ only. The one shared resource left is cache capacity: one arm's prefetches can e
 other's entries; prefetched entries enter at a rank set by their confidence, so weak
 guesses go first, and each arm's prefetch budget is scaled to its share of the keys, so
 neither arm can crowd the other out by proposing more.
+
+**What it costs the host.** Between experiments a batch costs the champion's own call plus a
+few attribute updates: the batch's keys and hit bits are held, and every ``listen_every``
+requests the held chunk is counted (one numpy call) and handed to the listeners (the loop's
+drift detector and training window) in one piece. During an experiment both arms run their
+models on every batch (``experiment_scoring="every"``, the default): twice the model calls
+of serving while it lasts. With ``"alternate"`` the arms take turns: on each batch one arm
+runs its model, on the batch it skipped and this one together, so a test makes no more
+model calls than serving does; both arms are treated alike, so the comparison stays fair,
+but half of each arm's proposals come a batch late, which shrinks the effect a test can
+see (in tests/mlops/test_loop_scenarios.py's phase change, +4.8 points instead of about
++9.5, too little to decide within 20,000 requests per arm).
 """
 
 from __future__ import annotations
@@ -41,7 +53,11 @@ log = logging.getLogger("predis.mlops")
 
 _EMPTY = (np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.float64))
 
-#: Called after every batch with (router, demand keys, their hits) on the caller's thread.
+#: How the arms score during an experiment (see the module's docstring).
+EXPERIMENT_SCORING = ("alternate", "every")
+
+#: Called with (router, demand keys, their hits) for every chunk of at least ``listen_every``
+#: requests, in order, on the caller's thread.
 BatchListener = Callable[["ABRouter", np.ndarray, np.ndarray], object]
 
 
@@ -65,6 +81,11 @@ class ABRouter(Prefetcher):
         champion: the champion's prefetcher.
         max_per_request: the prefetch budget per demand request, shared between the arms in
             proportion to their shares of the keys.
+        listen_every: requests per chunk handed to the listeners (and, between
+            experiments, per count of the champion's hits): the per-batch work is then a
+            few attribute updates, the rest runs once per chunk.
+        experiment_scoring: ``"alternate"`` (the arms take turns scoring batches) or
+            ``"every"`` (both arms score every batch); see the module's docstring.
 
     The per-batch work is kept off the Python interpreter where it can be: a batch's (and
     its candidates') arms come from one native call of the split's keyed blake2b with the
@@ -76,6 +97,8 @@ class ABRouter(Prefetcher):
         champion: LearnedPrefetcher,
         *,
         max_per_request: float = 2.0,
+        listen_every: int = 1024,
+        experiment_scoring: str = "every",
     ) -> None:
         if not isinstance(champion, LearnedPrefetcher):
             raise InvalidArgumentError("champion must be a LearnedPrefetcher")
@@ -87,8 +110,19 @@ class ABRouter(Prefetcher):
             raise InvalidArgumentError(
                 f"max_per_request must be in (0, 64], got {max_per_request!r}"
             )
+        if isinstance(listen_every, bool) or not isinstance(listen_every, int):
+            raise InvalidArgumentError(f"listen_every must be an int, got {listen_every!r}")
+        if not 1 <= listen_every <= 1 << 20:
+            raise InvalidArgumentError(f"listen_every must be in [1, 2**20], got {listen_every}")
+        if experiment_scoring not in EXPERIMENT_SCORING:
+            raise InvalidArgumentError(
+                f"experiment_scoring must be one of {EXPERIMENT_SCORING}, "
+                f"got {experiment_scoring!r}"
+            )
         self.batch_size = champion.batch_size
         self.max_per_request = float(max_per_request)
+        self.listen_every = listen_every
+        self.experiment_scoring = experiment_scoring
         champion.max_per_request = self.max_per_request
         self._roles = Roles(champion)
         self._change = threading.Lock()  # serialises role changes, not batches
@@ -98,6 +132,17 @@ class ABRouter(Prefetcher):
         self.model_version = 1
         self.requests = 0
         self.listener_errors = 0
+        # Batches not yet handed to the listeners (and, between experiments, not yet
+        # counted in `_held_stats`): touched only by the thread that calls propose().
+        self._held_keys: list[np.ndarray] = []
+        self._held_hits: list[np.ndarray] = []
+        self._held = 0
+        self._held_stats: ArmStats | None = None
+        # Alternate scoring: whose turn it is, for which roles, and the batch the arm
+        # whose turn is next has not seen yet.
+        self._turn = 0
+        self._turn_roles: Roles | None = None
+        self._waiting: tuple[np.ndarray, np.ndarray] | None = None
 
     # ---- roles ----
 
@@ -186,13 +231,24 @@ class ABRouter(Prefetcher):
 
     @staticmethod
     def _timed(
-        p: LearnedPrefetcher, keys: np.ndarray, hits: np.ndarray, cached: CachedFn
+        p: LearnedPrefetcher,
+        keys: np.ndarray,
+        hits: np.ndarray,
+        cached: CachedFn,
+        score_last: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray, int, float, int]:
-        batches0, seconds0 = p.latency.totals()
-        rows0 = p.inference_rows
-        out, conf = p.propose(keys, hits, cached)
-        batches1, seconds1 = p.latency.totals()
-        return out, conf, batches1 - batches0, seconds1 - seconds0, p.inference_rows - rows0
+        calls0, seconds0, rows0 = p.inference_calls, p.inference_seconds, p.inference_rows
+        if score_last is None:
+            out, conf = p.propose(keys, hits, cached)
+        else:
+            out, conf = p.propose(keys, hits, cached, score_last=score_last)
+        return (
+            out,
+            conf,
+            p.inference_calls - calls0,
+            p.inference_seconds - seconds0,
+            p.inference_rows - rows0,
+        )
 
     def propose(
         self, keys: np.ndarray, hits: np.ndarray, cached: CachedFn
@@ -203,51 +259,110 @@ class ABRouter(Prefetcher):
         if roles.other is None or roles.split is None:
             out, conf, batches, seconds, rows = self._timed(roles.champion, keys, hits, cached)
             s = roles.champion_stats
-            s.requests += len(keys)
-            s.hits += int(np.count_nonzero(hits))
+            if self._held_stats is not s:
+                self._release()  # held batches were counted for other roles
+                self._held_stats = s
+            # Requests and hits are counted with the chunk, in _release.
             s.proposals += len(out)
-            s.inference_batches += batches
-            s.inference_seconds += seconds
-            self._account(batches, seconds, rows)
-        else:
-            split = roles.split
-            buckets = split.buckets_u64(keys)
-            other_keys = buckets < split.cutoff
-            arms = {"champion": ~other_keys, "other": other_keys}
-
-            def cached_champion(c: np.ndarray) -> np.ndarray:
-                return np.asarray(cached(c), dtype=bool) | self._in_other(roles, c)
-
-            def cached_other(c: np.ndarray) -> np.ndarray:
-                return np.asarray(cached(c), dtype=bool) | ~self._in_other(roles, c)
-
-            parts = []
-            for p, stats, arm, fn in (
-                (roles.champion, roles.champion_stats, "champion", cached_champion),
-                (roles.other, roles.other_stats, "other", cached_other),
-            ):
-                got, conf, batches, seconds, rows = self._timed(p, keys, hits, fn)
-                mask = arms[arm]
-                stats.add_batch(buckets[mask], hits[mask])  # per bucket: the test's unit
-                stats.proposals += len(got)
-                stats.inference_batches += batches
-                stats.inference_seconds += seconds
+            if batches:
+                s.inference_batches += batches
+                s.inference_seconds += seconds
                 self._account(batches, seconds, rows)
-                parts.append((got, conf))
-            out = np.concatenate([parts[0][0], parts[1][0]])
-            conf = np.concatenate([parts[0][1], parts[1][1]])
-            order = np.argsort(-conf, kind="stable")
-            out, conf = out[order], conf[order]
+        else:
+            out, conf = self._experiment(roles, keys, hits, cached)
         # Counted once the arms have counted the batch: a reader of `requests` (the loop's
         # position, a test waiting for traffic) never sees requests the arms do not.
         self.requests += len(keys)
+        self._held_keys.append(keys)
+        self._held_hits.append(hits)
+        self._held += len(keys)
+        if self._held >= self.listen_every:
+            self._release()
+        return (out, conf) if len(out) else _EMPTY
+
+    def _experiment(
+        self, roles: Roles, keys: np.ndarray, hits: np.ndarray, cached: CachedFn
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if self._held_stats is not None:
+            self._release()  # the serving chunk before this experiment's first batch
+        split, other = roles.split, roles.other
+        if split is None or other is None:  # the caller checked: roles never change in place
+            raise InvalidArgumentError("an experiment needs a second arm and a split")
+        buckets = split.buckets_u64(keys)
+        other_keys = buckets < split.cutoff
+        arms = {"champion": ~other_keys, "other": other_keys}
+
+        def cached_champion(c: np.ndarray) -> np.ndarray:
+            return np.asarray(cached(c), dtype=bool) | self._in_other(roles, c)
+
+        def cached_other(c: np.ndarray) -> np.ndarray:
+            return np.asarray(cached(c), dtype=bool) | ~self._in_other(roles, c)
+
+        alternate = self.experiment_scoring == "alternate"
+        if roles is not self._turn_roles:  # a new experiment: nothing carried over
+            self._turn_roles, self._turn, self._waiting = roles, 0, None
+        self._turn ^= 1
+        waiting = self._waiting
+        parts = []
+        for i, (p, stats, arm, fn) in enumerate(
+            (
+                (roles.champion, roles.champion_stats, "champion", cached_champion),
+                (other, roles.other_stats, "other", cached_other),
+            )
+        ):
+            mask = arms[arm]
+            stats.add_batch(buckets[mask], hits[mask])  # per bucket: the test's unit
+            if not alternate:
+                got, conf, batches, seconds, rows = self._timed(p, keys, hits, fn)
+            elif i != self._turn:
+                self._waiting = (keys, hits)  # this arm runs on the next batch, with both
+                continue
+            elif waiting is None:
+                got, conf, batches, seconds, rows = self._timed(p, keys, hits, fn)
+            else:
+                # Its turn: the batch it skipped and this one, scored together.
+                both_k = np.concatenate([waiting[0], keys])
+                both_h = np.concatenate([waiting[1], hits])
+                got, conf, batches, seconds, rows = self._timed(
+                    p, both_k, both_h, fn, score_last=len(both_k)
+                )
+            stats.proposals += len(got)
+            stats.inference_batches += batches
+            stats.inference_seconds += seconds
+            self._account(batches, seconds, rows)
+            parts.append((got, conf))
+        if len(parts) == 1:
+            return parts[0]
+        out = np.concatenate([parts[0][0], parts[1][0]])
+        conf = np.concatenate([parts[0][1], parts[1][1]])
+        order = np.argsort(-conf, kind="stable")
+        return out[order], conf[order]
+
+    def flush(self) -> None:
+        """Count and hand to the listeners the batches held so far. Call it from the thread
+        that calls :meth:`propose` (the prefetch runtime does when the ring is empty, a
+        replay at the end of each chunk)."""
+        self._release()
+
+    def _release(self) -> None:
+        if not self._held:
+            self._held_stats = None
+            return
+        held_keys, held_hits = self._held_keys, self._held_hits
+        keys = held_keys[0] if len(held_keys) == 1 else np.concatenate(held_keys)
+        hits = held_hits[0] if len(held_hits) == 1 else np.concatenate(held_hits)
+        self._held_keys, self._held_hits, self._held = [], [], 0
+        s = self._held_stats
+        if s is not None:
+            s.requests += len(keys)
+            s.hits += int(np.count_nonzero(hits))
+            self._held_stats = None
         for listener in self._listeners:
             try:
                 listener(self, keys, hits)
             except Exception:  # a listener must not cost the batch its prefetches
                 self.listener_errors += 1
                 log.exception("A/B router listener %r failed", listener)
-        return (out, conf) if len(out) else _EMPTY
 
     def _account(self, batches: int, seconds: float, rows: int) -> None:
         if batches:

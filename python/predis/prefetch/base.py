@@ -35,3 +35,8 @@ class Prefetcher(abc.ABC):
 
     def reset(self) -> None:  # noqa: B027 (optional hook, stateless prefetchers skip it)
         """Forget what was learned from the stream (not the trained model)."""
+
+    def flush(self) -> None:  # noqa: B027 (optional hook: most prefetchers hold nothing)
+        """Finish any work held back from earlier batches (for one that gathers batches
+        before its bookkeeping, such as the A/B router). Called by the caller of
+        :meth:`propose`, on its thread, when the stream pauses or ends."""

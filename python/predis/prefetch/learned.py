@@ -113,6 +113,10 @@ class LearnedPrefetcher(Prefetcher):
         self._lock = threading.Lock()
         self.latency = LatencyHistogram()
         self.inference_rows = 0
+        # Plain running totals beside the histogram: a caller that wraps this prefetcher
+        # (the A/B router) reads its per-batch model time from them without a lock.
+        self.inference_calls = 0
+        self.inference_seconds = 0.0
         self.model_version = 0 if model is None else 1
 
     @property
@@ -171,8 +175,13 @@ class LearnedPrefetcher(Prefetcher):
         keys: np.ndarray,
         hits: np.ndarray,
         cached: CachedFn,
+        *,
+        score_last: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        proposed, confidence = self._propose(keys, hits, cached)
+        """As :meth:`Prefetcher.propose`; ``score_last`` scores the candidates of that many
+        latest requests (default: one batch) instead of the latest batch only (the A/B
+        router's arms, which run every other batch, score both)."""
+        proposed, confidence = self._propose(keys, hits, cached, score_last)
         if len(proposed) or self.idle_batch_size is None:
             self._quiet = 0
             self.batch_size = self.scoring_batch
@@ -187,12 +196,13 @@ class LearnedPrefetcher(Prefetcher):
         keys: np.ndarray,
         hits: np.ndarray,  # noqa: ARG002 - the tracker learns from keys; hits are for others
         cached: CachedFn,
+        score_last: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         keys = np.ascontiguousarray(keys, dtype=np.uint64)
         model = self._model
         # A caller that fell behind hands over more than a batch: the tracker learns from
         # all of it, but only the latest batch is scored, so proposals are never stale.
-        scored = self.scoring_batch
+        scored = self.scoring_batch if score_last is None else max(1, int(score_last))
         if len(keys) > scored:
             self._tracker.observe(keys[:-scored], False)
             keys = keys[-scored:]
@@ -209,7 +219,10 @@ class LearnedPrefetcher(Prefetcher):
             return _EMPTY
         start = time.perf_counter()
         p = model.predict(feat)
-        self.latency.observe(time.perf_counter() - start)
+        took = time.perf_counter() - start
+        self.latency.observe(took)
+        self.inference_calls += 1
+        self.inference_seconds += took
         self.inference_rows += len(p)
         ok = p >= threshold
         if not ok.any():

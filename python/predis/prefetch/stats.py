@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 from dataclasses import dataclass
@@ -37,10 +38,7 @@ class LatencyHistogram:
 
     def observe(self, seconds: float) -> None:
         """Count one duration."""
-        bounds = self._bounds
-        i = 0
-        while i < len(bounds) and seconds > bounds[i]:
-            i += 1
+        i = bisect.bisect_left(self._bounds, seconds)  # the first bound >= seconds
         with self._lock:
             self._counts[i] += 1
             self._sum += seconds

@@ -189,6 +189,8 @@ def _serve_all(
                             put_prefetched(p, fetch(p, prefetch=True), c)
                             pending.add(p)
                             issued += 1
+        if prefetcher is not None:
+            prefetcher.flush()  # the chunk's requests are all accounted for on return
         if bar is not None:
             bar.update(len(keys))
     return hits, misses, issued, used
