@@ -19,7 +19,6 @@ import pytest
 from predis.mlops import read_segment
 from predis.security.crypto import KeyRing
 
-
 SWITCH = 30_000
 REQUESTS = 110_000  # the default run: room for the A/B test's horizon and the forced model's watch
 

@@ -27,7 +27,6 @@ from predis.sim import replay
 from predis.sim.hitrate import predis_cache
 from predis.workloads import CorrelatedSessions, ZipfKeys
 
-
 CACHE = 150
 TRAIN = TrainConfig(num_trees=25, threads=1, batch_size=16, max_rows=50_000, time_budget_s=20.0)
 RETRAIN = RetrainConfig(train=TRAIN, cache_items=CACHE, window=12_000, min_window=8_000)

@@ -17,7 +17,6 @@ from predis.sim import replay
 from predis.sim.hitrate import predis_cache
 from predis.workloads import CorrelatedSessions, PhaseChange, ZipfKeys
 
-
 CACHE = 150  # entries: small, so that prefetching matters
 SWITCH = 32_000  # where phase 1 (zipf, nothing to learn) turns into sessions
 CHUNK = 4_000  # a multiple of the batch size: replay drops a partial last batch
