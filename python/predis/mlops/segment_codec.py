@@ -86,8 +86,9 @@ def encode(
     # must equal the header's count, so a checksum could only catch a decoder bug, which
     # the round-trip property tests are there to catch.
     shuffled = _shuffle(events)
-    compressed = zstandard.ZstdCompressor(level=level, write_content_size=True).compress(shuffled)
-    return compressed, {"compression": "zstd", "filter": FILTER}
+    # The frame records its content size: the reader requires it to equal the header's count.
+    cctx = zstandard.ZstdCompressor(level=level, write_content_size=True)
+    return cctx.compress(shuffled.data), {"compression": "zstd", "filter": FILTER}
 
 
 def check_header(header: dict[str, Any]) -> int:
