@@ -321,6 +321,8 @@ def test_extra_frame_after_the_payload_is_refused(tmp_path, keys):
         ({"format": 3}, "unsupported segment format 3"),
         ({"format": True}, "unsupported segment format True"),
         ({"format": "2"}, "unsupported segment format '2'"),
+        ({"format": 2.0}, "unsupported segment format 2.0"),
+        ({"format": None}, "unsupported segment format None"),
         ({"compression": "lz4"}, "unsupported compression 'lz4'"),
         ({"compression": "zlib"}, "unsupported compression 'zlib' for format 2"),
         ({"filter": "shuffle"}, "unsupported filter 'shuffle'"),
@@ -364,7 +366,18 @@ def test_wrong_key_is_refused(tmp_path, keys):
 
 @pytest.mark.parametrize(
     ("level", "segment_format"),
-    [(23, 2), (-(1 << 17) - 1, 2), (True, 2), (1.0, 2), ("1", 2), (10, 1), (-1, 1), (1, 3)],
+    [
+        (23, 2),
+        (-(1 << 17) - 1, 2),
+        (True, 2),
+        (1.0, 2),
+        ("1", 2),
+        (10, 1),
+        (-1, 1),
+        (1, 3),
+        (1, True),
+        (1, 2.0),
+    ],
 )
 def test_bad_level_or_format_is_refused(tmp_path, keys, level, segment_format):
     path = tmp_path / "s.pseg"
