@@ -99,12 +99,10 @@ def access_events() -> np.ndarray:
     else:  # the traces are optional: a zipf workload stands in
         keys = (np.random.default_rng(0).zipf(1.2, 100_000) % 50_000).astype(np.uint64)
     cache = predis.Cache(1 << 22, access_log_capacity=1 << 20)
-    for i in range(0, len(keys), 256):
-        batch = keys[i : i + 256]
-        found = cache.mget_arrays(batch)[2]
-        missed = np.unique(batch[~found])
-        if len(missed):
-            cache.mput(missed, [b"v" * 100] * len(missed))
+    value = b"v" * 100
+    for key in keys.tolist():  # one request at a time, as a host application asks
+        if cache.get(key) is None:
+            cache.put(key, value)
     events = cache.drain_events()
     assert len(events) >= len(keys)
     return events
