@@ -25,7 +25,7 @@ import numpy as np
 import zstandard
 
 from predis.access_log import EVENT_DTYPE
-from predis.errors import InvalidArgumentError
+from predis.errors import InvalidArgumentError, PredisError
 
 __all__ = [
     "FILTER",
@@ -49,7 +49,7 @@ _MAX_RATIO = {1: 1032, 2: (128 << 10) // 4}
 _FIELDS: list[tuple[str, np.dtype]] = [(n, EVENT_DTYPE[n]) for n in EVENT_DTYPE.names or ()]
 
 
-class CodecError(ValueError):
+class CodecError(PredisError, ValueError):
     """A payload does not decode to its header's events (the caller names the file)."""
 
 

@@ -54,7 +54,9 @@ def write_segment(
     """Write ``events`` (an ``EVENT_DTYPE`` array) as a sealed segment; return its size.
 
     ``level`` is the zstd level (-131072 to 22; format 2) or the zlib level (0 to 9;
-    format 1). Format 1 is for readers running a version before format 2.
+    format 1). Format 1 is for readers running a version before format 2. A level or
+    format out of range is an :class:`~predis.errors.InvalidArgumentError`, raised before
+    anything is written.
     """
     customer = validate_customer_id(customer)
     if events.dtype != EVENT_DTYPE:
