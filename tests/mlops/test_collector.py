@@ -54,6 +54,26 @@ def test_every_event_reaches_a_segment_in_order(tmp_path, keys):
     assert [len(read_segment(p, keys)[1]) for p in col.segments()] == [1000, 1000, 1000, 500]
 
 
+def test_compression_level_is_checked_up_front_and_used(tmp_path, keys):
+    c = cache()
+    with pytest.raises(InvalidArgumentError, match="zstd compression level"):
+        Collector(c, tmp_path / "bad", "acme", keys, compression_level=23)
+    keys_ = np.arange(20_000, dtype=np.uint64) % 700
+    sizes = {}
+    for level in (-50, 19):
+        col = Collector(c, tmp_path / f"l{level}", "acme", keys, compression_level=level)
+        c.mget_arrays(keys_)
+        col.drain_once()
+        col.flush()
+        (path,) = col.segments()
+        header, events = read_segment(path, keys)
+        assert (header["format"], len(events)) == (2, 20_000)
+        assert events["key"].tolist() == keys_.tolist()
+        sizes[level] = path.stat().st_size
+        col.close()
+    assert sizes[19] < sizes[-50]
+
+
 def test_background_thread_and_age_rotation(tmp_path, keys):
     c = cache()
     col = Collector(

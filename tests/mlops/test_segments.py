@@ -34,6 +34,7 @@ def test_round_trip_is_exact(tmp_path, keys):
     np.testing.assert_array_equal(back, e)
     assert (header["count"], header["t_min"], header["t_max"]) == (1000, 5_000, 5_000 + 9_990)
     assert header["customer"] == "acme"
+    assert (header["format"], header["compression"]) == (2, "zstd")
     assert segment_info(tmp_path / "s.pseg")["count"] == 1000
     assert (tmp_path / "s.pseg").stat().st_mode & 0o777 == 0o600
 

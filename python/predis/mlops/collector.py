@@ -31,6 +31,7 @@ import numpy as np
 from predis.access_log import EVENT_DTYPE
 from predis.cache import Cache
 from predis.errors import InvalidArgumentError, PredisError
+from predis.mlops.segment_codec import check_level
 from predis.mlops.segments import SEGMENT_SUFFIX, SegmentError, segment_info, write_segment
 from predis.security.crypto import KeyRing
 from predis.security.tokens import TokenStore
@@ -85,8 +86,11 @@ class Collector:
         min_free_bytes: int = 64 << 20,
         drain_batch: int = 1 << 16,
         interval_s: float = 0.05,
+        compression_level: int = 1,
     ) -> None:
         self.customer = validate_customer_id(customer)
+        # Checked here: a bad level would otherwise fail every write, counted but unseen.
+        self.compression_level = check_level(compression_level)
         if segment_events < 1 or drain_batch < 1 or interval_s <= 0 or segment_age_s <= 0:
             raise InvalidArgumentError(
                 "segment_events and drain_batch must be >= 1, segment_age_s and interval_s > 0"
@@ -309,7 +313,7 @@ class Collector:
             return True
         path = self.directory / f"{self.customer}-{self._seq:010d}{SEGMENT_SUFFIX}"
         try:
-            size = write_segment(path, self.customer, events, self.keys)
+            size = write_segment(path, self.customer, events, self.keys, self.compression_level)
         except Exception as exc:  # I/O, compression or encryption: count, log, retry later
             self._stats.write_errors += 1
             log.error("writing %d events to %s failed: %r", len(events), path, exc)

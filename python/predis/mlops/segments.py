@@ -4,20 +4,21 @@ A segment holds a batch of access events, column by column, compressed and seale
 
     b"PSEG" | u32 header length | header (JSON) | sealed payload
 
-The header says the format version, customer id, time range, event count, compression, the
-sha256 of the uncompressed columns and the key id; it is authenticated as the AEAD's
-associated data, so neither it nor the payload can be altered without the read failing.
-The payload is the event columns (``EVENT_DTYPE`` field by field) concatenated, compressed,
-then sealed with :class:`predis.security.crypto.KeyRing`. Files are written atomically.
+The header says the format version, customer id, time range, event count, compression,
+filter and key id; it is authenticated as the AEAD's associated data, so neither it nor the
+payload can be altered without the read failing. The payload (see
+:mod:`predis.mlops.segment_codec`) is, in format 2, the event columns with the timestamps
+delta-coded and every column byte-shuffled, compressed with zstd; format 1 segments (plain
+columns, zlib, and the sha256 of the columns in the header) from earlier versions still
+read. The payload is sealed with :class:`predis.security.crypto.KeyRing`. Files are written
+atomically.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import struct
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ import numpy as np
 from predis.access_log import EVENT_DTYPE
 from predis.errors import PredisError
 from predis.fileio import atomic_write_bytes
+from predis.mlops.segment_codec import CodecError, check_header, decode, encode
 from predis.security.crypto import DecryptionError, KeyRing
 from predis.security.validation import validate_customer_id
 
@@ -33,29 +35,11 @@ __all__ = ["SEGMENT_SUFFIX", "SegmentError", "read_segment", "segment_info", "wr
 
 SEGMENT_SUFFIX = ".pseg"
 _MAGIC = b"PSEG"
-_FORMAT = 1
 _MAX_HEADER = 1 << 16
 
 
 class SegmentError(PredisError, ValueError):
     """A segment file is truncated, tampered with, or not a segment; the message names it."""
-
-
-_FIELDS: list[tuple[str, np.dtype]] = [(n, EVENT_DTYPE[n]) for n in EVENT_DTYPE.names or ()]
-
-
-def _columns(events: np.ndarray) -> bytes:
-    return b"".join(np.ascontiguousarray(events[name]).tobytes() for name, _ in _FIELDS)
-
-
-def _events(raw: bytes, count: int) -> np.ndarray:
-    out = np.empty(count, dtype=EVENT_DTYPE)
-    offset = 0
-    for name, dt in _FIELDS:
-        n = dt.itemsize * count
-        out[name] = np.frombuffer(raw, dtype=dt, count=count, offset=offset)
-        offset += n
-    return out
 
 
 def write_segment(
@@ -64,24 +48,31 @@ def write_segment(
     events: np.ndarray,
     keys: KeyRing,
     level: int = 1,
+    *,
+    segment_format: int = 2,
 ) -> int:
-    """Write ``events`` (an ``EVENT_DTYPE`` array) as a sealed segment; return its size."""
+    """Write ``events`` (an ``EVENT_DTYPE`` array) as a sealed segment; return its size.
+
+    ``level`` is the zstd level (-131072 to 22; format 2) or the zlib level (0 to 9;
+    format 1). Format 1 is for readers running a version before format 2. A level or
+    format out of range is an :class:`~predis.errors.InvalidArgumentError`, raised before
+    anything is written.
+    """
     customer = validate_customer_id(customer)
     if events.dtype != EVENT_DTYPE:
         raise SegmentError(f"events must be EVENT_DTYPE, got {events.dtype}")
-    columns = _columns(events)
+    payload, described = encode(events, segment_format, level)
     header = {
-        "format": _FORMAT,
+        "format": segment_format,
         "customer": customer,
         "count": len(events),
         "t_min": int(events["timestamp_ns"].min()) if len(events) else 0,
         "t_max": int(events["timestamp_ns"].max()) if len(events) else 0,
-        "compression": "zlib",
-        "sha256": hashlib.sha256(columns).hexdigest(),
         "key_id": keys.current,
+        **described,
     }
     head = json.dumps(header, sort_keys=True).encode()
-    sealed = keys.seal(zlib.compress(columns, level), head)
+    sealed = keys.seal(payload, head)
     data = _MAGIC + struct.pack("<I", len(head)) + head + sealed
     atomic_write_bytes(path, data, mode=0o600)
     return len(data)
@@ -100,8 +91,10 @@ def _split(path: Path, data: bytes) -> tuple[dict[str, Any], bytes, bytes]:
         raise SegmentError(f"{path}: header is not JSON") from exc
     if not isinstance(header, dict):
         raise SegmentError(f"{path}: header is not a JSON object")
-    if header.get("format") != _FORMAT:
-        raise SegmentError(f"{path}: unsupported segment format {header.get('format')!r}")
+    try:
+        check_header(header)
+    except CodecError as exc:
+        raise SegmentError(f"{path}: {exc}") from exc
     return header, head, data[8 + n :]
 
 
@@ -114,21 +107,20 @@ def segment_info(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def read_segment(path: str | os.PathLike[str], keys: KeyRing) -> tuple[dict[str, Any], np.ndarray]:
-    """(header, events) of a segment, after checking its tag, checksum and count."""
+    """(header, events) of a segment, after checking its tag, its codec and its count.
+
+    Decompression is bounded by the header's count, so a hostile payload cannot expand
+    beyond it; anything wrong is a :class:`SegmentError` that names the file.
+    """
     p = Path(path)
     data = p.read_bytes()
     header, head, sealed = _split(p, data)
     try:
-        compressed = keys.open(sealed, head)
+        payload = keys.open(sealed, head)
     except DecryptionError as exc:
         raise SegmentError(f"{p}: {exc}") from exc
     try:
-        columns = zlib.decompress(compressed)
-    except zlib.error as exc:
-        raise SegmentError(f"{p}: payload does not decompress: {exc}") from exc
-    if hashlib.sha256(columns).hexdigest() != header.get("sha256"):
-        raise SegmentError(f"{p}: checksum mismatch")
-    count = header.get("count")
-    if not isinstance(count, int) or count < 0 or len(columns) != count * EVENT_DTYPE.itemsize:
-        raise SegmentError(f"{p}: event count does not match the payload")
-    return header, _events(columns, count)
+        events = decode(header, payload)
+    except CodecError as exc:
+        raise SegmentError(f"{p}: {exc}") from exc
+    return header, events
