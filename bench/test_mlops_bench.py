@@ -22,8 +22,6 @@ import time
 import numpy as np
 import pytest
 
-pytest.importorskip("river")
-
 from predis import Cache
 from predis.mlops import (
     ABConfig,

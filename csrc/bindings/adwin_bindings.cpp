@@ -102,6 +102,16 @@ void register_adwin(py::module_& m) {
           py::arg("bits"),
           "Feed 0/1 values (uint8, nonzero = 1); returns the cuts: (values of this call "
           "consumed at the cut, mean after it, width after it).")
+      .def(
+          "update_bit",
+          [](BlockAdwin& a, bool bit) -> py::object {
+            const std::uint8_t value = bit ? 1 : 0;
+            const auto cuts = a.update(&value, 1);
+            if (cuts.empty()) return py::none();
+            return py::cast(cuts.front());
+          },
+          py::arg("bit"),
+          "Feed one 0/1 value; the cut it caused as update() reports it, or None.")
       .def_property_readonly("mean", [](const BlockAdwin& a) { return a.adwin().mean(); })
       .def_property_readonly("width", [](const BlockAdwin& a) { return a.adwin().width(); })
       .def_property_readonly("variance",

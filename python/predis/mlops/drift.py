@@ -187,7 +187,14 @@ class StreamDriftDetector(_Subscribers):
 
     def update(self, bit: bool | int | float) -> StreamDriftDetector:
         """Feed one outcome (truthy = 1)."""
-        self.update_many(np.array([1 if bit else 0], dtype=np.uint8))
+        cut = self._adwin.update_bit(bool(bit))
+        if cut is None:  # the common case, kept short
+            self._position += 1
+            if self._quiet:
+                self._quiet -= 1
+            self._detected = False
+        else:
+            self._account(1, [cut])
         return self
 
     def update_many(self, bits: Sequence[bool] | np.ndarray) -> bool:
@@ -196,8 +203,10 @@ class StreamDriftDetector(_Subscribers):
         flags = np.asarray(bits).ravel()
         if flags.dtype != np.bool_:
             flags = flags != 0
-        n = len(flags)
-        cuts = self._adwin.update(flags.view(np.uint8))
+        return self._account(len(flags), self._adwin.update(flags.view(np.uint8)))
+
+    def _account(self, n: int, cuts: list[tuple[int, float, float]]) -> bool:
+        """Position, cooldown and events after ``n`` bits that caused ``cuts``."""
         start, quiet = self._position, self._quiet
         self._position = start + n
         self._quiet = max(0, quiet - n)
