@@ -201,38 +201,90 @@ def _demand_batches(n: int) -> tuple[Cache, list[tuple[np.ndarray, np.ndarray]]]
     return cache, out
 
 
+class _Idle(LearnedPrefetcher):
+    """A prefetcher that does nothing: inside the router, what is left is the router's and
+    the loop's own work."""
+
+    def __init__(self) -> None:
+        super().__init__(None, batch_size=CPU_BATCH)
+
+    def propose(self, keys, hits, cached, **_kwargs):
+        return _NOTHING
+
+
+_NOTHING = (np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.float64))
+
+
+def _idle_loop(tmp: str, ab: bool) -> MLOpsLoop:
+    """The loop with idle arms (installed through the router's public role changes)."""
+    loop = _loop(tmp, None, False)
+    loop.router.install(_Idle(), 0.1)
+    loop.router.end_experiment()
+    if ab:
+        loop.router.start_test(_Idle(), 0.5)
+    return loop
+
+
+def _loop(tmp: str, model, ab: bool) -> MLOpsLoop:
+    """A loop (not started: no retraining here) whose champion is ``model`` (None: a
+    registry without one, so the router serves a model-less LearnedPrefetcher)."""
+    reg = ModelRegistry(os.path.join(tmp, f"models-{model is not None}"), "acme")
+    if model is not None:
+        reg.register(model.to_bytes(), feature_schema=FEATURE_NAMES, training_window=(0, 1))
+        reg.promote(1, actor="bench", reason="champion")
+    loop = MLOpsLoop(
+        reg,
+        LoopConfig(
+            retrain=RetrainConfig(train=TRAIN, cache_items=ITEMS),
+            ab=ABConfig(challenger_share=0.5, max_requests=10**9),
+            drift_warmup=10**9,
+        ),
+    )
+    if ab:
+        loop.router.start_test(LearnedPrefetcher(model, batch_size=CPU_BATCH), 0.5)
+    return loop
+
+
 @pytest.mark.parametrize("config", ["serving", "ab"])
 def test_loop_cpu_per_request(benchmark, model, config):
-    """CPU time of one thread per request: the loop's router and listeners (drift, window,
-    schedule, per-arm counts, the A/B split and the second arm) against the champion's
-    LearnedPrefetcher alone, on the same batches, in alternating blocks; and, beside them,
-    the host's own single-key get and the collector's cost per access event. A thread's CPU
-    time does not count the time the VM's other tenants take, so these differences are
-    steadier than throughput ratios."""
+    """CPU time of one thread per request, peers side by side on the same batches in
+    rotating blocks:
+
+    - ``alone``: the champion's LearnedPrefetcher with its model (what the host already
+      pays for prefetching: the denominator);
+    - ``idle`` and ``idle_loop``: a prefetcher that does nothing, alone and as the arms
+      of the loop's router with the loop's listener (drift detector, training window,
+      schedule; during ``ab`` also the split and the per-arm counts). Their difference is
+      the loop's own work on the serving thread, resolved where a difference of two
+      model-bound figures is not;
+    - ``loop``: the router with models (``ab``: the challenger's model too), whose extra
+      over ``alone`` is dominated by the second model's calls during a test.
+
+    Beside them, the host's own single-key get and the collector's cost per access event
+    (its own thread in the loop). A thread's CPU time does not count the time the VM's
+    other tenants take, so these are steadier than throughput ratios."""
     benchmark.group = "mlops: CPU per request, side by side"
     n = CPU_REQUESTS if not benchmark.disabled else 4 * CPU_BLOCK * CPU_BATCH
     cache, batches = _demand_batches(n)
     cached = cache.mcontains
-    alone = LearnedPrefetcher(model)
+    ab = config == "ab"
     with tempfile.TemporaryDirectory() as tmp:
-        reg = ModelRegistry(os.path.join(tmp, "models"), "acme")
-        reg.register(model.to_bytes(), feature_schema=FEATURE_NAMES, training_window=(0, 1))
-        reg.promote(1, actor="bench", reason="champion")
-        config_ = LoopConfig(
-            retrain=RetrainConfig(train=TRAIN, cache_items=ITEMS),
-            ab=ABConfig(challenger_share=0.5, max_requests=10**9),
-            drift_warmup=10**9,
-        )
-        loop = MLOpsLoop(reg, config_)
-        if config == "ab":
-            loop.router.start_test(LearnedPrefetcher(model), 0.5)
-        peers = {"alone": alone.propose, "loop": loop.router.propose}
+        with_model, idle_loop = _loop(tmp, model, ab), _idle_loop(tmp, ab)
+        peers = {
+            "alone": LearnedPrefetcher(model).propose,
+            "loop": with_model.router.propose,
+            "idle": _Idle().propose,
+            "idle_loop": idle_loop.router.propose,
+        }
 
         def run() -> dict[str, object]:
-            took = {"alone": 0.0, "loop": 0.0}
+            took = dict.fromkeys(peers, 0.0)
+            names = list(peers)
             blocks = [batches[i : i + CPU_BLOCK] for i in range(0, len(batches), CPU_BLOCK)]
             for j, block in enumerate(blocks):
-                order = ("alone", "loop") if j % 2 == 0 else ("loop", "alone")
+                order = names[j % len(names) :] + names[: j % len(names)]
+                if j % 2:
+                    order.reverse()
                 for name in order:
                     propose = peers[name]
                     t0 = time.thread_time()
@@ -265,19 +317,20 @@ def test_loop_cpu_per_request(benchmark, model, config):
             collector_per_event = (time.thread_time() - t0) / max(drained, 1)
             collector.close()
             per_req = {k: v / requests for k, v in took.items()}
-            loop_cost = per_req["loop"] - per_req["alone"]
+            own = per_req["idle_loop"] - per_req["idle"]  # the loop's serving-thread work
             host = host_get + per_req["alone"]  # the host's CPU per request with prefetching
             return {
                 "requests": requests,
-                "alone_us_per_request": per_req["alone"] * 1e6,
-                "loop_us_per_request": per_req["loop"] * 1e6,
-                "router_and_listeners_us_per_request": loop_cost * 1e6,
+                **{f"{k}_us_per_request": v * 1e6 for k, v in per_req.items()},
+                "loop_own_us_per_request": own * 1e6,
+                "loop_with_models_extra_us_per_request": (per_req["loop"] - per_req["alone"]) * 1e6,
                 "host_get_us_per_request": host_get * 1e6,
                 "collector_us_per_event": collector_per_event * 1e6,
-                "loop_share_of_host_cpu": loop_cost / host,
-                "loop_and_collector_share_of_host_cpu": (loop_cost + collector_per_event) / host,
+                "loop_own_share_of_host_cpu": own / host,
+                "collector_share_of_host_cpu": collector_per_event / host,
             }
 
         result = benchmark.pedantic(run, rounds=1, iterations=1)
         benchmark.extra_info.update(result)
-        loop.close()
+        with_model.close()
+        idle_loop.close()

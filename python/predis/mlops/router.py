@@ -53,6 +53,25 @@ log = logging.getLogger("predis.mlops")
 
 _EMPTY = (np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.float64))
 
+_U64 = np.dtype(np.uint64)
+_BOOL = np.dtype(np.bool_)
+
+
+def _joined(parts: list[np.ndarray], dtype: np.dtype, count: int) -> np.ndarray:
+    """One array of ``count`` elements of ``dtype`` from ``parts`` (already of that dtype).
+    Joining their bytes costs a third of np.concatenate for many small arrays; a part that
+    is not a contiguous buffer of that item size sends it to np.concatenate."""
+    if len(parts) == 1:
+        return np.ascontiguousarray(parts[0], dtype=dtype)
+    try:
+        raw = b"".join(parts)  # type: ignore[arg-type]  # numpy arrays are buffers
+    except (TypeError, BufferError):
+        raw = None
+    if raw is not None and len(raw) == count * dtype.itemsize:
+        return np.frombuffer(raw, dtype=dtype)
+    return np.ascontiguousarray(np.concatenate(parts), dtype=dtype)
+
+
 #: How the arms score during an experiment (see the module's docstring).
 EXPERIMENT_SCORING = ("alternate", "every")
 
@@ -89,7 +108,9 @@ class ABRouter(Prefetcher):
 
     The per-batch work is kept off the Python interpreter where it can be: a batch's (and
     its candidates') arms come from one native call of the split's keyed blake2b with the
-    GIL released, and the per-arm counts from numpy.
+    GIL released, and the per-arm counts from numpy. The router keeps the arrays it is
+    given until their chunk is released: callers must not modify them after the call (the
+    prefetch runtime and :func:`predis.sim.replay` hand over fresh arrays).
     """
 
     def __init__(
@@ -127,7 +148,9 @@ class ABRouter(Prefetcher):
         self._roles = Roles(champion)
         self._change = threading.Lock()  # serialises role changes, not batches
         self._listeners: list[BatchListener] = []
+        # Every arm's model times go here as well as to the arm's own histogram.
         self.latency = LatencyHistogram()
+        champion.latency_sink = self.latency
         self.inference_rows = 0
         self.model_version = 1
         self.requests = 0
@@ -138,6 +161,8 @@ class ABRouter(Prefetcher):
         self._held_hits: list[np.ndarray] = []
         self._held = 0
         self._held_stats: ArmStats | None = None
+        # The champion's model counters when the held chunk started (serving only).
+        self._marks: tuple[LearnedPrefetcher, int, float, int] | None = None
         # Alternate scoring: whose turn it is, for which roles, and the batch the arm
         # whose turn is next has not seen yet.
         self._turn = 0
@@ -179,6 +204,13 @@ class ABRouter(Prefetcher):
             roles.other.max_per_request = self.max_per_request * share
         if roles.champion is not self._roles.champion:
             self.model_version += 1
+        arms = {id(p) for p in (roles.champion, roles.other) if p is not None}
+        for p in (self._roles.champion, self._roles.other):
+            if p is not None and id(p) not in arms:
+                p.latency_sink = None
+        roles.champion.latency_sink = self.latency
+        if roles.other is not None:
+            roles.other.latency_sink = self.latency
         self._roles = roles
         return roles
 
@@ -254,21 +286,24 @@ class ABRouter(Prefetcher):
         self, keys: np.ndarray, hits: np.ndarray, cached: CachedFn
     ) -> tuple[np.ndarray, np.ndarray]:
         roles = self._roles
-        keys = np.ascontiguousarray(keys, dtype=np.uint64)
-        hits = np.asarray(hits, dtype=bool)
         if roles.other is None or roles.split is None:
-            out, conf, batches, seconds, rows = self._timed(roles.champion, keys, hits, cached)
+            # Between experiments: the champion's call and a few updates. Requests, hits
+            # and model time are counted per chunk, in _release.
             s = roles.champion_stats
             if self._held_stats is not s:
                 self._release()  # held batches were counted for other roles
+                p = roles.champion
                 self._held_stats = s
-            # Requests and hits are counted with the chunk, in _release.
+                self._marks = (p, p.inference_calls, p.inference_seconds, p.inference_rows)
+            if keys.dtype is not _U64:  # identity: the runtime's arrays pass at no cost
+                keys = np.ascontiguousarray(keys, dtype=np.uint64)
+            if hits.dtype is not _BOOL:
+                hits = np.asarray(hits, dtype=bool)
+            out, conf = roles.champion.propose(keys, hits, cached)
             s.proposals += len(out)
-            if batches:
-                s.inference_batches += batches
-                s.inference_seconds += seconds
-                self._account(batches, seconds, rows)
         else:
+            keys = np.ascontiguousarray(keys, dtype=np.uint64)
+            hits = np.asarray(hits, dtype=bool)
             out, conf = self._experiment(roles, keys, hits, cached)
         # Counted once the arms have counted the batch: a reader of `requests` (the loop's
         # position, a test waiting for traffic) never sees requests the arms do not.
@@ -329,7 +364,7 @@ class ABRouter(Prefetcher):
             stats.proposals += len(got)
             stats.inference_batches += batches
             stats.inference_seconds += seconds
-            self._account(batches, seconds, rows)
+            self.inference_rows += rows  # the model times reach self.latency through its sink
             parts.append((got, conf))
         if len(parts) == 1:
             return parts[0]
@@ -346,28 +381,28 @@ class ABRouter(Prefetcher):
 
     def _release(self) -> None:
         if not self._held:
-            self._held_stats = None
+            self._held_stats = self._marks = None
             return
-        held_keys, held_hits = self._held_keys, self._held_hits
-        keys = held_keys[0] if len(held_keys) == 1 else np.concatenate(held_keys)
-        hits = held_hits[0] if len(held_hits) == 1 else np.concatenate(held_hits)
+        keys = _joined(self._held_keys, _U64, self._held)
+        hits = _joined(self._held_hits, _BOOL, self._held)
         self._held_keys, self._held_hits, self._held = [], [], 0
         s = self._held_stats
         if s is not None:
             s.requests += len(keys)
             s.hits += int(np.count_nonzero(hits))
             self._held_stats = None
+            marks, self._marks = self._marks, None
+            if marks is not None:
+                p, calls, seconds, rows = marks
+                s.inference_batches += p.inference_calls - calls
+                s.inference_seconds += p.inference_seconds - seconds
+                self.inference_rows += p.inference_rows - rows
         for listener in self._listeners:
             try:
                 listener(self, keys, hits)
             except Exception:  # a listener must not cost the batch its prefetches
                 self.listener_errors += 1
                 log.exception("A/B router listener %r failed", listener)
-
-    def _account(self, batches: int, seconds: float, rows: int) -> None:
-        if batches:
-            self.latency.observe(seconds / batches)
-        self.inference_rows += rows
 
     def reset(self) -> None:
         roles = self._roles

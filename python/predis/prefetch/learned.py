@@ -117,6 +117,9 @@ class LearnedPrefetcher(Prefetcher):
         # (the A/B router) reads its per-batch model time from them without a lock.
         self.inference_calls = 0
         self.inference_seconds = 0.0
+        #: A second histogram that inference times also go to (the A/B router's, while
+        #: this prefetcher serves one of its arms), or None.
+        self.latency_sink: LatencyHistogram | None = None
         self.model_version = 0 if model is None else 1
 
     @property
@@ -221,6 +224,9 @@ class LearnedPrefetcher(Prefetcher):
         p = model.predict(feat)
         took = time.perf_counter() - start
         self.latency.observe(took)
+        sink = self.latency_sink
+        if sink is not None:
+            sink.observe(took)
         self.inference_calls += 1
         self.inference_seconds += took
         self.inference_rows += len(p)
