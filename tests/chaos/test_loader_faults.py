@@ -99,13 +99,16 @@ def test_prefetch_failures_are_counted_never_raised():
     stream = sessions.take(12_000)
     served_while_down = 0
     for i, k in enumerate(stream):
+        if i == 8_000:
+            # The back end stays down until the prefetch thread has met it: on a loaded
+            # machine it may still be working through the down window's requests.
+            eventually(lambda: cache.stats().prefetch.errors > 0, "prefetch errors counted")
         backend.state = "down" if 4_000 <= i < 8_000 else "up"
         try:
             assert cache.get(int(k)) == int(k).to_bytes(8, "little")
             served_while_down += backend.state == "down"
         except LoaderError:
             assert backend.state == "down"
-    eventually(lambda: cache.stats().prefetch.errors > 0, "prefetch errors counted")
     assert served_while_down > 0  # hits kept coming while the back end was down
     issued = cache.stats().prefetch.issued
     backend.state = "up"

@@ -118,6 +118,14 @@ def test_between_experiments_batches_reach_listeners_in_chunks(model):
     s = router.roles.champion_stats
     assert (s.requests, s.hits) == (len(hits), int(hits.sum()))
     assert router.requests == len(hits)
+    # Lists and other dtypes are converted (and copied) before they are held.
+    batch = keys[:16].tolist()
+    router.propose(batch, [True] * 8 + [False] * 8, lambda c: np.zeros(len(c), dtype=bool))
+    batch[0] = -1  # the caller's list changes after the call: the held copy must not
+    router.flush()
+    assert chunks[-1][0].tolist() == keys[:16].tolist()
+    assert s.hits == int(hits.sum()) + 8
+    hits = np.concatenate([hits, np.array([True] * 8 + [False] * 8)])
     # A role change counts the held batches for the roles they were served under.
     more = drive(router, stream(500, seed=9))
     roles = router.start_test(LearnedPrefetcher(model), 0.5)

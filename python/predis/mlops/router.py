@@ -295,10 +295,12 @@ class ABRouter(Prefetcher):
                 p = roles.champion
                 self._held_stats = s
                 self._marks = (p, p.inference_calls, p.inference_seconds, p.inference_rows)
-            if keys.dtype is not _U64:  # identity: the runtime's arrays pass at no cost
-                keys = np.ascontiguousarray(keys, dtype=np.uint64)
-            if hits.dtype is not _BOOL:
-                hits = np.asarray(hits, dtype=bool)
+            # Identity checks: the runtime's arrays pass at no cost, anything else is
+            # converted (and copied, so the router never holds a caller's list).
+            if type(keys) is not np.ndarray or keys.dtype is not _U64:
+                keys = np.array(keys, dtype=np.uint64)
+            if type(hits) is not np.ndarray or hits.dtype is not _BOOL:
+                hits = np.array(hits, dtype=bool)
             out, conf = roles.champion.propose(keys, hits, cached)
             s.proposals += len(out)
         else:
