@@ -3,6 +3,8 @@
 // detection the window starts afresh.
 #include <algorithm>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <tuple>
 #include <vector>
 
@@ -20,6 +22,8 @@ namespace predis::bindings {
 namespace {
 
 // An Adwin fed bit by bit in blocks of `block`: the partial block is carried between calls.
+// A mutex serialises updates (run with the GIL released) and the readers that a monitoring
+// thread calls meanwhile; it is uncontended in the loop (one lock per chunk of bits).
 class BlockAdwin {
  public:
   BlockAdwin(double delta, std::uint32_t block, std::uint32_t clock, std::uint32_t max_buckets,
@@ -30,6 +34,7 @@ class BlockAdwin {
   using Cut = std::tuple<std::uint64_t, double, double>;
 
   std::vector<Cut> update(const std::uint8_t* bits, std::size_t n) {
+    const std::lock_guard<std::mutex> hold(mutex_);
     std::vector<Cut> cuts;
     std::size_t i = 0;
     while (i < n) {
@@ -53,11 +58,30 @@ class BlockAdwin {
     return cuts;
   }
 
-  const Adwin& adwin() const { return adwin_; }
+  double mean() const {
+    const std::lock_guard<std::mutex> hold(mutex_);
+    return adwin_.mean();
+  }
+  double width() const {
+    const std::lock_guard<std::mutex> hold(mutex_);
+    return adwin_.width();
+  }
+  double variance() const {
+    const std::lock_guard<std::mutex> hold(mutex_);
+    return adwin_.variance();
+  }
+  std::size_t buckets() const {
+    const std::lock_guard<std::mutex> hold(mutex_);
+    return adwin_.buckets();
+  }
   std::uint32_t block() const { return block_; }
-  std::uint32_t carried() const { return carry_n_; }
+  std::uint32_t carried() const {
+    const std::lock_guard<std::mutex> hold(mutex_);
+    return carry_n_;
+  }
 
  private:
+  mutable std::mutex mutex_;
   Adwin adwin_;
   std::uint32_t block_;
   std::uint64_t carry_ones_ = 0;
@@ -82,7 +106,8 @@ void register_adwin(py::module_& m) {
                fail(ErrorKind::kInvalidArgument, "max_buckets must be in [2, 64]");
              if (!(min_side >= 1.0) || !(grace >= 0.0))
                fail(ErrorKind::kInvalidArgument, "min_side must be >= 1 and grace >= 0");
-             return BlockAdwin(delta, block, clock, max_buckets, min_side, grace);
+             return std::make_unique<BlockAdwin>(delta, block, clock, max_buckets, min_side,
+                                                 grace);
            }),
            py::arg("delta"), py::arg("block"), py::arg("clock") = 32,
            py::arg("max_buckets") = 5, py::arg("min_side") = 5.0, py::arg("grace") = 10.0)
@@ -112,11 +137,10 @@ void register_adwin(py::module_& m) {
           },
           py::arg("bit"),
           "Feed one 0/1 value; the cut it caused as update() reports it, or None.")
-      .def_property_readonly("mean", [](const BlockAdwin& a) { return a.adwin().mean(); })
-      .def_property_readonly("width", [](const BlockAdwin& a) { return a.adwin().width(); })
-      .def_property_readonly("variance",
-                             [](const BlockAdwin& a) { return a.adwin().variance(); })
-      .def_property_readonly("buckets", [](const BlockAdwin& a) { return a.adwin().buckets(); })
+      .def_property_readonly("mean", &BlockAdwin::mean)
+      .def_property_readonly("width", &BlockAdwin::width)
+      .def_property_readonly("variance", &BlockAdwin::variance)
+      .def_property_readonly("buckets", &BlockAdwin::buckets)
       .def_property_readonly("block", &BlockAdwin::block)
       .def_property_readonly("carried", &BlockAdwin::carried);
 }

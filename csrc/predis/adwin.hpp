@@ -10,7 +10,10 @@
 //     eps = sqrt(2 / m * var * ln(2 / delta')) + 2 / (3 m) * ln(2 / delta'),
 //     m = 1 / (1 / n0 + 1 / n1),  delta' = delta / ln(n),
 //
-// where n0 and n1 are the sizes of the two parts and var the window's variance.
+// where n0 and n1 are the sizes of the two parts and var the window's variance. (m is the
+// paper's harmonic mean; river and MOA shrink each side by the minimum sub-window first,
+// which is more conservative when one side is tiny. The tests compare false alarms with
+// river's on stationary streams, rare and frequent outcomes included.)
 //
 // What is ours: values arrive in blocks. A block of `size` 0/1 values with `ones` ones
 // enters as one bucket whose count, total and sum of squared deviations are exactly those

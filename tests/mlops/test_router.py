@@ -35,6 +35,7 @@ class Recording(LearnedPrefetcher):
         self.seen = 0
 
     def propose(self, keys, hits, cached, **kwargs):
+        self.scored_at_most = max(getattr(self, "scored_at_most", 0), kwargs.get("score_last", 0))
         self.seen += len(keys)
         out, conf = super().propose(keys, hits, cached, **kwargs)
         self.proposed += out.tolist()
@@ -219,3 +220,94 @@ def test_a_live_cache_prefetches_through_the_router(model):
     assert roles.champion_stats.requests > 0
     assert roles.other_stats.requests > 0
     assert roles.champion_stats.requests + roles.other_stats.requests == router.requests
+
+
+def test_idle_releases_a_chunk_only_once_it_has_waited(model):
+    """The live runtime calls idle() whenever the ring is empty: a chunk younger than
+    max_hold_s stays held (chunks keep their size under steady traffic), an old one goes."""
+    chunks: list[int] = []
+    keep = ABRouter(LearnedPrefetcher(model), max_hold_s=3600)
+    keep.subscribe(lambda _r, k, _h: chunks.append(len(k)))
+    drive(keep, stream(320, seed=11))
+    keep.idle()
+    assert chunks == []
+    go = ABRouter(LearnedPrefetcher(model), max_hold_s=0)
+    go.subscribe(lambda _r, k, _h: chunks.append(len(k)))
+    drive(go, stream(320, seed=11))
+    go.idle()
+    assert chunks == [320]
+    go.idle()  # nothing held: nothing happens
+    assert chunks == [320]
+    with pytest.raises(InvalidArgumentError, match="max_hold_s"):
+        ABRouter(LearnedPrefetcher(model), max_hold_s=-1)
+
+
+def test_model_time_and_counts_between_experiments_match_the_champion(model):
+    champion = LearnedPrefetcher(model)
+    router = ABRouter(champion, listen_every=100)
+    hits = drive(router, stream(2_000, seed=12))
+    router.flush()
+    s = router.roles.champion_stats
+    assert champion.inference_calls > 0
+    assert (s.inference_batches, s.requests, s.hits) == (
+        champion.inference_calls,
+        len(hits),
+        int(hits.sum()),
+    )
+    assert s.inference_seconds == pytest.approx(champion.inference_seconds)
+    assert router.inference_rows == champion.inference_rows
+    # Every model call reached the router's histogram too (through the champion's sink).
+    assert router.latency.totals()[0] == champion.inference_calls
+    # A test starts: what was held is counted for the roles it was served under.
+    drive(router, stream(48, seed=13))
+    served_alone = champion.inference_calls
+    roles = router.start_test(LearnedPrefetcher(model), 0.5)
+    drive(router, stream(16, seed=14))
+    assert s.inference_batches == served_alone
+    assert s.requests == len(hits) + 48
+    assert roles.champion_stats.inference_batches == champion.inference_calls - served_alone
+
+
+def test_alternate_turns_never_score_a_backlog(model):
+    """A caller that fell behind hands over many batches at once: an arm on its turn
+    scores at most the two latest batches' worth, as the champion alone would score one."""
+    champion, challenger = Recording(model), Recording(model)
+    router = ABRouter(champion, experiment_scoring="alternate")
+    router.start_test(challenger, 0.5)
+    keys = stream(4_000, seed=15)
+    cache = predis_cache(150, "lru")
+    for start in range(0, 3_200, 160):  # ten batches per call
+        batch = keys[start : start + 160]
+        hits = np.array([cache.get(int(k)) is not None for k in batch])
+        for k in batch[~hits].tolist():
+            cache.put(k, b"v")
+        router.propose(batch, hits, cache.mcontains)
+    for arm in (champion, challenger):
+        assert 0 < arm.scored_at_most <= 2 * router.batch_size
+
+
+def test_a_failing_model_leaves_the_batch_uncounted(model):
+    class Broken(LearnedPrefetcher):
+        def propose(self, keys, hits, cached, **kwargs):
+            raise RuntimeError("model bug")
+
+    router = ABRouter(LearnedPrefetcher(model))
+    roles = router.start_test(Broken(model), 0.5)
+    with pytest.raises(RuntimeError, match="model bug"):
+        router.propose(stream(16, seed=16), np.zeros(16, dtype=bool), lambda c: c == 0)
+    assert (roles.champion_stats.requests, roles.other_stats.requests, router.requests) == (
+        0,
+        0,
+        0,
+    )
+
+
+def test_listeners_get_read_only_chunks(model):
+    router = ABRouter(LearnedPrefetcher(model), listen_every=32)
+    seen: list[tuple[bool, bool]] = []
+    router.subscribe(lambda _r, k, h: seen.append((k.flags.writeable, h.flags.writeable)))
+    drive(router, stream(16, seed=17))  # one batch: a single part
+    router.flush()
+    drive(router, stream(64, seed=18))  # two batches per chunk: joined
+    assert seen
+    assert all(flags == (False, False) for flags in seen)

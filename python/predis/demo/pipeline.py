@@ -130,6 +130,9 @@ class _Paced(Prefetcher):
     def flush(self) -> None:
         self.router.flush()
 
+    def idle(self) -> None:
+        self.router.idle()
+
     def reset(self) -> None:
         self.router.reset()
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -58,25 +59,29 @@ _BOOL = np.dtype(np.bool_)
 
 
 def _joined(parts: list[np.ndarray], dtype: np.dtype, count: int) -> np.ndarray:
-    """One array of ``count`` elements of ``dtype`` from ``parts`` (already of that dtype).
-    Joining their bytes costs a third of np.concatenate for many small arrays; a part that
-    is not a contiguous buffer of that item size sends it to np.concatenate."""
+    """One read-only array of ``count`` elements of ``dtype`` from ``parts`` (already of
+    that dtype). Joining their bytes costs a third of np.concatenate for many small arrays;
+    a part that is not a contiguous buffer of that item size sends it to np.concatenate."""
     if len(parts) == 1:
-        return np.ascontiguousarray(parts[0], dtype=dtype)
+        out = np.ascontiguousarray(parts[0], dtype=dtype).view()
+        out.flags.writeable = False  # a caller's array: listeners only read it
+        return out
     try:
         raw = b"".join(parts)  # type: ignore[arg-type]  # numpy arrays are buffers
     except (TypeError, BufferError):
         raw = None
     if raw is not None and len(raw) == count * dtype.itemsize:
         return np.frombuffer(raw, dtype=dtype)
-    return np.ascontiguousarray(np.concatenate(parts), dtype=dtype)
+    out = np.ascontiguousarray(np.concatenate(parts), dtype=dtype)
+    out.flags.writeable = False
+    return out
 
 
 #: How the arms score during an experiment (see the module's docstring).
 EXPERIMENT_SCORING = ("alternate", "every")
 
 #: Called with (router, demand keys, their hits) for every chunk of at least ``listen_every``
-#: requests, in order, on the caller's thread.
+#: requests, in order, on the caller's thread. The arrays are read-only.
 BatchListener = Callable[["ABRouter", np.ndarray, np.ndarray], object]
 
 
@@ -103,6 +108,8 @@ class ABRouter(Prefetcher):
         listen_every: requests per chunk handed to the listeners (and, between
             experiments, per count of the champion's hits): the per-batch work is then a
             few attribute updates, the rest runs once per chunk.
+        max_hold_s: when the stream pauses (:meth:`idle`), a chunk held this long is
+            released short (so a quiet cache's loop still sees its requests).
         experiment_scoring: ``"alternate"`` (the arms take turns scoring batches) or
             ``"every"`` (both arms score every batch); see the module's docstring.
 
@@ -120,6 +127,7 @@ class ABRouter(Prefetcher):
         max_per_request: float = 2.0,
         listen_every: int = 1024,
         experiment_scoring: str = "every",
+        max_hold_s: float = 0.25,
     ) -> None:
         if not isinstance(champion, LearnedPrefetcher):
             raise InvalidArgumentError("champion must be a LearnedPrefetcher")
@@ -135,6 +143,12 @@ class ABRouter(Prefetcher):
             raise InvalidArgumentError(f"listen_every must be an int, got {listen_every!r}")
         if not 1 <= listen_every <= 1 << 20:
             raise InvalidArgumentError(f"listen_every must be in [1, 2**20], got {listen_every}")
+        if (
+            isinstance(max_hold_s, bool)
+            or not isinstance(max_hold_s, (int, float))
+            or not 0 <= max_hold_s <= 3600
+        ):
+            raise InvalidArgumentError(f"max_hold_s must be in [0, 3600], got {max_hold_s!r}")
         if experiment_scoring not in EXPERIMENT_SCORING:
             raise InvalidArgumentError(
                 f"experiment_scoring must be one of {EXPERIMENT_SCORING}, "
@@ -143,6 +157,7 @@ class ABRouter(Prefetcher):
         self.batch_size = champion.batch_size
         self.max_per_request = float(max_per_request)
         self.listen_every = listen_every
+        self.max_hold_s = float(max_hold_s)
         self.experiment_scoring = experiment_scoring
         champion.max_per_request = self.max_per_request
         self._roles = Roles(champion)
@@ -160,6 +175,7 @@ class ABRouter(Prefetcher):
         self._held_keys: list[np.ndarray] = []
         self._held_hits: list[np.ndarray] = []
         self._held = 0
+        self._held_since = 0.0  # monotonic time of the oldest held batch
         self._held_stats: ArmStats | None = None
         # The champion's model counters when the held chunk started (serving only).
         self._marks: tuple[LearnedPrefetcher, int, float, int] | None = None
@@ -295,6 +311,7 @@ class ABRouter(Prefetcher):
                 p = roles.champion
                 self._held_stats = s
                 self._marks = (p, p.inference_calls, p.inference_seconds, p.inference_rows)
+                self._turn_roles = self._waiting = None  # an experiment's leftovers
             # Identity checks: the runtime's arrays pass at no cost, anything else is
             # converted (and copied, so the router never holds a caller's list).
             if type(keys) is not np.ndarray or keys.dtype is not _U64:
@@ -307,9 +324,12 @@ class ABRouter(Prefetcher):
             keys = np.ascontiguousarray(keys, dtype=np.uint64)
             hits = np.asarray(hits, dtype=bool)
             out, conf = self._experiment(roles, keys, hits, cached)
-        # Counted once the arms have counted the batch: a reader of `requests` (the loop's
-        # position, a test waiting for traffic) never sees requests the arms do not.
+        # Counted once the arms have run: during an experiment the arms' counts include
+        # every request in `requests` (a reader waiting for traffic sees them counted);
+        # between experiments the champion's counts trail it by the held chunk.
         self.requests += len(keys)
+        if not self._held:
+            self._held_since = time.monotonic()
         self._held_keys.append(keys)
         self._held_hits.append(hits)
         self._held += len(keys)
@@ -327,7 +347,6 @@ class ABRouter(Prefetcher):
             raise InvalidArgumentError("an experiment needs a second arm and a split")
         buckets = split.buckets_u64(keys)
         other_keys = buckets < split.cutoff
-        arms = {"champion": ~other_keys, "other": other_keys}
 
         def cached_champion(c: np.ndarray) -> np.ndarray:
             return np.asarray(cached(c), dtype=bool) | self._in_other(roles, c)
@@ -341,14 +360,13 @@ class ABRouter(Prefetcher):
         self._turn ^= 1
         waiting = self._waiting
         parts = []
-        for i, (p, stats, arm, fn) in enumerate(
+        ran = []
+        for i, (p, stats, fn) in enumerate(
             (
-                (roles.champion, roles.champion_stats, "champion", cached_champion),
-                (other, roles.other_stats, "other", cached_other),
+                (roles.champion, roles.champion_stats, cached_champion),
+                (other, roles.other_stats, cached_other),
             )
         ):
-            mask = arms[arm]
-            stats.add_batch(buckets[mask], hits[mask])  # per bucket: the test's unit
             if not alternate:
                 got, conf, batches, seconds, rows = self._timed(p, keys, hits, fn)
             elif i != self._turn:
@@ -357,17 +375,27 @@ class ABRouter(Prefetcher):
             elif waiting is None:
                 got, conf, batches, seconds, rows = self._timed(p, keys, hits, fn)
             else:
-                # Its turn: the batch it skipped and this one, scored together.
+                # Its turn: the batch it skipped and this one, scored together (the latest
+                # batch's worth of each, as a caller that fell behind would get).
                 both_k = np.concatenate([waiting[0], keys])
                 both_h = np.concatenate([waiting[1], hits])
+                scored = min(len(waiting[0]), p.scoring_batch) + min(len(keys), p.scoring_batch)
                 got, conf, batches, seconds, rows = self._timed(
-                    p, both_k, both_h, fn, score_last=len(both_k)
+                    p, both_k, both_h, fn, score_last=scored
                 )
-            stats.proposals += len(got)
+            ran.append((stats, len(got), batches, seconds, rows))
+            parts.append((got, conf))
+        # Counted once the arms have run: a model that raises leaves the batch uncounted.
+        for stats, mask in (
+            (roles.champion_stats, ~other_keys),
+            (roles.other_stats, other_keys),
+        ):
+            stats.add_batch(buckets[mask], hits[mask])  # per bucket: the test's unit
+        for stats, proposed, batches, seconds, rows in ran:
+            stats.proposals += proposed
             stats.inference_batches += batches
             stats.inference_seconds += seconds
             self.inference_rows += rows  # the model times reach self.latency through its sink
-            parts.append((got, conf))
         if len(parts) == 1:
             return parts[0]
         out = np.concatenate([parts[0][0], parts[1][0]])
@@ -377,9 +405,14 @@ class ABRouter(Prefetcher):
 
     def flush(self) -> None:
         """Count and hand to the listeners the batches held so far. Call it from the thread
-        that calls :meth:`propose` (the prefetch runtime does when the ring is empty, a
-        replay at the end of each chunk)."""
+        that calls :meth:`propose` (a replay does at the end of each chunk)."""
         self._release()
+
+    def idle(self) -> None:
+        """The stream paused (the prefetch runtime found the ring empty): release the held
+        chunk if its oldest batch has waited ``max_hold_s``."""
+        if self._held and time.monotonic() - self._held_since >= self.max_hold_s:
+            self._release()
 
     def _release(self) -> None:
         if not self._held:

@@ -39,4 +39,9 @@ class Prefetcher(abc.ABC):
     def flush(self) -> None:  # noqa: B027 (optional hook: most prefetchers hold nothing)
         """Finish any work held back from earlier batches (for one that gathers batches
         before its bookkeeping, such as the A/B router). Called by the caller of
-        :meth:`propose`, on its thread, when the stream pauses or ends."""
+        :meth:`propose`, on its thread, when the stream ends (a replay's chunk)."""
+
+    def idle(self) -> None:  # noqa: B027 (optional hook: most prefetchers hold nothing)
+        """The stream paused: finish held work that has waited long enough. Called by
+        the live prefetch runtime, on the thread that calls :meth:`propose`, whenever it
+        finds the access ring empty."""

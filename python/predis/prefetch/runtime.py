@@ -145,9 +145,9 @@ class PrefetchRuntime:
             try:
                 while self.step(cache) > 0 and not self._stop.is_set():
                     pass
-                # The ring is empty: a prefetcher that holds batches back finishes them now
-                # rather than when traffic resumes.
-                self.prefetcher.flush()
+                # The ring is empty: a prefetcher that holds batches back may finish them
+                # now rather than when traffic resumes.
+                self.prefetcher.idle()
             except Exception:  # the loop must outlive a bad batch; the host never sees it
                 log.exception("predis: prefetch loop error; continuing")
             del cache
