@@ -535,11 +535,12 @@ class StatsPublisher:
         cache = cache if cache is not None else self._cache_ref()
         if cache is None:
             return
-        stats = cache.stats()
+        # The snapshot is taken under the lock: two publishers (the interval thread and a
+        # caller) must write in the order they read, or a reader sees counters go back.
         with self._lock:
             if self._map.closed:
                 return
-            self._write(STATE_RUNNING, stats)
+            self._write(STATE_RUNNING, cache.stats())
 
     def _write(self, state: int, stats: Any) -> None:
         interval_ns = round(self.interval * 1e9)
