@@ -174,7 +174,15 @@ def test_batch_size_mismatch_and_bad_config(tmp_path, zipf_bytes):
     other = RetrainConfig(train=TrainConfig(batch_size=8), cache_items=CACHE)
     with pytest.raises(InvalidArgumentError, match="batch"):
         MLOpsLoop(reg, LoopConfig(retrain=other))
-    for bad in ({"drift_delta": 0.0}, {"decide_every": 0}, {"min_drop": 1.5}, {"ab": "x"}):
+    for bad in (
+        {"drift_delta": 0.0},
+        {"decide_every": 0},
+        {"min_drop": 1.5},
+        {"ab": "x"},
+        {"drift_block": 0},
+        {"drift_clock": True},
+        {"listen_every": 1 << 21},
+    ):
         with pytest.raises(InvalidArgumentError):
             LoopConfig(**bad)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError):
@@ -240,3 +248,26 @@ def test_a_closed_loop_leaves_the_router_serving_and_acts_no_more(tmp_path, zipf
     assert loop.router.requests == 3_200
     assert loop.events.kinds() == []
     assert loop.state == "serving"
+
+
+def test_a_drift_is_placed_at_its_own_request_not_at_its_chunks_end(tmp_path):
+    """The router hands the loop chunks of listen_every requests; a drift the detector
+    finds inside one is recorded at the request where it was found (training then starts
+    from there), not where the chunk ended."""
+    reg = ModelRegistry(tmp_path / "models", "acme")
+    config = LoopConfig(retrain=RETRAIN, ab=AB, drift_warmup=0, listen_every=4_096)
+    loop = MLOpsLoop(reg, config)  # not started: the drift is only recorded and queued
+    rng = np.random.default_rng(7)
+    change = 5_000
+    hits = np.concatenate([rng.random(change) < 0.9, rng.random(3_192) < 0.1])
+    keys = np.arange(len(hits), dtype=np.uint64)
+    for start in range(0, len(hits), 16):
+        # A champion without a model scores nothing: `cached` is never asked.
+        loop.router.propose(keys[start : start + 16], hits[start : start + 16], np.isnan)
+    assert loop.router.requests == 8_192  # two whole chunks: the second ends at 8,192
+    assert len(loop.drift_events) == 1
+    placed = loop._pending_drift
+    assert placed is not None
+    assert change < placed < change + 1_000  # ADWIN needs a few hundred requests, not 3,192
+    assert placed % 64 == 0  # at a block's edge (blocks of 64 from the first request)
+    loop.close()

@@ -140,6 +140,8 @@ def test_router_settings_are_checked(model):
     for bad in (0, -1, 1.5, True, 1 << 21):
         with pytest.raises(InvalidArgumentError, match="listen_every"):
             ABRouter(LearnedPrefetcher(model), listen_every=bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgumentError, match="look_every"):
+            ABRouter(LearnedPrefetcher(model), look_every=bad)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match="experiment_scoring"):
         ABRouter(LearnedPrefetcher(model), experiment_scoring="sometimes")
 

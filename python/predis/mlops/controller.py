@@ -11,9 +11,9 @@ changes the registry and the router's roles. Its states::
         └──validation failed / training failed──▶ serving (drift cool-down)
 
 What runs on the serving thread is bookkeeping: the router holds each batch, and every
-``listen_every`` requests its listener here extends the recent window, feeds the chunk's
-hit bits to the native ADWIN (the GIL released), checks the schedule, or looks at a
-running test's decision.
+``listen_every`` requests (``decide_every`` during a test or a watch) its listener here
+extends the recent window, feeds the chunk's hit bits to the native ADWIN (the GIL
+released) and checks the schedule, or looks at the running test's decision.
 A confirmed drift or a decision only puts a request on a queue; the training, the
 registry's fsynced writes and the event subscribers run on the loop's own threads.
 
@@ -66,18 +66,17 @@ class LoopConfig:
         drift_block: hit/miss bits per ADWIN insertion (exact counts and variance per
             block; see :class:`~predis.mlops.drift.StreamDriftDetector`).
         drift_clock: ADWIN insertions between two tests of its window.
-        listen_every: requests the router gathers before it hands them to the loop (the
-            window, the detector, the schedule and the looks at a test happen once per
-            such chunk; the per-batch work on the serving thread is then a few attribute
-            updates).
+        listen_every: requests the router gathers between experiments before it hands
+            them to the loop (the window, the detector and the schedule run once per such
+            chunk; the per-batch work on the serving thread is then a few attribute
+            updates). During a test or a watch the chunks are ``decide_every`` requests.
         drift_warmup: requests served before drift counts (the cache fills up first).
         drift_cooldown: requests after a retraining or a role change during which drift
             does not trigger (the hit rate moves because of the change itself).
         degradation_only: trigger only on drift where the hit rate fell, by at least
             ``min_drop`` (absolute) from the detector's mean before the change.
         min_drop: see ``degradation_only``.
-        decide_every: requests between two looks at a running test or watch (looks
-            happen at chunk boundaries, so at most once per ``listen_every`` requests).
+        decide_every: requests between two looks at a running test or watch.
         warm_requests: recent requests a new challenger's candidate generator learns from
             before it serves (so it does not start cold against the champion).
     """
@@ -110,7 +109,12 @@ class LoopConfig:
             )
         if self.decide_every < 1:
             raise InvalidArgumentError("LoopConfig.decide_every must be >= 1")
-        for name, hi in (("drift_block", 4096), ("drift_clock", 4096), ("listen_every", 1 << 20)):
+        for name, hi in (
+            ("drift_block", 4096),
+            ("drift_clock", 4096),
+            ("listen_every", 1 << 20),
+            ("decide_every", 1 << 20),
+        ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
                 raise InvalidArgumentError(
@@ -170,6 +174,7 @@ class MLOpsLoop:
             LearnedPrefetcher(champion_model, batch_size=batch),
             max_per_request=max_per_request,
             listen_every=self.config.listen_every,
+            look_every=self.config.decide_every,
             experiment_scoring=self.config.ab.experiment_scoring,
         )
         self._own_window = window is None
@@ -199,7 +204,9 @@ class MLOpsLoop:
         self._thread: threading.Thread | None = None
         self._closed = False
         self.drift_events: list[DriftEvent] = []
-        self._batch_mean = 0.0  # the detector's mean before the batch being fed
+        self._batch_mean = 0.0  # the detector's mean before the chunk being fed
+        # While a chunk is fed to the detector: (requests before it, detector bits before it).
+        self._feeding: tuple[int, int] | None = None
         self._new_detector()
         self.router.subscribe(self._on_batch)
         if unloadable is not None:
@@ -296,7 +303,13 @@ class MLOpsLoop:
         state = self.state
         if state == "serving":
             self._batch_mean = self.detector.mean
-            self.detector.update_many(hits)
+            # A drift the detector finds in this chunk is placed at its own request, not at
+            # the chunk's end (on_drift reads this while update_many runs).
+            self._feeding = (position - len(keys), self.detector.position)
+            try:
+                self.detector.update_many(hits)
+            finally:
+                self._feeding = None
             self._check_schedule(position)
         elif state in ("testing", "watching") and position >= self._next_look:
             self._next_look = position + self.config.decide_every
@@ -308,6 +321,10 @@ class MLOpsLoop:
         Retraining starts once ``min_window`` requests have come after it. Ignored while
         the loop is busy, cooling down, or (performance drift) when the hit rate rose."""
         position = self.router.requests
+        feeding = self._feeding
+        if feeding is not None and event.source == self.detector.source:
+            chunk_start, bits_before = feeding
+            position = chunk_start + (event.position - bits_before)
         fell = True
         if event.kind == "performance" and self.config.degradation_only:
             fell = event.statistics.get("mean", 0.0) <= self._batch_mean - self.config.min_drop

@@ -105,9 +105,12 @@ class ABRouter(Prefetcher):
         champion: the champion's prefetcher.
         max_per_request: the prefetch budget per demand request, shared between the arms in
             proportion to their shares of the keys.
-        listen_every: requests per chunk handed to the listeners (and, between
-            experiments, per count of the champion's hits): the per-batch work is then a
-            few attribute updates, the rest runs once per chunk.
+        listen_every: requests per chunk handed to the listeners between experiments
+            (and per count of the champion's hits): the per-batch work is then a few
+            attribute updates, the rest runs once per chunk.
+        look_every: requests per chunk during an experiment, where the listeners look
+            at the test's decision (an experiment's model calls dwarf the chunk's cost,
+            and a clear effect is decided sooner).
         max_hold_s: when the stream pauses (:meth:`idle`), a chunk held this long is
             released short (so a quiet cache's loop still sees its requests).
         experiment_scoring: ``"alternate"`` (the arms take turns scoring batches) or
@@ -126,6 +129,7 @@ class ABRouter(Prefetcher):
         *,
         max_per_request: float = 2.0,
         listen_every: int = 1024,
+        look_every: int = 256,
         experiment_scoring: str = "every",
         max_hold_s: float = 0.25,
     ) -> None:
@@ -139,10 +143,11 @@ class ABRouter(Prefetcher):
             raise InvalidArgumentError(
                 f"max_per_request must be in (0, 64], got {max_per_request!r}"
             )
-        if isinstance(listen_every, bool) or not isinstance(listen_every, int):
-            raise InvalidArgumentError(f"listen_every must be an int, got {listen_every!r}")
-        if not 1 <= listen_every <= 1 << 20:
-            raise InvalidArgumentError(f"listen_every must be in [1, 2**20], got {listen_every}")
+        for name, value in (("listen_every", listen_every), ("look_every", look_every)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InvalidArgumentError(f"{name} must be an int, got {value!r}")
+            if not 1 <= value <= 1 << 20:
+                raise InvalidArgumentError(f"{name} must be in [1, 2**20], got {value}")
         if (
             isinstance(max_hold_s, bool)
             or not isinstance(max_hold_s, (int, float))
@@ -157,6 +162,7 @@ class ABRouter(Prefetcher):
         self.batch_size = champion.batch_size
         self.max_per_request = float(max_per_request)
         self.listen_every = listen_every
+        self.look_every = look_every
         self.max_hold_s = float(max_hold_s)
         self.experiment_scoring = experiment_scoring
         champion.max_per_request = self.max_per_request
@@ -333,7 +339,7 @@ class ABRouter(Prefetcher):
         self._held_keys.append(keys)
         self._held_hits.append(hits)
         self._held += len(keys)
-        if self._held >= self.listen_every:
+        if self._held >= (self.listen_every if roles.other is None else self.look_every):
             self._release()
         return (out, conf) if len(out) else _EMPTY
 
