@@ -15,4 +15,5 @@ PYBIND11_MODULE(_core, m) {
   predis::bindings::register_prefetch(m);
   predis::bindings::register_split(m);
   predis::bindings::register_adwin(m);
+  predis::bindings::register_segment(m);
 }

@@ -569,7 +569,9 @@ class Cache:
             limit = self._log_capacity
         out = np.empty(limit, dtype=EVENT_DTYPE)
         n = self._core.drain_events_into(out)
-        return out[:n]
+        # A short view would keep the whole buffer alive while its events wait in a queue
+        # (the prefetch loop's, a collector's segment buffer): copy it out instead.
+        return out[:n] if 2 * n >= limit else out[:n].copy()
 
     def advance_time(self, seconds: float) -> None:
         """Move a ``clock="manual"`` cache's clock forward by ``seconds`` (> 0)."""

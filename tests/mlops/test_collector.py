@@ -287,6 +287,33 @@ def test_bad_configuration(tmp_path, keys):
     assert os.path.isdir(tmp_path)
 
 
+def test_failed_writes_keep_the_newest_events_in_order(tmp_path, keys, monkeypatch):
+    """Drains of uneven sizes while every write fails: exactly the newest four segments'
+    worth is kept (the oldest dropped and counted), and it is written in order once writes
+    work again."""
+    import predis.mlops.collector as mod
+
+    c = cache()
+    col = Collector(c, tmp_path, "acme", keys, min_free_bytes=0, segment_events=100)
+    real = mod.write_segment
+
+    def failing(*_args: object, **_kw: object) -> int:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(mod, "write_segment", failing)
+    start = 0
+    for size in (37, 150, 8, 222, 91, 1, 64):  # 573 events
+        c.mget(np.arange(start, start + size, dtype=np.uint64))
+        start += size
+        col.drain_once()
+    col.flush()
+    assert col.stats().events_dropped_after_errors == start - 400
+    monkeypatch.setattr(mod, "write_segment", real)
+    col.flush()
+    assert read_all(col, keys)["key"].tolist() == list(range(start - 400, start))
+    assert [len(read_segment(p, keys)[1]) for p in col.segments()] == [100] * 4
+
+
 def test_drains_beside_the_background_thread_keep_event_order(tmp_path):
     """Explicit drain_once calls race the collector's own thread; no batch may swap places."""
     from predis.prefetch.data import keys_from_segments

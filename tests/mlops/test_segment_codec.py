@@ -130,13 +130,23 @@ def test_format2_round_trips_any_events(events, level):
     assert "sha256" not in header
 
 
-@settings(max_examples=100, deadline=None)
-@given(events=event_arrays())
-def test_format2_payload_is_the_documented_layout(events):
+@settings(max_examples=150, deadline=None)
+@given(events=event_arrays(), data=st.data())
+def test_format2_payload_is_the_documented_layout(events, data):
     """The on-disk layout, built the slow obvious way: field by field, the timestamp deltas
-    modulo 2**64, then byte 0 of every value, byte 1 of every value, ..."""
-    payload, described = encode(events)
-    assert described == {"compression": "zstd", "filter": FILTER}
+    modulo 2**64, then byte 0 of every value, byte 1 of every value, ... The native filter
+    reads the events in parts (as a collector's drained batches) as one sequence."""
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(events)), max_size=5)))
+    parts = [events[a:b] for a, b in zip([0, *cuts], [*cuts, len(events)], strict=True)]
+    payload, described = encode(parts if data.draw(st.booleans()) else events)
+    ts = [int(t) for t in events["timestamp_ns"]]
+    assert described == {
+        "compression": "zstd",
+        "filter": FILTER,
+        "count": len(events),
+        "t_min": min(ts, default=0),
+        "t_max": max(ts, default=0),
+    }
     expected = bytearray()
     previous = 0
     deltas = []
@@ -392,3 +402,46 @@ def test_decode_is_exact_at_every_level():
         payload, described = encode(e, 2, level)
         back = decode({"format": 2, "count": len(e), **described}, payload)
         np.testing.assert_array_equal(back, e)
+
+
+@pytest.mark.parametrize(
+    ("parts", "out_bytes", "message"),
+    [
+        ([np.zeros(3, dtype=np.uint64)], 24, "24-byte access events"),
+        ([np.zeros(2, dtype="S24")], 48, "24-byte access events"),
+        ([np.zeros((2, 2), dtype=EVENT_DTYPE)], 96, "24-byte access events"),
+        ([np.zeros(4, dtype=EVENT_DTYPE)[::2]], 48, "C-contiguous"),
+        (["not an array"], 0, "numpy arrays"),
+        ([np.zeros(2, dtype=EVENT_DTYPE)], 47, "24 bytes per event"),
+    ],
+)
+def test_native_filter_refuses_bad_buffers(parts, out_bytes, message):
+    """The filter writes into ``out`` with the GIL released: every size and layout is
+    checked first, so a wrong buffer is an error, not a write past its end."""
+    from predis import _core
+
+    with pytest.raises(InvalidArgumentError, match=message):
+        _core.shuffle_events(parts, np.zeros(out_bytes, dtype=np.uint8))
+    read_only = np.zeros(48, dtype=np.uint8)
+    read_only.flags.writeable = False
+    with pytest.raises(InvalidArgumentError, match="writeable"):
+        _core.shuffle_events([np.zeros(2, dtype=EVENT_DTYPE)], read_only)
+
+
+def test_unaligned_and_strided_events_encode_like_aligned_ones():
+    """A view into a byte buffer (unaligned) and a strided slice (copied first) give the
+    same payload as the plain array."""
+    e = fixture_events()
+    raw = bytearray(1) + bytearray(e.tobytes())
+    unaligned = np.frombuffer(raw, dtype=EVENT_DTYPE, offset=1)
+    doubled = np.repeat(e, 2)[::2]
+    plain = encode(e)
+    assert encode(unaligned) == plain
+    assert encode([doubled[:7], doubled[7:]]) == plain
+
+
+def test_write_segment_refuses_a_part_of_another_dtype(tmp_path, keys):
+    path = tmp_path / "s.pseg"
+    with pytest.raises(SegmentError, match="EVENT_DTYPE"):
+        write_segment(path, "acme", [fixture_events(), np.zeros(2, dtype=np.uint64)], keys)
+    assert not path.exists()

@@ -271,30 +271,31 @@ class Collector:
     def _write_buffer(self, full_only: bool = False) -> None:
         """Write the buffer as segments; with ``full_only``, keep a partial remainder."""
         while self._buffered and (not full_only or self._buffered >= self.segment_events):
-            events = np.concatenate(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
-            batch, rest = events[: self.segment_events], events[self.segment_events :]
+            # The drained batches go to the encoder as they are: joining them would copy
+            # every event once more, with the interpreter held.
+            batch, rest = _split_parts(self._buffer, self.segment_events)
             if not self._write(batch):
-                self._keep_for_retry(events)
+                self._keep_for_retry()
                 return
-            self._buffer = [rest] if len(rest) else []
-            self._buffered = len(rest)
+            self._buffer = rest
+            self._buffered = sum(len(part) for part in rest)
         if not self._buffered:
             self._oldest = None
         self._apply_retention()
 
-    def _keep_for_retry(self, events: np.ndarray) -> None:
+    def _keep_for_retry(self) -> None:
         limit = 4 * self.segment_events
-        if len(events) > limit:
-            dropped = len(events) - limit
+        if self._buffered > limit:
+            dropped = self._buffered - limit
             self._stats.events_dropped_after_errors += dropped
             log.error("dropping the %d oldest events after repeated write failures", dropped)
-            events = events[dropped:]
-        self._buffer = [events]
-        self._buffered = len(events)
+            self._buffer = _split_parts(self._buffer, dropped)[1]
+            self._buffered = limit
 
-    def _write(self, events: np.ndarray) -> bool:
+    def _write(self, parts: list[np.ndarray]) -> bool:
         """True when the batch is done with: written, or skipped for low disk (and counted)."""
-        estimate = len(events) * EVENT_DTYPE.itemsize + 4096
+        count = sum(len(part) for part in parts)
+        estimate = count * EVENT_DTYPE.itemsize + 4096
         try:
             free = shutil.disk_usage(self.directory).free
         except OSError as exc:
@@ -302,10 +303,10 @@ class Collector:
             log.error("cannot stat %s: %s", self.directory, exc)
             return False
         if free - estimate < self.min_free_bytes:
-            self._stats.events_skipped_low_disk += len(events)
+            self._stats.events_skipped_low_disk += count
             log.warning(
                 "skipped %d events: %d bytes free in %s, below the %d-byte reserve",
-                len(events),
+                count,
                 free,
                 self.directory,
                 self.min_free_bytes,
@@ -313,14 +314,14 @@ class Collector:
             return True
         path = self.directory / f"{self.customer}-{self._seq:010d}{SEGMENT_SUFFIX}"
         try:
-            size = write_segment(path, self.customer, events, self.keys, self.compression_level)
+            size = write_segment(path, self.customer, parts, self.keys, self.compression_level)
         except Exception as exc:  # I/O, compression or encryption: count, log, retry later
             self._stats.write_errors += 1
-            log.error("writing %d events to %s failed: %r", len(events), path, exc)
+            log.error("writing %d events to %s failed: %r", count, path, exc)
             return False
         self._seq += 1
         self._stats.segments_written += 1
-        self._stats.events_written += len(events)
+        self._stats.events_written += count
         self._stats.bytes_written += size
         return True
 
@@ -405,6 +406,21 @@ class Collector:
                 _write_at(dir_fd, p.name, data)
                 copied.append(target / p.name)
         return copied
+
+
+def _split_parts(parts: list[np.ndarray], n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(the first ``n`` events of ``parts``, the rest), as lists of arrays and views:
+    nothing is copied."""
+    head: list[np.ndarray] = []
+    for i, part in enumerate(parts):
+        if n <= 0:
+            return head, parts[i:]
+        if len(part) > n:
+            head.append(part[:n])
+            return head, [part[n:], *parts[i + 1 :]]
+        head.append(part)
+        n -= len(part)
+    return head, []
 
 
 @contextmanager

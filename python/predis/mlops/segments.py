@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +46,14 @@ class SegmentError(PredisError, ValueError):
 def write_segment(
     path: str | os.PathLike[str],
     customer: str,
-    events: np.ndarray,
+    events: np.ndarray | Sequence[np.ndarray],
     keys: KeyRing,
     level: int = 1,
     *,
     segment_format: int = 2,
 ) -> int:
-    """Write ``events`` (an ``EVENT_DTYPE`` array) as a sealed segment; return its size.
+    """Write ``events`` (an ``EVENT_DTYPE`` array, or several read as one sequence) as a
+    sealed segment; return its size.
 
     ``level`` is the zstd level (-131072 to 22; format 2) or the zlib level (0 to 9;
     format 1). Format 1 is for readers running a version before format 2. A level or
@@ -59,15 +61,15 @@ def write_segment(
     anything is written.
     """
     customer = validate_customer_id(customer)
-    if events.dtype != EVENT_DTYPE:
-        raise SegmentError(f"events must be EVENT_DTYPE, got {events.dtype}")
-    payload, described = encode(events, segment_format, level)
+    parts = [events] if isinstance(events, np.ndarray) else list(events)
+    for part in parts:
+        if not isinstance(part, np.ndarray) or part.dtype != EVENT_DTYPE:
+            got = getattr(part, "dtype", type(part).__name__)
+            raise SegmentError(f"events must be EVENT_DTYPE, got {got}")
+    payload, described = encode(parts, segment_format, level)
     header = {
         "format": segment_format,
         "customer": customer,
-        "count": len(events),
-        "t_min": int(events["timestamp_ns"].min()) if len(events) else 0,
-        "t_max": int(events["timestamp_ns"].max()) if len(events) else 0,
         "key_id": keys.current,
         **described,
     }

@@ -1,0 +1,62 @@
+// predis._core.shuffle_events: segment format 2's column filter (predis/event_shuffle.hpp)
+// over several arrays of access events at once, with the GIL released, so the collector
+// neither joins its drained batches nor holds the interpreter while a segment is encoded.
+#include <cstdint>
+#include <tuple>
+#include <vector>
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "bindings/errors.hpp"
+#include "bindings/register.hpp"
+#include "predis/event_shuffle.hpp"
+
+namespace py = pybind11;
+
+namespace predis::bindings {
+
+void register_segment(py::module_& m) {
+  m.def(
+      "shuffle_events",
+      [](const py::list& parts, const py::array& out) {
+        // The arrays stay referenced by `held` while the GIL is released.
+        std::vector<py::array> held;
+        std::vector<EventSpan> spans;
+        held.reserve(parts.size());
+        spans.reserve(parts.size());
+        std::size_t total = 0;
+        for (const py::handle& item : parts) {
+          if (!py::isinstance<py::array>(item))
+            fail(ErrorKind::kInvalidArgument, "parts must be numpy arrays of access events");
+          auto a = py::reinterpret_borrow<py::array>(item);
+          if (a.ndim() != 1 || a.itemsize() != static_cast<py::ssize_t>(sizeof(AccessEvent)) ||
+              a.dtype().kind() != 'V' || !(a.flags() & py::array::c_style))
+            fail(ErrorKind::kInvalidArgument,
+                 "each part must be a C-contiguous 1-D array of 24-byte access events");
+          const auto n = static_cast<std::size_t>(a.shape(0));
+          spans.push_back({static_cast<const uint8_t*>(a.data()), n});
+          total += n;
+          held.push_back(std::move(a));
+        }
+        if (out.ndim() != 1 || out.itemsize() != 1 || !(out.flags() & py::array::c_style) ||
+            !out.writeable() ||
+            static_cast<std::size_t>(out.shape(0)) != total * sizeof(AccessEvent))
+          fail(ErrorKind::kInvalidArgument,
+               "out must be a writeable, C-contiguous 1-D byte array of 24 bytes per event");
+        auto* dst = static_cast<uint8_t*>(py::array(out).mutable_data());
+        TimeRange range;
+        {
+          py::gil_scoped_release nogil;
+          range = shuffle_events(spans.data(), spans.size(), dst);
+        }
+        return std::make_tuple(range.min, range.max);
+      },
+      py::arg("parts"), py::arg("out"),
+      "Write the events of ``parts`` (arrays of EVENT_DTYPE, read as one sequence) to ``out`` "
+      "in segment format 2's layout: columns in field order, timestamps delta-coded, each "
+      "column byte-shuffled. Returns the timestamps' (min, max), (0, 0) for no events.");
+}
+
+}  // namespace predis::bindings
