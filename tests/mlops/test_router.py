@@ -3,6 +3,8 @@ live cache driven through it."""
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 
 import numpy as np
@@ -313,3 +315,31 @@ def test_listeners_get_read_only_chunks(model):
     drive(router, stream(64, seed=18))  # two batches per chunk: joined
     assert seen
     assert all(flags == (False, False) for flags in seen)
+
+
+def test_requests_read_from_another_thread_never_go_back(model):
+    """A release moves the held count into the released total; a reader on another thread
+    (the loop's actions thread records positions) must never see the sum dip or jump."""
+    router = ABRouter(LearnedPrefetcher(model), listen_every=32)
+    seen: list[int] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            seen.append(router.requests)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        keys = stream(6_000, seed=9)
+        hits = drive(router, keys)
+    finally:
+        done.set()
+        reader.join()
+    assert len(seen) > 10
+    assert all(a <= b for a, b in itertools.pairwise(seen))
+    assert router.requests == len(hits)
+    router.flush()  # the last chunk's counts, from the champion's own counters
+    stats = router.roles.champion_stats
+    assert (stats.requests, stats.hits) == (len(hits), int(hits.sum()))
+    assert stats.proposals == router.champion.proposals > 0

@@ -56,6 +56,7 @@ _EMPTY = (np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.float64))
 
 _U64 = np.dtype(np.uint64)
 _BOOL = np.dtype(np.bool_)
+_NDARRAY = np.ndarray
 
 
 def _joined(parts: list[np.ndarray], dtype: np.dtype, count: int) -> np.ndarray:
@@ -174,7 +175,8 @@ class ABRouter(Prefetcher):
         champion.latency_sink = self.latency
         self.inference_rows = 0
         self.model_version = 1
-        self.requests = 0
+        self._released = 0  # requests in chunks already released
+        self._count_lock = threading.Lock()  # one consistent sum for `requests` readers
         self.listener_errors = 0
         # Batches not yet handed to the listeners (and, between experiments, not yet
         # counted in `_held_stats`): touched only by the thread that calls propose().
@@ -184,7 +186,7 @@ class ABRouter(Prefetcher):
         self._held_since = 0.0  # monotonic time of the oldest held batch
         self._held_stats: ArmStats | None = None
         # The champion's model counters when the held chunk started (serving only).
-        self._marks: tuple[LearnedPrefetcher, int, float, int] | None = None
+        self._marks: tuple[LearnedPrefetcher, int, float, int, int] | None = None
         # Alternate scoring: whose turn it is, for which roles, and the batch the arm
         # whose turn is next has not seen yet.
         self._turn = 0
@@ -197,6 +199,12 @@ class ABRouter(Prefetcher):
     def roles(self) -> Roles:
         """The current roles and their counts (read-only by convention)."""
         return self._roles
+
+    @property
+    def requests(self) -> int:
+        """Demand requests seen so far (in chunks released or held)."""
+        with self._count_lock:  # a release moves the held count into _released
+            return self._released + self._held
 
     @property
     def champion(self) -> LearnedPrefetcher:
@@ -308,24 +316,52 @@ class ABRouter(Prefetcher):
         self, keys: np.ndarray, hits: np.ndarray, cached: CachedFn
     ) -> tuple[np.ndarray, np.ndarray]:
         roles = self._roles
+        if (
+            roles.other is None
+            and self._held_stats is roles.champion_stats
+            and type(keys) is _NDARRAY
+            and type(hits) is _NDARRAY
+            and keys.dtype is _U64
+            and hits.dtype is _BOOL
+        ):
+            # Between experiments, inside a chunk, the runtime's arrays (the common case,
+            # kept short): the champion's call and the batch held. Requests, hits,
+            # proposals and model time are counted per chunk, in _release, from the
+            # champion's own counters.
+            out, conf = roles.champion.propose(keys, hits, cached)
+            self._held_keys.append(keys)
+            self._held_hits.append(hits)
+            self._held += len(keys)
+            if self._held >= self.listen_every:
+                self._release()
+            return (out, conf) if len(out) else _EMPTY
+        return self._propose_at_change(roles, keys, hits, cached)
+
+    def _propose_at_change(
+        self, roles: Roles, keys: np.ndarray, hits: np.ndarray, cached: CachedFn
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A batch that starts a chunk between experiments, or any batch of an experiment."""
         if roles.other is None or roles.split is None:
-            # Between experiments: the champion's call and a few updates. Requests, hits
-            # and model time are counted per chunk, in _release.
             s = roles.champion_stats
             if self._held_stats is not s:
                 self._release()  # held batches were counted for other roles
                 p = roles.champion
                 self._held_stats = s
-                self._marks = (p, p.inference_calls, p.inference_seconds, p.inference_rows)
+                self._marks = (
+                    p,
+                    p.inference_calls,
+                    p.inference_seconds,
+                    p.inference_rows,
+                    p.proposals,
+                )
                 self._turn_roles = self._waiting = None  # an experiment's leftovers
-            # Identity checks: the runtime's arrays pass at no cost, anything else is
-            # converted (and copied, so the router never holds a caller's list).
-            if type(keys) is not np.ndarray or keys.dtype is not _U64:
+            # Anything but the runtime's arrays is converted (and copied, so the router
+            # never holds a caller's list).
+            if type(keys) is not _NDARRAY or keys.dtype is not _U64:
                 keys = np.array(keys, dtype=np.uint64)
-            if type(hits) is not np.ndarray or hits.dtype is not _BOOL:
+            if type(hits) is not _NDARRAY or hits.dtype is not _BOOL:
                 hits = np.array(hits, dtype=bool)
             out, conf = roles.champion.propose(keys, hits, cached)
-            s.proposals += len(out)
         else:
             keys = np.ascontiguousarray(keys, dtype=np.uint64)
             hits = np.asarray(hits, dtype=bool)
@@ -333,7 +369,6 @@ class ABRouter(Prefetcher):
         # Counted once the arms have run: during an experiment the arms' counts include
         # every request in `requests` (a reader waiting for traffic sees them counted);
         # between experiments the champion's counts trail it by the held chunk.
-        self.requests += len(keys)
         if not self._held:
             self._held_since = time.monotonic()
         self._held_keys.append(keys)
@@ -426,7 +461,9 @@ class ABRouter(Prefetcher):
             return
         keys = _joined(self._held_keys, _U64, self._held)
         hits = _joined(self._held_hits, _BOOL, self._held)
-        self._held_keys, self._held_hits, self._held = [], [], 0
+        with self._count_lock:
+            self._released += self._held
+            self._held_keys, self._held_hits, self._held = [], [], 0
         s = self._held_stats
         if s is not None:
             s.requests += len(keys)
@@ -434,10 +471,11 @@ class ABRouter(Prefetcher):
             self._held_stats = None
             marks, self._marks = self._marks, None
             if marks is not None:
-                p, calls, seconds, rows = marks
+                p, calls, seconds, rows, proposals = marks
                 s.inference_batches += p.inference_calls - calls
                 s.inference_seconds += p.inference_seconds - seconds
                 self.inference_rows += p.inference_rows - rows
+                s.proposals += p.proposals - proposals
         for listener in self._listeners:
             try:
                 listener(self, keys, hits)

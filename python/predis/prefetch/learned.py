@@ -117,6 +117,7 @@ class LearnedPrefetcher(Prefetcher):
         # (the A/B router) reads its per-batch model time from them without a lock.
         self.inference_calls = 0
         self.inference_seconds = 0.0
+        self.proposals = 0  # keys proposed, counted where the model ran
         #: A second histogram that inference times also go to (the A/B router's, while
         #: this prefetcher serves one of its arms), or None.
         self.latency_sink: LatencyHistogram | None = None
@@ -242,4 +243,5 @@ class LearnedPrefetcher(Prefetcher):
         cand, p = cand[first], p[first]
         budget = max(1, math.floor(len(keys) * self.max_per_request))
         top = np.argsort(-p, kind="stable")[:budget]
+        self.proposals += len(top)
         return cand[top], p[top]

@@ -1,0 +1,182 @@
+"""The MLOps loop's own work on the serving thread, in instructions per request, under
+callgrind: a count that does not move with the machine's load, so it resolves shares of a
+tenth of a percent that no timing on a shared VM can (docs/benchmarks.md).
+
+    python bench/callgrind/loop_overhead.py [--batches 600] [--events 65536] [--jobs 2]
+
+Each peer runs in its own process under ``valgrind --tool=callgrind --separate-threads=yes``,
+twice: with N and with 3N batches of 16 requests. The difference of the calling thread's
+counts, over 2N batches, is the peer's cost per batch, with start-up, imports and set-up
+cancelled (the worker leaves through ``os._exit``, so no interpreter teardown is counted
+either). The peers are those of ``bench/test_mlops_bench.py::test_loop_cpu_per_request``:
+
+- ``idle``: a prefetcher that does nothing (the harness's own cost per call);
+- ``serving`` / ``ab``: the loop's router with idle arms and the loop's listener (drift
+  detector, training window, schedule), between experiments / during an A/B test;
+- ``champion``: the LearnedPrefetcher with a trained model, scoring every batch (what the
+  host already pays for prefetching);
+- ``get``: the host's single-key gets of the same requests.
+
+The collector is counted the same way per access event: a run that fills the access log
+and drains and writes it, less a run that only fills it. Its thread releases the GIL for
+the drain, the filter, zstd and the file writes; the count includes them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess  # nosec B404 - argument lists only: valgrind and this script
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BATCH = 16
+PEERS = ("idle", "serving", "ab", "champion", "get")
+
+
+def _worker(peer: str, n: int, total: int, model_path: str, events: int) -> None:
+    """Run ``n`` batches (of ``total`` made, whatever n) of ``peer`` on this thread, then
+    leave without teardown."""
+    import gc
+
+    sys.path.insert(0, str(HERE.parent))
+    from predis import Cache
+    from predis.mlops import Collector
+    from predis.prefetch import LearnedPrefetcher, PrefetchModel
+    from predis.security.crypto import KeyRing, generate_key_line
+    from test_mlops_bench import _demand_batches, _Idle, _idle_loop
+
+    gc.disable()  # a collection's timing would depend on n
+    with tempfile.TemporaryDirectory() as tmp:
+        if peer in ("fill", "collector"):
+            cache = Cache(1 << 20, max_items=2_000, access_log_capacity=events)
+            keyring = KeyRing.parse(generate_key_line("bench"))
+            collector = Collector(cache, os.path.join(tmp, "seg"), "acme", keyring)
+            for k in range(events):
+                cache.get(k % 5_000)
+            if peer == "collector":
+                while collector.drain_once():
+                    pass
+                collector.flush()
+            os._exit(0)
+        cache, batches = _demand_batches(total * BATCH)
+        batches = batches[:n]
+        cached = cache.mcontains
+        if peer == "get":
+            get = cache.get
+            for keys, _ in batches:
+                for k in keys.tolist():
+                    get(k)
+            os._exit(0)
+        if peer == "champion":
+            model = PrefetchModel.from_bytes(Path(model_path).read_bytes())
+            propose = LearnedPrefetcher(model).propose
+        elif peer == "idle":
+            propose = _Idle().propose
+        else:
+            propose = _idle_loop(tmp, peer == "ab").router.propose
+        for keys, hits in batches:
+            propose(keys, hits, cached)
+        os._exit(0)
+
+
+def _count(peer: str, n: int, total: int, model_path: str, events: int) -> int:
+    """The calling thread's instructions in one worker run."""
+    with tempfile.TemporaryDirectory(prefix="predis-loop-cg-") as tmp:
+        out = Path(tmp) / "cg.out"
+        cmd = [
+            "valgrind",
+            "--tool=callgrind",
+            "--separate-threads=yes",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--worker",
+            peer,
+            str(n),
+            str(total),
+            model_path,
+            str(events),
+        ]
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        run = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)  # nosec B603
+        if run.returncode != 0:
+            raise SystemExit(f"{peer} x{n}: exit {run.returncode}\n{run.stderr[-3000:]}")
+        main = sorted(Path(tmp).glob("cg.out*-01"))
+        if not main:
+            raise SystemExit(f"{peer} x{n}: no callgrind output for the main thread")
+        for line in main[0].read_text().splitlines():
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+        raise SystemExit(f"{peer} x{n}: no totals in {main[0].name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--batches", type=int, default=600, help="N: runs of N and 3N batches")
+    p.add_argument("--events", type=int, default=1 << 16, help="events for the collector")
+    p.add_argument("--jobs", type=int, default=2, help="valgrind runs at once")
+    p.add_argument("--json", type=Path, help="also write the figures here")
+    p.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        peer, n, total, model_path, events = args.worker
+        _worker(peer, int(n), int(total), model_path, int(events))
+        return 0
+    if args.batches < 10 or args.events < 1024:
+        p.error("--batches must be >= 10 and --events >= 1024")
+    sys.path.insert(0, str(HERE.parent))
+    from predis.prefetch import train_model
+    from test_mlops_bench import ITEMS, KEYS, TRAIN  # the benchmark's own workload
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model_path = os.path.join(tmp, "model.bin")
+        Path(model_path).write_bytes(
+            train_model(KEYS[:30_000], TRAIN, cache_items=ITEMS).to_bytes()
+        )
+        n = args.batches
+        runs = [(peer, k) for peer in PEERS for k in (n, 3 * n)]
+        runs += [("fill", 0), ("collector", 0)]
+        with ThreadPoolExecutor(args.jobs) as pool:
+            counts = dict(
+                zip(
+                    runs,
+                    pool.map(lambda r: _count(r[0], r[1], 3 * n, model_path, args.events), runs),
+                    strict=True,
+                )
+            )
+    per_request = {
+        peer: (counts[(peer, 3 * n)] - counts[(peer, n)]) / (2 * n * BATCH) for peer in PEERS
+    }
+    collector = (counts[("collector", 0)] - counts[("fill", 0)]) / args.events
+    host = per_request["get"] + per_request["champion"]
+    figures = {
+        "instructions_per_request": per_request,
+        "collector_instructions_per_event": collector,
+        "host_instructions_per_request": host,
+        "loop_serving_own_per_request": per_request["serving"] - per_request["idle"],
+        "loop_ab_own_per_request": per_request["ab"] - per_request["idle"],
+    }
+    figures["loop_serving_share"] = figures["loop_serving_own_per_request"] / host
+    figures["loop_ab_share"] = figures["loop_ab_own_per_request"] / host
+    figures["collector_share"] = collector / host
+    for peer, v in per_request.items():
+        print(f"{peer:10} {v:12,.0f} instructions per request")
+    print(f"{'collector':10} {collector:12,.0f} instructions per event")
+    print(
+        f"loop's own work: {figures['loop_serving_own_per_request']:,.0f} per request between "
+        f"experiments ({figures['loop_serving_share']:.3%} of the host's "
+        f"{host:,.0f}), {figures['loop_ab_own_per_request']:,.0f} during an A/B test "
+        f"({figures['loop_ab_share']:.3%}); collector {figures['collector_share']:.3%}"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
