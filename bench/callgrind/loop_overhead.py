@@ -25,6 +25,7 @@ the drain, the filter, zstd and the file writes; the count includes them all.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess  # nosec B404 - argument lists only: valgrind and this script
@@ -63,8 +64,10 @@ def _worker(peer: str, n: int, total: int, model_path: str, events: int) -> None
                     pass
                 collector.flush()
             os._exit(0)
-        cache, batches = _demand_batches(total * BATCH)
-        batches = batches[:n]
+        cache, made = _demand_batches(total * BATCH)
+        # The first n, iterated in place: a slice would free the rest, at a cost that
+        # shrinks as n grows.
+        batches = itertools.islice(made, n)
         cached = cache.mcontains
         if peer == "get":
             get = cache.get

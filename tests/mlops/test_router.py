@@ -68,6 +68,11 @@ def test_each_arm_proposes_only_its_keys_and_sees_every_request(model, scoring):
     roles = router.start_test(challenger, 0.5)
     keys = stream(8_000, seed=5)
     hits = drive(router, keys)
+    # Each arm's requests are counted per chunk: they trail by less than a chunk until the
+    # last one is released.
+    counted = roles.champion_stats.requests + roles.other_stats.requests
+    assert 0 <= len(hits) - counted < router.look_every
+    router.flush()
     assert roles.split is not None
     assert champion.proposed
     assert challenger.proposed
@@ -343,3 +348,26 @@ def test_requests_read_from_another_thread_never_go_back(model):
     stats = router.roles.champion_stats
     assert (stats.requests, stats.hits) == (len(hits), int(hits.sum()))
     assert stats.proposals == router.champion.proposals > 0
+
+
+def test_batches_held_when_the_roles_change_are_counted_with_their_own_split(model):
+    """A chunk is counted when it is released; batches served under a test and still held
+    at a promotion must go to that test's arms, by that test's split, not the new one's."""
+    router = ABRouter(LearnedPrefetcher(model), look_every=10_000)  # nothing released early
+    test = router.start_test(LearnedPrefetcher(model), 0.5)
+    keys = stream(1_600, seed=12)
+    first = drive(router, keys[:800])
+    watch = router.promote(0.2)
+    second = drive(router, keys[800:])
+    router.flush()
+    for roles, part, hits in ((test, keys[:800], first), (watch, keys[800:], second)):
+        assert roles.split is not None
+        other = roles.split.is_challenger(part[: len(hits)])
+        assert (roles.other_stats.requests, roles.other_stats.hits) == (
+            int(other.sum()),
+            int(hits[other].sum()),
+        )
+        assert (roles.champion_stats.requests, roles.champion_stats.hits) == (
+            int((~other).sum()),
+            int(hits[~other].sum()),
+        )

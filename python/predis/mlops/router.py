@@ -20,8 +20,11 @@ neither arm can crowd the other out by proposing more.
 **What it costs the host.** Between experiments a batch costs the champion's own call plus a
 few attribute updates: the batch's keys and hit bits are held, and every ``listen_every``
 requests the held chunk is counted (one numpy call) and handed to the listeners (the loop's
-drift detector and training window) in one piece. During an experiment both arms run their
-models on every batch (``experiment_scoring="every"``, the default): twice the model calls
+drift detector and training window) in one piece. During an experiment the chunks are
+``look_every`` requests, and each chunk's requests and hits are counted per arm and split
+bucket when it is released (one split hash call for the chunk), so the per-arm counts trail
+``requests`` by at most a chunk, as the champion's do between experiments. Both arms run
+their models on every batch (``experiment_scoring="every"``, the default): twice the model calls
 of serving while it lasts. With ``"alternate"`` the arms take turns: on each batch one arm
 runs its model, on the batch it skipped and this one together, so a test makes no more
 model calls than serving does; both arms are treated alike, so the comparison stays fair,
@@ -117,9 +120,9 @@ class ABRouter(Prefetcher):
         experiment_scoring: ``"alternate"`` (the arms take turns scoring batches) or
             ``"every"`` (both arms score every batch); see the module's docstring.
 
-    The per-batch work is kept off the Python interpreter where it can be: a batch's (and
-    its candidates') arms come from one native call of the split's keyed blake2b with the
-    GIL released, and the per-arm counts from numpy. The router keeps the arrays it is
+    The per-batch work is kept off the Python interpreter where it can be: the candidates'
+    arms come from one native call of the split's keyed blake2b with the GIL released, and
+    the per-arm counts from numpy once per chunk. The router keeps the arrays it is
     given until their chunk is released: callers must not modify them after the call (the
     prefetch runtime and :func:`predis.sim.replay` hand over fresh arrays).
     """
@@ -185,6 +188,8 @@ class ABRouter(Prefetcher):
         self._held = 0
         self._held_since = 0.0  # monotonic time of the oldest held batch
         self._held_stats: ArmStats | None = None
+        # The experiment's roles the held batches were served under (counted per chunk).
+        self._held_roles: Roles | None = None
         # The champion's model counters when the held chunk started (serving only).
         self._marks: tuple[LearnedPrefetcher, int, float, int, int] | None = None
         # Alternate scoring: whose turn it is, for which roles, and the batch the arm
@@ -381,13 +386,13 @@ class ABRouter(Prefetcher):
     def _experiment(
         self, roles: Roles, keys: np.ndarray, hits: np.ndarray, cached: CachedFn
     ) -> tuple[np.ndarray, np.ndarray]:
-        if self._held_stats is not None:
-            self._release()  # the serving chunk before this experiment's first batch
+        if self._held_stats is not None or (
+            self._held_roles is not None and self._held_roles is not roles
+        ):
+            self._release()  # batches held under other roles are counted with those
         split, other = roles.split, roles.other
         if split is None or other is None:  # the caller checked: roles never change in place
             raise InvalidArgumentError("an experiment needs a second arm and a split")
-        buckets = split.buckets_u64(keys)
-        other_keys = buckets < split.cutoff
 
         def cached_champion(c: np.ndarray) -> np.ndarray:
             return np.asarray(cached(c), dtype=bool) | self._in_other(roles, c)
@@ -426,12 +431,9 @@ class ABRouter(Prefetcher):
                 )
             ran.append((stats, len(got), batches, seconds, rows))
             parts.append((got, conf))
-        # Counted once the arms have run: a model that raises leaves the batch uncounted.
-        for stats, mask in (
-            (roles.champion_stats, ~other_keys),
-            (roles.other_stats, other_keys),
-        ):
-            stats.add_batch(buckets[mask], hits[mask])  # per bucket: the test's unit
+        # Counted once the arms have run: a model that raises leaves the batch unheld, so
+        # uncounted. The requests and hits per arm are counted per chunk, in _release.
+        self._held_roles = roles
         for stats, proposed, batches, seconds, rows in ran:
             stats.proposals += proposed
             stats.inference_batches += batches
@@ -439,6 +441,8 @@ class ABRouter(Prefetcher):
             self.inference_rows += rows  # the model times reach self.latency through its sink
         if len(parts) == 1:
             return parts[0]
+        if not len(parts[0][0]) or not len(parts[1][0]):  # one arm proposed nothing
+            return parts[1] if len(parts[1][0]) else parts[0]
         out = np.concatenate([parts[0][0], parts[1][0]])
         conf = np.concatenate([parts[0][1], parts[1][1]])
         order = np.argsort(-conf, kind="stable")
@@ -457,13 +461,22 @@ class ABRouter(Prefetcher):
 
     def _release(self) -> None:
         if not self._held:
-            self._held_stats = self._marks = None
+            self._held_stats = self._marks = self._held_roles = None
             return
         keys = _joined(self._held_keys, _U64, self._held)
         hits = _joined(self._held_hits, _BOOL, self._held)
         with self._count_lock:
             self._released += self._held
             self._held_keys, self._held_hits, self._held = [], [], 0
+        roles, self._held_roles = self._held_roles, None
+        if roles is not None and roles.split is not None:
+            # An experiment's chunk: each request counted in its key's arm, per split bucket
+            # (the test's unit), with the split of the roles it was served under.
+            buckets = roles.split.buckets_u64(keys)
+            in_other = buckets < roles.split.cutoff
+            roles.other_stats.add_batch(buckets[in_other], hits[in_other])
+            in_champion = ~in_other
+            roles.champion_stats.add_batch(buckets[in_champion], hits[in_champion])
         s = self._held_stats
         if s is not None:
             s.requests += len(keys)

@@ -151,6 +151,10 @@ class PrefetchRuntime:
             except Exception:  # the loop must outlive a bad batch; the host never sees it
                 log.exception("predis: prefetch loop error; continuing")
             del cache
+        try:  # the stream has ended: batches a prefetcher held back are finished now
+            self.prefetcher.flush()
+        except Exception:
+            log.exception("predis: prefetcher flush at close failed")
 
     def step(self, cache: Cache) -> int:
         """Drain once and process what came; returns how many events."""
