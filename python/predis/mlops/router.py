@@ -191,7 +191,9 @@ class ABRouter(Prefetcher):
         # The experiment's roles the held batches were served under (counted per chunk).
         self._held_roles: Roles | None = None
         # The champion's model counters when the held chunk started (serving only).
-        self._marks: tuple[LearnedPrefetcher, int, float, int, int] | None = None
+        # Per arm: its stats, its prefetcher and that prefetcher's model counters when the
+        # held chunk started (model calls, time, rows and proposals counted per chunk).
+        self._marks: list[tuple[ArmStats, LearnedPrefetcher, int, float, int, int]] | None = None
         # Alternate scoring: whose turn it is, for which roles, and the batch the arm
         # whose turn is next has not seen yet.
         self._turn = 0
@@ -297,25 +299,10 @@ class ABRouter(Prefetcher):
         return split.is_challenger_u64(np.ascontiguousarray(keys, dtype=np.uint64))
 
     @staticmethod
-    def _timed(
-        p: LearnedPrefetcher,
-        keys: np.ndarray,
-        hits: np.ndarray,
-        cached: CachedFn,
-        score_last: int | None = None,
-    ) -> tuple[np.ndarray, np.ndarray, int, float, int]:
-        calls0, seconds0, rows0 = p.inference_calls, p.inference_seconds, p.inference_rows
-        if score_last is None:
-            out, conf = p.propose(keys, hits, cached)
-        else:
-            out, conf = p.propose(keys, hits, cached, score_last=score_last)
-        return (
-            out,
-            conf,
-            p.inference_calls - calls0,
-            p.inference_seconds - seconds0,
-            p.inference_rows - rows0,
-        )
+    def _mark(
+        stats: ArmStats, p: LearnedPrefetcher
+    ) -> tuple[ArmStats, LearnedPrefetcher, int, float, int, int]:
+        return (stats, p, p.inference_calls, p.inference_seconds, p.inference_rows, p.proposals)
 
     def propose(
         self, keys: np.ndarray, hits: np.ndarray, cached: CachedFn
@@ -352,13 +339,7 @@ class ABRouter(Prefetcher):
                 self._release()  # held batches were counted for other roles
                 p = roles.champion
                 self._held_stats = s
-                self._marks = (
-                    p,
-                    p.inference_calls,
-                    p.inference_seconds,
-                    p.inference_rows,
-                    p.proposals,
-                )
+                self._marks = [self._mark(s, p)]
                 self._turn_roles = self._waiting = None  # an experiment's leftovers
             # Anything but the runtime's arrays is converted (and copied, so the router
             # never holds a caller's list).
@@ -403,42 +384,34 @@ class ABRouter(Prefetcher):
         alternate = self.experiment_scoring == "alternate"
         if roles is not self._turn_roles:  # a new experiment: nothing carried over
             self._turn_roles, self._turn, self._waiting = roles, 0, None
+        if self._held_roles is None:  # a chunk starts: the arms' counters as they are
+            self._marks = [
+                self._mark(roles.champion_stats, roles.champion),
+                self._mark(roles.other_stats, other),
+            ]
         self._turn ^= 1
         waiting = self._waiting
         parts = []
-        ran = []
-        for i, (p, stats, fn) in enumerate(
-            (
-                (roles.champion, roles.champion_stats, cached_champion),
-                (other, roles.other_stats, cached_other),
-            )
-        ):
+        for i, (p, fn) in enumerate(((roles.champion, cached_champion), (other, cached_other))):
             if not alternate:
-                got, conf, batches, seconds, rows = self._timed(p, keys, hits, fn)
+                got = p.propose(keys, hits, fn)
             elif i != self._turn:
                 self._waiting = (keys, hits)  # this arm runs on the next batch, with both
                 continue
             elif waiting is None:
-                got, conf, batches, seconds, rows = self._timed(p, keys, hits, fn)
+                got = p.propose(keys, hits, fn)
             else:
                 # Its turn: the batch it skipped and this one, scored together (the latest
                 # batch's worth of each, as a caller that fell behind would get).
                 both_k = np.concatenate([waiting[0], keys])
                 both_h = np.concatenate([waiting[1], hits])
                 scored = min(len(waiting[0]), p.scoring_batch) + min(len(keys), p.scoring_batch)
-                got, conf, batches, seconds, rows = self._timed(
-                    p, both_k, both_h, fn, score_last=scored
-                )
-            ran.append((stats, len(got), batches, seconds, rows))
-            parts.append((got, conf))
-        # Counted once the arms have run: a model that raises leaves the batch unheld, so
-        # uncounted. The requests and hits per arm are counted per chunk, in _release.
+                got = p.propose(both_k, both_h, fn, score_last=scored)
+            parts.append(got)
+        # Held once the arms have run: a model that raises leaves the batch unheld, so
+        # uncounted. Requests, hits, proposals and model time are counted per chunk, in
+        # _release (the arms' model times reach self.latency through their sinks).
         self._held_roles = roles
-        for stats, proposed, batches, seconds, rows in ran:
-            stats.proposals += proposed
-            stats.inference_batches += batches
-            stats.inference_seconds += seconds
-            self.inference_rows += rows  # the model times reach self.latency through its sink
         if len(parts) == 1:
             return parts[0]
         if not len(parts[0][0]) or not len(parts[1][0]):  # one arm proposed nothing
@@ -482,13 +455,12 @@ class ABRouter(Prefetcher):
             s.requests += len(keys)
             s.hits += int(np.count_nonzero(hits))
             self._held_stats = None
-            marks, self._marks = self._marks, None
-            if marks is not None:
-                p, calls, seconds, rows, proposals = marks
-                s.inference_batches += p.inference_calls - calls
-                s.inference_seconds += p.inference_seconds - seconds
-                self.inference_rows += p.inference_rows - rows
-                s.proposals += p.proposals - proposals
+        marks, self._marks = self._marks, None
+        for stats, p, calls, seconds, rows, proposals in marks or ():
+            stats.inference_batches += p.inference_calls - calls
+            stats.inference_seconds += p.inference_seconds - seconds
+            stats.proposals += p.proposals - proposals
+            self.inference_rows += p.inference_rows - rows
         for listener in self._listeners:
             try:
                 listener(self, keys, hits)
