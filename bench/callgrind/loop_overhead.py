@@ -3,6 +3,7 @@ callgrind: a count that does not move with the machine's load, so it resolves sh
 tenth of a percent that no timing on a shared VM can (docs/benchmarks.md).
 
     python bench/callgrind/loop_overhead.py [--batches 600] [--events 65536] [--jobs 2]
+        [--max-serving 450 --max-ab 7500 --max-collector 320]
 
 Each peer runs in its own process under ``valgrind --tool=callgrind --separate-threads=yes``,
 twice: with N and with 3N batches of 16 requests. The difference of the calling thread's
@@ -20,6 +21,10 @@ either). The peers are those of ``bench/test_mlops_bench.py::test_loop_cpu_per_r
 The collector is counted the same way per access event: a run that fills the access log
 and drains and writes it, less a run that only fills it. Its thread releases the GIL for
 the drain, the filter, zstd and the file writes; the count includes them all.
+
+With ``--max-serving``, ``--max-ab`` (instructions per request of the loop's own work) and
+``--max-collector`` (per event) it is a regression check: CI runs it small so, with room
+above the figures in docs/benchmarks.md, and a count above its limit exits 1.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import argparse
 import itertools
 import json
 import os
+import shutil
 import subprocess  # nosec B404 - argument lists only: valgrind and this script
 import sys
 import tempfile
@@ -52,39 +58,44 @@ def _worker(peer: str, n: int, total: int, model_path: str, events: int) -> None
     from test_mlops_bench import _demand_batches, _Idle, _idle_loop
 
     gc.disable()  # a collection's timing would depend on n
-    with tempfile.TemporaryDirectory() as tmp:
-        if peer in ("fill", "collector"):
-            cache = Cache(1 << 20, max_items=2_000, access_log_capacity=events)
-            keyring = KeyRing.parse(generate_key_line("bench"))
-            collector = Collector(cache, os.path.join(tmp, "seg"), "acme", keyring)
-            for k in range(events):
-                cache.get(k % 5_000)
-            if peer == "collector":
-                while collector.drain_once():
-                    pass
-                collector.flush()
-            os._exit(0)
-        cache, made = _demand_batches(total * BATCH)
-        # The first n, iterated in place: a slice would free the rest, at a cost that
-        # shrinks as n grows.
-        batches = itertools.islice(made, n)
-        cached = cache.mcontains
-        if peer == "get":
-            get = cache.get
-            for keys, _ in batches:
-                for k in keys.tolist():
-                    get(k)
-            os._exit(0)
-        if peer == "champion":
-            model = PrefetchModel.from_bytes(Path(model_path).read_bytes())
-            propose = LearnedPrefetcher(model).propose
-        elif peer == "idle":
-            propose = _Idle().propose
-        else:
-            propose = _idle_loop(tmp, peer == "ab").router.propose
-        for keys, hits in batches:
-            propose(keys, hits, cached)
+    tmp = tempfile.mkdtemp(prefix="predis-loop-cg-")
+
+    def leave() -> None:
+        shutil.rmtree(tmp, ignore_errors=True)  # os._exit skips every cleanup but this
         os._exit(0)
+
+    if peer in ("fill", "collector"):
+        cache = Cache(1 << 20, max_items=2_000, access_log_capacity=events)
+        keyring = KeyRing.parse(generate_key_line("bench"))
+        collector = Collector(cache, os.path.join(tmp, "seg"), "acme", keyring)
+        for k in range(events):
+            cache.get(k % 5_000)
+        if peer == "collector":
+            while collector.drain_once():
+                pass
+            collector.flush()
+        leave()
+    cache, made = _demand_batches(total * BATCH)
+    # The first n, iterated in place: a slice would free the rest, at a cost that
+    # shrinks as n grows.
+    batches = itertools.islice(made, n)
+    cached = cache.mcontains
+    if peer == "get":
+        get = cache.get
+        for keys, _ in batches:
+            for k in keys.tolist():
+                get(k)
+        leave()
+    if peer == "champion":
+        model = PrefetchModel.from_bytes(Path(model_path).read_bytes())
+        propose = LearnedPrefetcher(model).propose
+    elif peer == "idle":
+        propose = _Idle().propose
+    else:
+        propose = _idle_loop(tmp, peer == "ab").router.propose
+    for keys, hits in batches:
+        propose(keys, hits, cached)
+    leave()
 
 
 def _count(peer: str, n: int, total: int, model_path: str, events: int) -> int:
@@ -124,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--events", type=int, default=1 << 16, help="events for the collector")
     p.add_argument("--jobs", type=int, default=2, help="valgrind runs at once")
     p.add_argument("--json", type=Path, help="also write the figures here")
+    for name, unit in (("serving", "request"), ("ab", "request"), ("collector", "event")):
+        p.add_argument(
+            f"--max-{name}",
+            type=float,
+            help=f"exit 1 if the {name} instructions per {unit} are above this",
+        )
     p.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
@@ -178,6 +195,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    # Absolute counts, not shares: the host's count (the denominator) moves with how many
+    # batches are run, the loop's own per-request count hardly does.
+    over = [
+        f"{name} {figures[key]:,.0f} > {limit:,.0f}"
+        for name, key, limit in (
+            ("serving", "loop_serving_own_per_request", args.max_serving),
+            ("A/B", "loop_ab_own_per_request", args.max_ab),
+            ("collector", "collector_instructions_per_event", args.max_collector),
+        )
+        if limit is not None and figures[key] > limit
+    ]
+    if over:
+        print(f"FAIL: the loop's instructions grew: {'; '.join(over)}", file=sys.stderr)
+        return 1
     return 0
 
 

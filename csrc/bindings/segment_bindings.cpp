@@ -21,6 +21,9 @@ void register_segment(py::module_& m) {
   m.def(
       "shuffle_events",
       [](const py::list& parts, const py::array& out) {
+        // Exactly EVENT_DTYPE: another 24-byte layout (fields reordered, big-endian) would
+        // be shuffled as if it were one.
+        const py::object expected = py::module_::import("predis.access_log").attr("EVENT_DTYPE");
         // The arrays stay referenced by `held` while the GIL is released.
         std::vector<py::array> held;
         std::vector<EventSpan> spans;
@@ -31,10 +34,14 @@ void register_segment(py::module_& m) {
           if (!py::isinstance<py::array>(item))
             fail(ErrorKind::kInvalidArgument, "parts must be numpy arrays of access events");
           auto a = py::reinterpret_borrow<py::array>(item);
-          if (a.ndim() != 1 || a.itemsize() != static_cast<py::ssize_t>(sizeof(AccessEvent)) ||
-              a.dtype().kind() != 'V' || !(a.flags() & py::array::c_style))
+          const int same = PyObject_RichCompareBool(a.dtype().ptr(), expected.ptr(), Py_EQ);
+          if (same < 0) throw py::error_already_set();
+          if (a.ndim() != 1 || same != 1 ||
+              a.itemsize() != static_cast<py::ssize_t>(sizeof(AccessEvent)) ||
+              !(a.flags() & py::array::c_style))
             fail(ErrorKind::kInvalidArgument,
-                 "each part must be a C-contiguous 1-D array of 24-byte access events");
+                 "each part must be a C-contiguous 1-D array of predis.EVENT_DTYPE "
+                 "(24-byte access events)");
           const auto n = static_cast<std::size_t>(a.shape(0));
           spans.push_back({static_cast<const uint8_t*>(a.data()), n});
           total += n;
@@ -46,6 +53,11 @@ void register_segment(py::module_& m) {
           fail(ErrorKind::kInvalidArgument,
                "out must be a writeable, C-contiguous 1-D byte array of 24 bytes per event");
         auto* dst = static_cast<uint8_t*>(py::array(out).mutable_data());
+        for (const EventSpan& span : spans) {  // reads and writes must not overlap
+          const uint8_t* end = span.data + span.size * sizeof(AccessEvent);
+          if (span.size && span.data < dst + total * sizeof(AccessEvent) && dst < end)
+            fail(ErrorKind::kInvalidArgument, "out must not overlap the events");
+        }
         TimeRange range;
         {
           py::gil_scoped_release nogil;

@@ -306,11 +306,51 @@ def test_a_failing_model_leaves_the_batch_uncounted(model):
     roles = router.start_test(Broken(model), 0.5)
     with pytest.raises(RuntimeError, match="model bug"):
         router.propose(stream(16, seed=16), np.zeros(16, dtype=bool), lambda c: c == 0)
-    assert (roles.champion_stats.requests, roles.other_stats.requests, router.requests) == (
-        0,
-        0,
-        0,
-    )
+    router.flush()
+    for stats in (roles.champion_stats, roles.other_stats):
+        assert (stats.requests, stats.proposals, stats.inference_batches) == (0, 0, 0)
+    assert router.requests == 0
+
+
+def test_a_batch_whose_second_arm_fails_mid_chunk_leaves_no_model_work_counted(model):
+    """The champion runs, then the challenger raises: that batch is not held, and the
+    champion's calls and proposals in it must stay out of the chunk's counts, wherever in
+    the chunk it falls."""
+
+    class Flaky(LearnedPrefetcher):
+        calls = 0
+
+        def propose(self, keys, hits, cached, **kwargs):
+            self.calls += 1
+            if self.calls % 3 == 0:
+                raise RuntimeError("model bug")
+            return super().propose(keys, hits, cached, **kwargs)
+
+    champion = Recording(model)
+    router = ABRouter(champion, look_every=10_000)  # one chunk for the whole stream
+    roles = router.start_test(Flaky(model), 0.5)
+    cache = predis_cache(150, "lru")
+    keys = stream(3_200, seed=19)
+    held_calls = held_proposals = held = 0
+    for start in range(0, len(keys), 16):
+        batch = keys[start : start + 16]
+        hits = np.array([cache.get(int(k)) is not None for k in batch])
+        for k in batch[~hits].tolist():
+            cache.put(k, b"v")
+        calls, proposed = champion.inference_calls, len(champion.proposed)
+        try:
+            router.propose(batch, hits, cache.mcontains)
+        except RuntimeError:
+            continue
+        held += len(batch)
+        held_calls += champion.inference_calls - calls
+        held_proposals += len(champion.proposed) - proposed
+    router.flush()
+    s = roles.champion_stats
+    assert held_proposals > 0
+    assert len(champion.proposed) > held_proposals  # failed batches did propose
+    assert (s.inference_batches, s.proposals) == (held_calls, held_proposals)
+    assert s.requests + roles.other_stats.requests == held == router.requests
 
 
 def test_listeners_get_read_only_chunks(model):
@@ -326,7 +366,7 @@ def test_listeners_get_read_only_chunks(model):
 
 def test_requests_read_from_another_thread_never_go_back(model):
     """A release moves the held count into the released total; a reader on another thread
-    (the loop's actions thread records positions) must never see the sum dip or jump."""
+    (the loop's actions thread records positions) must never see the sum dip."""
     router = ABRouter(LearnedPrefetcher(model), listen_every=32)
     seen: list[int] = []
     done = threading.Event()
@@ -373,3 +413,30 @@ def test_batches_held_when_the_roles_change_are_counted_with_their_own_split(mod
             int((~other).sum()),
             int(hits[~other].sum()),
         )
+
+
+def test_a_chunk_whose_first_call_failed_keeps_its_hold_time(model):
+    """A champion that raises on a chunk's first batch begins no chunk: the next batch
+    begins it, with its own hold time, so idle() does not release it at once."""
+
+    class FailsOnce(LearnedPrefetcher):
+        failed = False
+
+        def propose(self, keys, hits, cached, **kwargs):
+            if not self.failed:
+                self.failed = True
+                raise RuntimeError("model bug")
+            return super().propose(keys, hits, cached, **kwargs)
+
+    chunks: list[int] = []
+    router = ABRouter(FailsOnce(model), max_hold_s=3600)
+    router.subscribe(lambda _r, k, _h: chunks.append(len(k)))
+    batch = stream(32, seed=20)
+    with pytest.raises(RuntimeError, match="model bug"):
+        router.propose(batch[:16], np.zeros(16, dtype=bool), lambda c: c == 0)
+    router.propose(batch[16:], np.zeros(16, dtype=bool), lambda c: c == 0)
+    router.idle()
+    assert chunks == []  # held: it has not waited max_hold_s
+    router.flush()
+    assert chunks == [16]
+    assert router.roles.champion_stats.requests == 16

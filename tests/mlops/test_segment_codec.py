@@ -409,6 +409,8 @@ def test_decode_is_exact_at_every_level():
     [
         ([np.zeros(3, dtype=np.uint64)], 24, "24-byte access events"),
         ([np.zeros(2, dtype="S24")], 48, "24-byte access events"),
+        ([np.zeros(2, dtype=EVENT_DTYPE.newbyteorder(">"))], 48, "EVENT_DTYPE"),
+        ([np.zeros(2, dtype=[("a", "V24")])], 48, "EVENT_DTYPE"),
         ([np.zeros((2, 2), dtype=EVENT_DTYPE)], 96, "24-byte access events"),
         ([np.zeros(4, dtype=EVENT_DTYPE)[::2]], 48, "C-contiguous"),
         (["not an array"], 0, "numpy arrays"),
@@ -426,6 +428,9 @@ def test_native_filter_refuses_bad_buffers(parts, out_bytes, message):
     read_only.flags.writeable = False
     with pytest.raises(InvalidArgumentError, match="writeable"):
         _core.shuffle_events([np.zeros(2, dtype=EVENT_DTYPE)], read_only)
+    events = np.zeros(2, dtype=EVENT_DTYPE)
+    with pytest.raises(InvalidArgumentError, match="overlap"):
+        _core.shuffle_events([events], events.view(np.uint8))
 
 
 def test_unaligned_and_strided_events_encode_like_aligned_ones():

@@ -410,7 +410,9 @@ class Collector:
 
 def _split_parts(parts: list[np.ndarray], n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(the first ``n`` events of ``parts``, the rest), as lists of arrays and views:
-    nothing is copied."""
+    nothing is copied. A view of a part's tail keeps the whole part alive until it is
+    written; drained parts fill at least half their buffer (``Cache._drain_native``
+    copies shorter ones), so that costs at most twice the buffered events."""
     head: list[np.ndarray] = []
     for i, part in enumerate(parts):
         if n <= 0:

@@ -335,11 +335,10 @@ class ABRouter(Prefetcher):
         """A batch that starts a chunk between experiments, or any batch of an experiment."""
         if roles.other is None or roles.split is None:
             s = roles.champion_stats
-            if self._held_stats is not s:
+            starts = self._held_stats is not s
+            if starts:
                 self._release()  # held batches were counted for other roles
-                p = roles.champion
-                self._held_stats = s
-                self._marks = [self._mark(s, p)]
+                marks = [self._mark(s, roles.champion)]
                 self._turn_roles = self._waiting = None  # an experiment's leftovers
             # Anything but the runtime's arrays is converted (and copied, so the router
             # never holds a caller's list).
@@ -348,13 +347,14 @@ class ABRouter(Prefetcher):
             if type(hits) is not _NDARRAY or hits.dtype is not _BOOL:
                 hits = np.array(hits, dtype=bool)
             out, conf = roles.champion.propose(keys, hits, cached)
+            if starts:  # only once the call succeeded: a failed one begins no chunk
+                self._held_stats, self._marks = s, marks
         else:
             keys = np.ascontiguousarray(keys, dtype=np.uint64)
             hits = np.asarray(hits, dtype=bool)
             out, conf = self._experiment(roles, keys, hits, cached)
-        # Counted once the arms have run: during an experiment the arms' counts include
-        # every request in `requests` (a reader waiting for traffic sees them counted);
-        # between experiments the champion's counts trail it by the held chunk.
+        # Held once the arms have run (a model that raises leaves the batch unheld, so
+        # uncounted); a chunk is counted when it is released.
         if not self._held:
             self._held_since = time.monotonic()
         self._held_keys.append(keys)
@@ -381,7 +381,6 @@ class ABRouter(Prefetcher):
         def cached_other(c: np.ndarray) -> np.ndarray:
             return np.asarray(cached(c), dtype=bool) | ~self._in_other(roles, c)
 
-        alternate = self.experiment_scoring == "alternate"
         if roles is not self._turn_roles:  # a new experiment: nothing carried over
             self._turn_roles, self._turn, self._waiting = roles, 0, None
         if self._held_roles is None:  # a chunk starts: the arms' counters as they are
@@ -389,6 +388,36 @@ class ABRouter(Prefetcher):
                 self._mark(roles.champion_stats, roles.champion),
                 self._mark(roles.other_stats, other),
             ]
+        marks = self._marks or []
+        before = [self._mark(stats, p) for stats, p, *_ in marks]  # at this batch's start
+        try:
+            return self._run_arms(roles, other, keys, hits, cached_champion, cached_other)
+        except BaseException:
+            # The batch is not held, so its model work stays out of the chunk's counts too:
+            # what the arms did before one raised moves the chunk's starting marks on.
+            self._marks = [
+                (
+                    stats,
+                    p,
+                    c + p.inference_calls - b[2],
+                    t + p.inference_seconds - b[3],
+                    r + p.inference_rows - b[4],
+                    n + p.proposals - b[5],
+                )
+                for (stats, p, c, t, r, n), b in zip(marks, before, strict=True)
+            ]
+            raise
+
+    def _run_arms(
+        self,
+        roles: Roles,
+        other: LearnedPrefetcher,
+        keys: np.ndarray,
+        hits: np.ndarray,
+        cached_champion: CachedFn,
+        cached_other: CachedFn,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        alternate = self.experiment_scoring == "alternate"
         self._turn ^= 1
         waiting = self._waiting
         parts = []
