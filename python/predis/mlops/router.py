@@ -388,55 +388,42 @@ class ABRouter(Prefetcher):
                 self._mark(roles.champion_stats, roles.champion),
                 self._mark(roles.other_stats, other),
             ]
-        marks = self._marks or []
-        before = [self._mark(stats, p) for stats, p, *_ in marks]  # at this batch's start
-        try:
-            return self._run_arms(roles, other, keys, hits, cached_champion, cached_other)
-        except BaseException:
-            # The batch is not held, so its model work stays out of the chunk's counts too:
-            # what the arms did before one raised moves the chunk's starting marks on.
-            self._marks = [
-                (
-                    stats,
-                    p,
-                    c + p.inference_calls - b[2],
-                    t + p.inference_seconds - b[3],
-                    r + p.inference_rows - b[4],
-                    n + p.proposals - b[5],
-                )
-                for (stats, p, c, t, r, n), b in zip(marks, before, strict=True)
-            ]
-            raise
-
-    def _run_arms(
-        self,
-        roles: Roles,
-        other: LearnedPrefetcher,
-        keys: np.ndarray,
-        hits: np.ndarray,
-        cached_champion: CachedFn,
-        cached_other: CachedFn,
-    ) -> tuple[np.ndarray, np.ndarray]:
+        champion = roles.champion
+        # The arms' counters at this batch's start (plain reads: this runs every batch).
+        at = (
+            champion.inference_calls,
+            champion.inference_seconds,
+            champion.inference_rows,
+            champion.proposals,
+            other.inference_calls,
+            other.inference_seconds,
+            other.inference_rows,
+            other.proposals,
+        )
         alternate = self.experiment_scoring == "alternate"
         self._turn ^= 1
         waiting = self._waiting
         parts = []
-        for i, (p, fn) in enumerate(((roles.champion, cached_champion), (other, cached_other))):
-            if not alternate:
-                got = p.propose(keys, hits, fn)
-            elif i != self._turn:
-                self._waiting = (keys, hits)  # this arm runs on the next batch, with both
-                continue
-            elif waiting is None:
-                got = p.propose(keys, hits, fn)
-            else:
-                # Its turn: the batch it skipped and this one, scored together (the latest
-                # batch's worth of each, as a caller that fell behind would get).
-                both_k = np.concatenate([waiting[0], keys])
-                both_h = np.concatenate([waiting[1], hits])
-                scored = min(len(waiting[0]), p.scoring_batch) + min(len(keys), p.scoring_batch)
-                got = p.propose(both_k, both_h, fn, score_last=scored)
-            parts.append(got)
+        try:
+            for i, (p, fn) in enumerate(((champion, cached_champion), (other, cached_other))):
+                if not alternate:
+                    got = p.propose(keys, hits, fn)
+                elif i != self._turn:
+                    self._waiting = (keys, hits)  # this arm runs on the next batch, with both
+                    continue
+                elif waiting is None:
+                    got = p.propose(keys, hits, fn)
+                else:
+                    # Its turn: the batch it skipped and this one, scored together (the
+                    # latest batch's worth of each, as a caller that fell behind would get).
+                    both_k = np.concatenate([waiting[0], keys])
+                    both_h = np.concatenate([waiting[1], hits])
+                    scored = min(len(waiting[0]), p.scoring_batch) + min(len(keys), p.scoring_batch)
+                    got = p.propose(both_k, both_h, fn, score_last=scored)
+                parts.append(got)
+        except BaseException:
+            self._leave_out(champion, other, at)
+            raise
         # Held once the arms have run: a model that raises leaves the batch unheld, so
         # uncounted. Requests, hits, proposals and model time are counted per chunk, in
         # _release (the arms' model times reach self.latency through their sinks).
@@ -449,6 +436,29 @@ class ABRouter(Prefetcher):
         conf = np.concatenate([parts[0][1], parts[1][1]])
         order = np.argsort(-conf, kind="stable")
         return out[order], conf[order]
+
+    def _leave_out(
+        self,
+        champion: LearnedPrefetcher,
+        other: LearnedPrefetcher,
+        at: tuple[int, float, int, int, int, float, int, int],
+    ) -> None:
+        """A batch failed and is not held: what the arms did in it before one raised stays
+        out of the chunk's counts too (the chunk's starting marks move on by it)."""
+        start = {id(champion): at[:4], id(other): at[4:]}
+        self._marks = [
+            (
+                stats,
+                p,
+                c + p.inference_calls - start[id(p)][0],
+                t + p.inference_seconds - start[id(p)][1],
+                r + p.inference_rows - start[id(p)][2],
+                n + p.proposals - start[id(p)][3],
+            )
+            if id(p) in start
+            else (stats, p, c, t, r, n)
+            for stats, p, c, t, r, n in self._marks or []
+        ]
 
     def flush(self) -> None:
         """Count and hand to the listeners the batches held so far. Call it from the thread
