@@ -76,14 +76,13 @@ def encode(
 ) -> tuple[bytes, dict[str, Any]]:
     """(compressed payload, header fields that describe it: codec, ``count``, ``t_min``,
     ``t_max``) of ``EVENT_DTYPE`` events: one array, or several read as one sequence
-    (format 2 never joins them)."""
+    (format 2 never joins them). Anything else is a :class:`CodecError`."""
     check_level(level, segment_format)
     parts = [events] if isinstance(events, np.ndarray) else list(events)
     for part in parts:
         if not isinstance(part, np.ndarray) or part.dtype != EVENT_DTYPE:
-            raise InvalidArgumentError(
-                f"events must be EVENT_DTYPE arrays, got {getattr(part, 'dtype', type(part))}"
-            )
+            got = getattr(part, "dtype", type(part).__name__)
+            raise CodecError(f"events must be EVENT_DTYPE, got {got}")
     count = sum(len(part) for part in parts)
     if segment_format == 1:
         joined = np.concatenate(parts) if parts else np.empty(0, dtype=EVENT_DTYPE)

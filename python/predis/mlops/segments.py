@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 
-from predis.access_log import EVENT_DTYPE
 from predis.errors import PredisError
 from predis.fileio import atomic_write_bytes
 from predis.mlops.segment_codec import CodecError, check_header, decode, encode
@@ -61,12 +60,10 @@ def write_segment(
     anything is written.
     """
     customer = validate_customer_id(customer)
-    parts = [events] if isinstance(events, np.ndarray) else list(events)
-    for part in parts:
-        if not isinstance(part, np.ndarray) or part.dtype != EVENT_DTYPE:
-            got = getattr(part, "dtype", type(part).__name__)
-            raise SegmentError(f"events must be EVENT_DTYPE, got {got}")
-    payload, described = encode(parts, segment_format, level)
+    try:
+        payload, described = encode(events, segment_format, level)
+    except CodecError as exc:  # events of another kind: nothing was written
+        raise SegmentError(str(exc)) from None
     header = {
         "format": segment_format,
         "customer": customer,
