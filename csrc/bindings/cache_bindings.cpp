@@ -13,6 +13,7 @@
 #include "bindings/cuda_array.hpp"
 #include "bindings/errors.hpp"
 #include "bindings/register.hpp"
+#include "predis/demand_tap.hpp"
 #include "predis/table.hpp"
 
 namespace py = pybind11;
@@ -479,12 +480,19 @@ class CoreCache {
     auto* dst = static_cast<AccessEvent*>(py::array(out).mutable_data());
     const auto n = static_cast<std::size_t>(out.shape(0));
     std::size_t got = 0;
+    // Read with the GIL held: attach_demand_tap() changes it only with the GIL held.
+    const std::shared_ptr<DemandTap> tap = tap_;
     {
       py::gil_scoped_release nogil;
       got = table_->drain_events(dst, n);
+      if (tap && got > 0) tap->offer(dst, got);
     }
     return got;
   }
+
+  // Every later drain also offers its events to `tap` (None: to none).
+  void attach_demand_tap(std::shared_ptr<DemandTap> tap) { tap_ = std::move(tap); }
+  std::shared_ptr<DemandTap> demand_tap() const { return tap_; }
 
   uint64_t footprint(const py::handle& key, uint64_t value_len) const {
     const KeyRef k = convert_key(key.ptr());
@@ -594,6 +602,7 @@ class CoreCache {
   }
 
   std::unique_ptr<Table> table_;
+  std::shared_ptr<DemandTap> tap_;
 };
 
 }  // namespace
@@ -640,6 +649,9 @@ void register_cache(py::module_& m) {
       .def("__len__", [](CoreCache& c) { return c.table().size(); })
       .def("stats", &CoreCache::stats)
       .def("drain_events_into", &CoreCache::drain_events_into, py::arg("out"))
+      .def("attach_demand_tap", &CoreCache::attach_demand_tap, py::arg("tap").none(true),
+           "Offer every later drain's demand gets of int keys to `tap` (None: stop).")
+      .def_property_readonly("demand_tap", &CoreCache::demand_tap)
       .def("footprint", &CoreCache::footprint, py::arg("key"), py::arg("value_len"))
       .def_property(
           "sample_rate", [](CoreCache& c) { return c.table().sample_rate(); },

@@ -11,6 +11,7 @@ PYBIND11_MODULE(_core, m) {
   predis::bindings::register_errors(m);
   predis::bindings::register_build_info(m);
   predis::bindings::register_ring(m);
+  predis::bindings::register_tap(m);
   predis::bindings::register_cache(m);
   predis::bindings::register_prefetch(m);
   predis::bindings::register_split(m);

@@ -11,5 +11,6 @@ void register_prefetch(pybind11::module_& m);
 void register_split(pybind11::module_& m);
 void register_adwin(pybind11::module_& m);
 void register_segment(pybind11::module_& m);
+void register_tap(pybind11::module_& m);
 
 }  // namespace predis::bindings

@@ -299,7 +299,7 @@ class MLOpsLoop:
             return
         if self._own_window:
             self.window.extend(keys)  # type: ignore[attr-defined]
-        position = router.requests
+        position = router.released  # this chunk's end
         state = self.state
         if state == "serving":
             self._batch_mean = self.detector.mean

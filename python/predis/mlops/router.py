@@ -39,17 +39,23 @@ import logging
 import secrets
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from predis import _core
 from predis.errors import InvalidArgumentError
 from predis.mlops.abtest import TrafficSplit
 from predis.mlops.decisions import ArmStats
 from predis.prefetch.base import CachedFn, Prefetcher
 from predis.prefetch.learned import LearnedPrefetcher
 from predis.prefetch.stats import LatencyHistogram
+
+if TYPE_CHECKING:
+    from predis.prefetch.runtime import PrefetchRuntime
 
 __all__ = ["ABRouter", "Roles"]
 
@@ -80,6 +86,10 @@ def _joined(parts: list[np.ndarray], dtype: np.dtype, count: int) -> np.ndarray:
     out.flags.writeable = False
     return out
 
+
+#: Demand requests a live cache's tap keeps at most while the router's thread catches up
+#: (beyond it they are counted in ``requests`` but not handed to the listeners).
+TAP_CAPACITY = 1 << 20
 
 #: How the arms score during an experiment (see the module's docstring).
 EXPERIMENT_SCORING = ("alternate", "every")
@@ -199,6 +209,15 @@ class ABRouter(Prefetcher):
         self._turn = 0
         self._turn_roles: Roles | None = None
         self._waiting: tuple[np.ndarray, np.ndarray] | None = None
+        # Serving a live cache (attach): the runtime, the cache's demand tap and the thread
+        # that takes it in chunks, the requests counted before it, and, while the runtime
+        # calls the champion directly, the champion's counters when they were last counted.
+        self._runtime: weakref.ref[PrefetchRuntime] | None = None
+        self._tap: _core.DemandTap | None = None
+        self._tap_thread: threading.Thread | None = None
+        self._tap_base = 0
+        self._observe_lock = threading.Lock()  # takes from the tap, in order, and counts
+        self._direct: tuple[ArmStats, LearnedPrefetcher, int, float, int, int] | None = None
 
     # ---- roles ----
 
@@ -209,9 +228,19 @@ class ABRouter(Prefetcher):
 
     @property
     def requests(self) -> int:
-        """Demand requests seen so far (in chunks released or held)."""
+        """Demand requests seen so far: in chunks released or held, or, serving a live
+        cache, the demand gets of int keys its drains have handed out."""
+        tap = self._tap
+        if tap is not None:
+            return self._tap_base + tap.seen
         with self._count_lock:  # a release moves the held count into _released
             return self._released + self._held
+
+    @property
+    def released(self) -> int:
+        """Demand requests handed to the listeners so far: while a listener runs, the
+        position of the end of its chunk."""
+        return self._released
 
     @property
     def champion(self) -> LearnedPrefetcher:
@@ -249,6 +278,11 @@ class ABRouter(Prefetcher):
         if roles.other is not None:
             roles.other.latency_sink = self.latency
         self._roles = roles
+        runtime = self._runtime() if self._runtime is not None else None
+        if runtime is not None:
+            # Batches come here again; the first one under the new roles settles the old
+            # ones' counts and, between experiments, hands the champion back to the runtime.
+            runtime.route(None)
         return roles
 
     def start_test(self, challenger: LearnedPrefetcher, share: float) -> Roles:
@@ -333,6 +367,8 @@ class ABRouter(Prefetcher):
         self, roles: Roles, keys: np.ndarray, hits: np.ndarray, cached: CachedFn
     ) -> tuple[np.ndarray, np.ndarray]:
         """A batch that starts a chunk between experiments, or any batch of an experiment."""
+        if self._tap is not None:
+            return self._propose_live(roles, keys, hits, cached)
         if roles.other is None or roles.split is None:
             s = roles.champion_stats
             starts = self._held_stats is not s
@@ -461,9 +497,13 @@ class ABRouter(Prefetcher):
         ]
 
     def flush(self) -> None:
-        """Count and hand to the listeners the batches held so far. Call it from the thread
-        that calls :meth:`propose` (a replay does at the end of each chunk)."""
+        """Count and hand to the listeners the batches held so far (serving a live cache,
+        also the demand requests its drains have handed out so far). Call it from the
+        thread that calls :meth:`propose` (a replay does at the end of each chunk)."""
         self._release()
+        tap = self._tap
+        if tap is not None:
+            self._take(tap)
 
     def idle(self) -> None:
         """The stream paused (the prefetch runtime found the ring empty): release the held
@@ -477,8 +517,10 @@ class ABRouter(Prefetcher):
             return
         keys = _joined(self._held_keys, _U64, self._held)
         hits = _joined(self._held_hits, _BOOL, self._held)
+        live = self._tap is not None  # the tap's chunks go to the listeners instead
         with self._count_lock:
-            self._released += self._held
+            if not live:
+                self._released += self._held
             self._held_keys, self._held_hits, self._held = [], [], 0
         roles, self._held_roles = self._held_roles, None
         if roles is not None and roles.split is not None:
@@ -500,12 +542,141 @@ class ABRouter(Prefetcher):
             stats.inference_seconds += p.inference_seconds - seconds
             stats.proposals += p.proposals - proposals
             self.inference_rows += p.inference_rows - rows
+        if not live:
+            self._tell(keys, hits)
+
+    def _tell(self, keys: np.ndarray, hits: np.ndarray) -> None:
         for listener in self._listeners:
             try:
                 listener(self, keys, hits)
             except Exception:  # a listener must not cost the batch its prefetches
                 self.listener_errors += 1
                 log.exception("A/B router listener %r failed", listener)
+
+    # ---- serving a live cache ----
+
+    def attach(self, runtime: PrefetchRuntime) -> None:
+        """A live cache's prefetch runtime will serve this router (called by it).
+
+        From here on the router reads the demand stream from the cache's drains, through a
+        native tap, instead of from its batches: its own thread takes the tap in chunks of
+        ``listen_every`` requests (``look_every`` during an experiment, or sooner once the
+        oldest has waited ``max_hold_s``) and hands them to the listeners. Between
+        experiments the runtime then calls the champion directly, so the loop adds no
+        Python work to a batch at all; during an experiment the batches come here, for
+        the arms' proposals and counts.
+        """
+        if self._tap is not None:
+            raise InvalidArgumentError("this A/B router already serves a live cache")
+        self._release()  # anything held from an earlier stream (not under _change: the
+        # listeners may wait for a loop whose actions wait for _change)
+        with self._change:
+            if self._tap is not None:
+                raise InvalidArgumentError("this A/B router already serves a live cache")
+            tap = _core.DemandTap(TAP_CAPACITY)
+            if not runtime.attach_demand_tap(tap):
+                return  # the cache is gone: nothing to serve
+            self._turn_roles = self._waiting = None
+            self._tap_base = self._released
+            self._runtime = weakref.ref(runtime)
+            roles = self._roles
+            self._direct = None
+            if roles.other is None:  # between experiments: the champion, directly
+                self._direct = self._mark(roles.champion_stats, roles.champion)
+                runtime.route(roles.champion.propose)
+            self._tap = tap
+            thread = threading.Thread(
+                target=self._follow, args=(tap,), name="predis-ab-stream", daemon=True
+            )
+            thread.start()
+            self._tap_thread = thread
+
+    def detach(self) -> None:
+        """The runtime stopped: the tap's last requests go to the listeners, and the router
+        counts its batches again."""
+        tap, thread = self._tap, self._tap_thread
+        if tap is None:
+            return
+        runtime = self._runtime() if self._runtime is not None else None
+        if runtime is not None:
+            runtime.attach_demand_tap(None)
+        tap.close()  # the thread takes what is left, then ends
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(30.0)
+        self._take(tap)  # in case it could not
+        with self._change:
+            self._settle_direct(remark=False)
+            with self._count_lock:
+                self._released = max(self._released, self._tap_base + tap.seen)
+            self._tap = self._tap_thread = self._runtime = None
+
+    def _follow(self, tap: _core.DemandTap) -> None:
+        """The tap's thread: waits (without the GIL) for a chunk, then takes it."""
+        while True:
+            every = self.listen_every if self._roles.other is None else self.look_every
+            if not tap.wait(every, self.max_hold_s) and tap.closed:
+                return
+            self._take(tap)
+
+    def _take(self, tap: _core.DemandTap) -> None:
+        """Take what the tap holds and hand it on (counts, then the listeners), in order."""
+        with self._observe_lock:
+            keys, hits = tap.take(TAP_CAPACITY)
+            if not len(keys):
+                return
+            keys.flags.writeable = hits.flags.writeable = False  # listeners only read them
+            with self._count_lock:
+                self._released += len(keys)
+            d = self._direct
+            if d is not None:  # the champion served these directly: counted as its own
+                d[0].requests += len(keys)
+                d[0].hits += int(np.count_nonzero(hits))
+                self._settle_direct(remark=True)
+            self._tell(keys, hits)
+
+    def _settle_direct(self, *, remark: bool) -> None:
+        """Count the model work the champion did since its counters were last read (while
+        the runtime called it directly); ``remark``: go on counting from here."""
+        d = self._direct
+        if d is None:
+            return
+        stats, p, calls, seconds, rows, proposals = d
+        stats.inference_batches += p.inference_calls - calls
+        stats.inference_seconds += p.inference_seconds - seconds
+        stats.proposals += p.proposals - proposals
+        self.inference_rows += p.inference_rows - rows
+        self._direct = self._mark(stats, p) if remark else None
+
+    def _propose_live(
+        self, roles: Roles, keys: np.ndarray, hits: np.ndarray, cached: CachedFn
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A batch the live runtime brought here: the first after a change of roles, or one
+        of an experiment."""
+        if self._direct is not None:
+            with self._observe_lock:  # the roles changed: the direct service's work so far
+                self._settle_direct(remark=False)
+        if roles.other is None or roles.split is None:
+            self._release()  # an experiment's held batches, counted with its roles
+            champion = roles.champion
+            with self._observe_lock:
+                self._direct = self._mark(roles.champion_stats, champion)
+            runtime = self._runtime() if self._runtime is not None else None
+            with self._change:
+                if runtime is not None and self._roles is roles:  # else a change came first
+                    runtime.route(champion.propose)
+            out, conf = champion.propose(keys, hits, cached)
+            return (out, conf) if len(out) else _EMPTY
+        keys = np.ascontiguousarray(keys, dtype=np.uint64)
+        hits = np.asarray(hits, dtype=bool)
+        out, conf = self._experiment(roles, keys, hits, cached)
+        if not self._held:
+            self._held_since = time.monotonic()
+        self._held_keys.append(keys)
+        self._held_hits.append(hits)
+        self._held += len(keys)
+        if self._held >= self.look_every:
+            self._release()
+        return (out, conf) if len(out) else _EMPTY
 
     def reset(self) -> None:
         roles = self._roles

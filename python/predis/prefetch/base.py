@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-__all__ = ["CachedFn", "Prefetcher"]
+if TYPE_CHECKING:
+    from predis.prefetch.runtime import PrefetchRuntime
+
+__all__ = ["CachedFn", "Prefetcher", "ProposeFn"]
 
 #: Says which of an array of keys the cache holds (a bool array of the same length).
 CachedFn = Callable[[np.ndarray], np.ndarray]
+
+#: A prefetcher's ``propose``: (keys, hits, cached) -> (keys to load, confidences).
+ProposeFn = Callable[[np.ndarray, np.ndarray, CachedFn], tuple[np.ndarray, np.ndarray]]
 
 
 class Prefetcher(abc.ABC):
@@ -45,3 +52,12 @@ class Prefetcher(abc.ABC):
         """The stream paused: finish held work that has waited long enough. Called by
         the live prefetch runtime, on the thread that calls :meth:`propose`, whenever it
         finds the access ring empty."""
+
+    def attach(self, runtime: PrefetchRuntime) -> None:  # noqa: B027 (optional hook)
+        """A live cache's prefetch runtime will serve this prefetcher: called once, before
+        its first batch. A prefetcher that routes batches to others (the A/B router) may
+        have the runtime call another ``propose`` (:meth:`PrefetchRuntime.route`) and read
+        the demand stream from the cache's drains (:meth:`PrefetchRuntime.attach_demand_tap`)."""
+
+    def detach(self) -> None:  # noqa: B027 (optional hook)
+        """That runtime has stopped (after :meth:`flush`, on its thread)."""

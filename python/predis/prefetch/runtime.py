@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from predis import _core
 from predis.access_log import EVENT_DTYPE, AccessOp, KeyKind
 from predis.errors import InvalidArgumentError
-from predis.prefetch.base import Prefetcher
+from predis.prefetch.base import Prefetcher, ProposeFn
 from predis.prefetch.executor import PrefetchExecutor
 from predis.prefetch.learned import LearnedPrefetcher
 from predis.prefetch.model import TrainConfig, train_model
@@ -66,6 +67,8 @@ class PrefetchRuntime:
         train_after: requests to collect before training the first model, for a
             :class:`LearnedPrefetcher` that has none (None: never train here).
         train_config: how that first model is trained.
+        start: start the drain thread (False: the caller drives :meth:`step`, as a
+            deterministic benchmark does, and :meth:`close` still finishes).
     """
 
     def __init__(
@@ -81,6 +84,7 @@ class PrefetchRuntime:
         event_buffer: int = 1 << 18,
         train_after: int | None = 50_000,
         train_config: TrainConfig | None = None,
+        start: bool = True,
     ) -> None:
         if not isinstance(prefetcher, Prefetcher):
             raise InvalidArgumentError("prefetcher must be a predis.prefetch.Prefetcher")
@@ -127,9 +131,34 @@ class PrefetchRuntime:
         latency = getattr(prefetcher, "latency", None)
         self._latency = latency if isinstance(latency, LatencyHistogram) else LatencyHistogram()
         self._stop = threading.Event()
+        # What each batch is handed to: the prefetcher's propose, or one it routes to.
+        self._propose: ProposeFn = prefetcher.propose
+        self._finished = False
         self._thread = threading.Thread(target=self._run, name="predis-prefetch-drain", daemon=True)
-        self._thread.start()
+        try:
+            prefetcher.attach(self)
+        except BaseException:
+            self.executor.close(1.0)
+            raise
+        if start:
+            self._thread.start()
         _LIVE.add(self)
+
+    # ---- for a prefetcher that routes (Prefetcher.attach) ----
+
+    def route(self, propose: ProposeFn | None) -> None:
+        """Hand the next batches to ``propose`` instead of the prefetcher's own (None: its
+        own again). Any thread; a batch in flight finishes where it started."""
+        self._propose = propose if propose is not None else self.prefetcher.propose
+
+    def attach_demand_tap(self, tap: _core.DemandTap | None) -> bool:
+        """Have the cache's drains offer their demand gets to ``tap`` (None: stop); False
+        when the cache is gone."""
+        cache = self._cache_ref()
+        if cache is None:
+            return False
+        cache._core.attach_demand_tap(tap)
+        return True
 
     # ---- the loop ----
 
@@ -151,10 +180,19 @@ class PrefetchRuntime:
             except Exception:  # the loop must outlive a bad batch; the host never sees it
                 log.exception("predis: prefetch loop error; continuing")
             del cache
-        try:  # the stream has ended: batches a prefetcher held back are finished now
-            self.prefetcher.flush()
-        except Exception:
-            log.exception("predis: prefetcher flush at close failed")
+        self._finish()
+
+    def _finish(self) -> None:
+        """The stream has ended: batches a prefetcher held back are finished now, and it is
+        told that this runtime stopped."""
+        if self._finished:
+            return
+        self._finished = True
+        for hook in (self.prefetcher.flush, self.prefetcher.detach):
+            try:
+                hook()
+            except Exception:
+                log.exception("predis: prefetcher %s at close failed", hook.__name__)
 
     def step(self, cache: Cache) -> int:
         """Drain once and process what came; returns how many events."""
@@ -187,7 +225,7 @@ class PrefetchRuntime:
         all_keys = np.concatenate(self._batch_keys)
         all_hits = np.concatenate(self._batch_hits)
         self._batch_keys, self._batch_hits, self._batched = [], [], 0
-        proposed, confidence = self.prefetcher.propose(all_keys, all_hits, cached)
+        proposed, confidence = self._propose(all_keys, all_hits, cached)
         for key, conf in zip(proposed.tolist(), confidence.tolist(), strict=True):
             self.executor.submit(key, conf)
 
@@ -334,7 +372,9 @@ class PrefetchRuntime:
         """Stop the loop, any training (after its current tree) and the executor."""
         self._stop.set()
         deadline = time.monotonic() + timeout
-        if self._thread is not threading.current_thread():
+        if self._thread.ident is None:  # never started: the caller drove step()
+            self._finish()
+        elif self._thread is not threading.current_thread():
             self._thread.join(max(0.0, deadline - time.monotonic()))
         # Read only now: the drain thread may have started a trainer until it stopped.
         trainer = self._training

@@ -1,0 +1,76 @@
+// predis._core.DemandTap: the demand gets a cache's drains hand out, kept for one consumer
+// (predis/demand_tap.hpp). The MLOps router takes them in chunks on its own thread.
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include "bindings/errors.hpp"
+#include "bindings/register.hpp"
+#include "predis/demand_tap.hpp"
+
+namespace py = pybind11;
+
+namespace predis::bindings {
+
+void register_tap(py::module_& m) {
+  py::class_<DemandTap, std::shared_ptr<DemandTap>>(
+      m, "DemandTap",
+      "The int keys and hit bits of the demand gets that the drains of the caches it is "
+      "attached to (CoreCache.attach_demand_tap) hand out, kept in order for one consumer; "
+      "past `capacity` kept requests, new ones are dropped and counted.")
+      .def(py::init([](std::uint64_t capacity) {
+             if (capacity < 1 || capacity > (std::uint64_t{1} << 30))
+               fail(ErrorKind::kInvalidArgument, "capacity must be in [1, 2**30]");
+             return std::make_shared<DemandTap>(static_cast<std::size_t>(capacity));
+           }),
+           py::arg("capacity"))
+      .def(
+          "wait",
+          [](DemandTap& tap, std::uint64_t min_count, double max_wait_s) {
+            if (!(max_wait_s >= 0.0 && max_wait_s <= 3600.0))
+              fail(ErrorKind::kInvalidArgument, "max_wait_s must be in [0, 3600]");
+            py::gil_scoped_release nogil;
+            return tap.wait(static_cast<std::size_t>(min_count), max_wait_s);
+          },
+          py::arg("min_count"), py::arg("max_wait_s"),
+          "Wait (the GIL released) until `min_count` requests are kept, the oldest has waited "
+          "`max_wait_s`, or the tap is closed; returns how many are kept. One waiter at a "
+          "time.")
+      .def(
+          "take",
+          [](DemandTap& tap, std::uint64_t max_count) {
+            // The caller serialises takes, so what is kept can only grow until this one.
+            const auto n =
+                static_cast<py::ssize_t>(std::min<std::uint64_t>(tap.pending(), max_count));
+            py::array_t<std::uint64_t> keys(n);
+            py::array_t<bool> hits(n);
+            auto* k = keys.mutable_data();
+            auto* h = reinterpret_cast<std::uint8_t*>(hits.mutable_data());
+            std::size_t got = 0;
+            {
+              py::gil_scoped_release nogil;
+              got = tap.take(k, h, static_cast<std::size_t>(n));
+            }
+            if (static_cast<py::ssize_t>(got) != n)
+              fail(ErrorKind::kInvalidArgument, "DemandTap.take() calls must not overlap");
+            return py::make_tuple(keys, hits);
+          },
+          py::arg("max_count"),
+          "Take up to `max_count` kept requests, oldest first, without waiting: (uint64 keys, "
+          "bool hits). Calls must not overlap.")
+      .def("close", &DemandTap::close,
+           "Wake a waiting take(); later drains offer nothing. Kept requests can still be "
+           "taken.")
+      .def_property_readonly("closed", &DemandTap::closed)
+      .def_property_readonly("capacity", &DemandTap::capacity)
+      .def_property_readonly("seen", &DemandTap::seen,
+                             "Demand gets of int keys offered so far, kept or dropped.")
+      .def_property_readonly("taken", &DemandTap::taken)
+      .def_property_readonly("pending", &DemandTap::pending)
+      .def_property_readonly("dropped", &DemandTap::dropped);
+}
+
+}  // namespace predis::bindings

@@ -1,0 +1,153 @@
+// The demand tap: the int keys and hit bits of the demand gets that a cache's access-log
+// drain hands out, kept for one consumer that takes them in chunks (the MLOps loop's drift
+// detector and training window). The drain offers its events with a few instructions per
+// event; the consumer waits without spinning until a chunk is full, or until the oldest
+// kept request has waited long enough, so the serving path carries no per-batch work for
+// the loop. Past `capacity` kept requests, new ones are counted as dropped, not kept.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include "predis/access_log.hpp"
+#include "predis/bucket.hpp"
+
+namespace predis {
+
+class DemandTap {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // capacity >= 1 (the binding checks).
+  explicit DemandTap(std::size_t capacity) : keys_(capacity), hits_(capacity) {}
+
+  DemandTap(const DemandTap&) = delete;
+  DemandTap& operator=(const DemandTap&) = delete;
+
+  std::size_t capacity() const noexcept { return keys_.size(); }
+
+  // Producer (the drain): keeps the demand gets of int keys among `events`, in order.
+  void offer(const AccessEvent* events, std::size_t n) {
+    constexpr auto kGet = static_cast<std::uint8_t>(AccessOp::kGet);
+    constexpr auto kInt = static_cast<std::uint8_t>(KeyKind::kInt);
+    std::size_t kept = 0;
+    std::size_t seen = 0;
+    bool wake = false;
+    {
+      const std::lock_guard<std::mutex> hold(mutex_);
+      if (closed_) return;
+      const std::size_t cap = keys_.size();
+      const bool was_empty = count_ == 0;
+      std::size_t tail = (head_ + count_) % cap;
+      for (std::size_t i = 0; i < n; ++i) {
+        const AccessEvent& e = events[i];
+        if (e.op != kGet || e.key_kind != kInt) continue;
+        ++seen;
+        if (count_ + kept == cap) continue;
+        keys_[tail] = e.key;
+        hits_[tail] = e.hit;
+        tail = tail + 1 == cap ? 0 : tail + 1;
+        ++kept;
+      }
+      if (seen == 0) return;
+      count_ += kept;
+      seen_ += seen;
+      dropped_ += seen - kept;
+      if (was_empty && count_ > 0) oldest_ = Clock::now();
+      // Wake the consumer when its chunk is full, or when its timer must start.
+      wake = waiting_ && (count_ >= want_ || was_empty);
+    }
+    if (wake) ready_.notify_one();
+  }
+
+  // Consumer: waits until at least `min_count` requests are kept, the oldest kept one has
+  // waited `max_wait_s`, or the tap is closed; returns how many are kept then (take them
+  // with take()). One consumer at a time.
+  std::size_t wait(std::size_t min_count, double max_wait_s) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    const auto max_wait = std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(std::max(0.0, max_wait_s)));
+    want_ = std::max<std::size_t>(1, min_count);
+    waiting_ = true;
+    while (!closed_ && count_ < want_) {
+      if (count_ == 0) {
+        ready_.wait(lock);
+      } else if (ready_.wait_until(lock, oldest_ + max_wait) == std::cv_status::timeout) {
+        break;
+      }
+    }
+    waiting_ = false;
+    return count_;
+  }
+
+  // Consumer: moves up to `max` kept requests, oldest first, out to `keys` and `hits`.
+  std::size_t take(std::uint64_t* keys, std::uint8_t* hits, std::size_t max) {
+    const std::lock_guard<std::mutex> hold(mutex_);
+    const std::size_t cap = keys_.size();
+    const std::size_t n = std::min(max, count_);
+    for (std::size_t done = 0; done < n;) {
+      const std::size_t run = std::min(n - done, cap - head_);
+      std::copy_n(keys_.data() + head_, run, keys + done);
+      std::copy_n(hits_.data() + head_, run, hits + done);
+      head_ = head_ + run == cap ? 0 : head_ + run;
+      done += run;
+    }
+    count_ -= n;
+    taken_ += n;
+    // The rest were kept no earlier than oldest_, which stays: they are due no later.
+    return n;
+  }
+
+  // Wakes a waiting consumer; later offers are ignored. What is kept can still be taken.
+  void close() {
+    {
+      const std::lock_guard<std::mutex> hold(mutex_);
+      closed_ = true;
+    }
+    ready_.notify_all();
+  }
+
+  bool closed() const {
+    const std::lock_guard<std::mutex> hold(mutex_);
+    return closed_;
+  }
+  // Demand gets offered so far (kept or dropped), taken so far, kept now, dropped so far.
+  std::uint64_t seen() const {
+    const std::lock_guard<std::mutex> hold(mutex_);
+    return seen_;
+  }
+  std::uint64_t taken() const {
+    const std::lock_guard<std::mutex> hold(mutex_);
+    return taken_;
+  }
+  std::size_t pending() const {
+    const std::lock_guard<std::mutex> hold(mutex_);
+    return count_;
+  }
+  std::uint64_t dropped() const {
+    const std::lock_guard<std::mutex> hold(mutex_);
+    return dropped_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable ready_;
+  std::vector<std::uint64_t> keys_;
+  std::vector<std::uint8_t> hits_;
+  std::size_t head_ = 0;
+  std::size_t count_ = 0;
+  std::uint64_t seen_ = 0;
+  std::uint64_t taken_ = 0;
+  std::uint64_t dropped_ = 0;
+  std::size_t want_ = 1;
+  bool waiting_ = false;
+  bool closed_ = false;
+  Clock::time_point oldest_{};
+};
+
+}  // namespace predis

@@ -1,0 +1,138 @@
+"""The A/B router serving a live cache: between experiments the runtime calls the champion
+directly and the listeners read the demand stream from the cache's native tap; during an
+experiment the batches come through the router again. Real caches, real runtime threads."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+from predis import Cache, InvalidArgumentError
+from predis.mlops import ABRouter
+from predis.prefetch import LearnedPrefetcher, TrainConfig, train_model
+from predis.workloads import CorrelatedSessions
+
+TRAIN = TrainConfig(num_trees=20, threads=1, batch_size=16, time_budget_s=20.0)
+
+
+def stream(n: int, seed: int) -> np.ndarray:
+    return CorrelatedSessions(1_000_000, 200, 12, alpha=0.8, noise=0.05, seed=seed).take(n)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return train_model(stream(15_000, seed=3), TRAIN, cache_items=150)
+
+
+class CountingRouter(ABRouter):
+    """A real router that counts the batches handed to it."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls = 0
+
+    def propose(self, keys, hits, cached):
+        self.calls += 1
+        return super().propose(keys, hits, cached)
+
+
+def live(router: ABRouter) -> Cache:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a CPU-only build's fallback warning
+        return Cache(1 << 16, max_items=150, loader=lambda _k: b"v" * 8, prefetcher=router)
+
+
+def serve(cache: Cache, router: ABRouter, keys: np.ndarray) -> None:
+    """Gets in steps of 64, letting the drain thread keep up (waits, not timing checks)."""
+    runtime = cache.prefetch_runtime
+    assert runtime is not None
+    deadline = time.monotonic() + 60
+    for start in range(0, len(keys), 64):
+        done = router.requests
+        step = keys[start : start + 64].tolist()
+        for k in step:
+            cache.get(k)
+        while router.requests < done + len(step) and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        runtime.executor.wait_idle(10)
+
+
+def test_between_experiments_the_champion_serves_directly_and_listeners_see_every_get(model):
+    champion = LearnedPrefetcher(model)
+    router = CountingRouter(champion, listen_every=256)
+    chunks: list[tuple[int, np.ndarray, np.ndarray]] = []
+    router.subscribe(lambda r, k, h: chunks.append((r.released, k.copy(), h.copy())))
+    keys = stream(4_000, seed=5)
+    cache = live(router)
+    with cache:
+        serve(cache, router, keys)
+        served = cache.stats()
+    stats = served.prefetch
+    assert router.calls == 0  # no batch came through the router
+    assert champion.inference_calls > 0
+    assert stats is not None
+    assert stats.issued > 0
+    got_keys = np.concatenate([k for _, k, _ in chunks])
+    got_hits = np.concatenate([h for _, _, h in chunks])
+    assert got_keys.tolist() == keys.tolist()  # every demand get, in order, once
+    assert int(got_hits.sum()) == served.hits  # the demand gets' hits, each once
+    # Each listener call sees the position of its chunk's end.
+    ends = np.cumsum([len(k) for _, k, _ in chunks]).tolist()
+    assert [position for position, _, _ in chunks] == ends
+    assert router.requests == router.released == len(keys)
+    s = router.roles.champion_stats
+    assert (s.requests, s.hits) == (len(keys), served.hits)
+    assert s.inference_batches == champion.inference_calls
+    assert s.proposals == champion.proposals
+    assert router.inference_rows == champion.inference_rows
+
+
+def test_an_experiment_on_a_live_cache_routes_its_batches_and_ends_back_on_the_champion(model):
+    champion = LearnedPrefetcher(model)
+    router = CountingRouter(champion, listen_every=256, look_every=64)
+    heard = []
+    router.subscribe(lambda _r, k, _h: heard.append(len(k)))
+    cache = live(router)
+    with cache:
+        serve(cache, router, stream(1_024, seed=6))
+        assert router.calls == 0
+        roles = router.start_test(LearnedPrefetcher(model), 0.5)
+        serve(cache, router, stream(2_048, seed=7))
+        during = router.calls
+        assert during > 0  # the experiment's batches came through the router
+        router.end_experiment()
+        serve(cache, router, stream(1_024, seed=8))
+        # The first batch after the change settles the test's counts and hands the
+        # champion back: after it, none.
+        after = router.calls - during
+        assert 1 <= after <= 2
+    total = 1_024 + 2_048 + 1_024
+    assert router.requests == router.released == sum(heard) == total
+    arms = roles.champion_stats.requests + roles.other_stats.requests
+    # The arms count the batches the test served: all of its requests but those the
+    # runtime had not yet handed over (at most a batch) or that were in flight at a change.
+    assert 2_048 - 3 * router.batch_size <= arms <= 2_048 + 2 * router.batch_size
+    assert roles.other_stats.requests > 0
+
+
+def test_a_router_serves_one_live_cache_at_a_time_and_counts_on_after_it(model):
+    router = ABRouter(LearnedPrefetcher(model), listen_every=128)
+    first = live(router)
+    with pytest.raises(InvalidArgumentError, match="already serves a live cache"):
+        live(router)
+    with first:
+        serve(first, router, stream(512, seed=9))
+        assert first._core.demand_tap is not None
+    assert first._core.demand_tap is None  # the runtime's stop detached the tap
+    assert router.requests == 512
+    # After the cache, the router counts the batches handed to it again, going on from there.
+    keys = stream(64, seed=10)
+    router.propose(keys, np.zeros(64, dtype=bool), lambda k: np.zeros(len(k), dtype=bool))
+    assert router.requests == 576
+    second = live(router)  # and may serve another cache
+    with second:
+        serve(second, router, stream(256, seed=11))
+    assert router.requests == 576 + 256
