@@ -35,32 +35,37 @@ class DemandTap {
   void offer(const AccessEvent* events, std::size_t n) {
     constexpr auto kGet = static_cast<std::uint8_t>(AccessOp::kGet);
     constexpr auto kInt = static_cast<std::uint8_t>(KeyKind::kInt);
-    std::size_t kept = 0;
-    std::size_t seen = 0;
     bool wake = false;
     {
       const std::lock_guard<std::mutex> hold(mutex_);
       if (closed_) return;
+      // Locals: the stores through the uint8_t hits would otherwise make the compiler
+      // reload every member after each one.
       const std::size_t cap = keys_.size();
-      const bool was_empty = count_ == 0;
-      std::size_t tail = (head_ + count_) % cap;
+      const std::size_t space = cap - count_;
+      std::uint64_t* const keys = keys_.data();
+      std::uint8_t* const hits = hits_.data();
+      std::size_t tail = head_ + count_ < cap ? head_ + count_ : head_ + count_ - cap;
+      std::size_t kept = 0;
+      std::size_t seen = 0;
       for (std::size_t i = 0; i < n; ++i) {
         const AccessEvent& e = events[i];
         if (e.op != kGet || e.key_kind != kInt) continue;
         ++seen;
-        if (count_ + kept == cap) continue;
-        keys_[tail] = e.key;
-        hits_[tail] = e.hit;
+        if (kept == space) continue;
+        keys[tail] = e.key;
+        hits[tail] = e.hit;
         tail = tail + 1 == cap ? 0 : tail + 1;
         ++kept;
       }
       if (seen == 0) return;
+      const std::size_t before = count_;
       count_ += kept;
       seen_ += seen;
       dropped_ += seen - kept;
-      if (was_empty && count_ > 0) oldest_ = Clock::now();
-      // Wake the consumer when its chunk is full, or when its timer must start.
-      wake = waiting_ && (count_ >= want_ || was_empty);
+      if (before == 0 && count_ > 0) oldest_ = Clock::now();
+      // Wake the consumer when its chunk fills, or when its timer must start: once each.
+      wake = waiting_ && ((before < want_ && count_ >= want_) || (before == 0 && count_ > 0));
     }
     if (wake) ready_.notify_one();
   }

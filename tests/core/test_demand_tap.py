@@ -90,7 +90,7 @@ def test_a_waiter_wakes_for_a_full_chunk_for_an_old_request_and_at_close():
     def wait(min_count: int, max_wait_s: float) -> None:
         got.append(tap.wait(min_count, max_wait_s))
 
-    # A full chunk: the waiter (no timer while nothing is kept) returns with all of it.
+    # A full chunk: the waiter (no timer while nothing is kept) returns once it is there.
     waiter = threading.Thread(target=wait, args=(50, 3600.0))
     waiter.start()
     for k in range(60):
@@ -100,7 +100,8 @@ def test_a_waiter_wakes_for_a_full_chunk_for_an_old_request_and_at_close():
     cache._drain_native()
     waiter.join(60)
     assert not waiter.is_alive()
-    assert got == [60]
+    assert len(got) == 1
+    assert 50 <= got[0] <= 60
     assert tap.take(1000)[0].tolist() == list(range(60))
     # One old request and a chunk that will not fill: the oldest request's wait ends it.
     cache.get(7)

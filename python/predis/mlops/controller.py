@@ -70,6 +70,9 @@ class LoopConfig:
             them to the loop (the window, the detector and the schedule run once per such
             chunk; the per-batch work on the serving thread is then a few attribute
             updates). During a test or a watch the chunks are ``decide_every`` requests.
+        stream_every: the same for a live cache's router, which takes the cache's demand
+            stream on its own thread between experiments (see
+            :meth:`~predis.mlops.router.ABRouter.attach`).
         drift_warmup: requests served before drift counts (the cache fills up first).
         drift_cooldown: requests after a retraining or a role change during which drift
             does not trigger (the hit rate moves because of the change itself).
@@ -87,6 +90,7 @@ class LoopConfig:
     drift_block: int = 64
     drift_clock: int = 4
     listen_every: int = 1024
+    stream_every: int = 4096
     drift_warmup: int = 5_000
     drift_cooldown: int = 10_000
     degradation_only: bool = True
@@ -113,6 +117,7 @@ class LoopConfig:
             ("drift_block", 4096),
             ("drift_clock", 4096),
             ("listen_every", 1 << 20),
+            ("stream_every", 1 << 20),
             ("decide_every", 1 << 20),
         ):
             v = getattr(self, name)
@@ -175,6 +180,7 @@ class MLOpsLoop:
             max_per_request=max_per_request,
             listen_every=self.config.listen_every,
             look_every=self.config.decide_every,
+            stream_every=self.config.stream_every,
             experiment_scoring=self.config.ab.experiment_scoring,
         )
         self._own_window = window is None

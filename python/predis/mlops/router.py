@@ -125,6 +125,10 @@ class ABRouter(Prefetcher):
         look_every: requests per chunk during an experiment, where the listeners look
             at the test's decision (an experiment's model calls dwarf the chunk's cost,
             and a clear effect is decided sooner).
+        stream_every: serving a live cache (:meth:`attach`), requests per chunk that the
+            router's own thread takes from the cache's tap between experiments: the
+            chunk's work is not on the serving thread, and a bigger chunk costs less per
+            request (a quiet stream's chunk still comes after ``max_hold_s``).
         max_hold_s: when the stream pauses (:meth:`idle`), a chunk held this long is
             released short (so a quiet cache's loop still sees its requests).
         experiment_scoring: ``"alternate"`` (the arms take turns scoring batches) or
@@ -144,6 +148,7 @@ class ABRouter(Prefetcher):
         max_per_request: float = 2.0,
         listen_every: int = 1024,
         look_every: int = 256,
+        stream_every: int = 4096,
         experiment_scoring: str = "every",
         max_hold_s: float = 0.25,
     ) -> None:
@@ -157,7 +162,11 @@ class ABRouter(Prefetcher):
             raise InvalidArgumentError(
                 f"max_per_request must be in (0, 64], got {max_per_request!r}"
             )
-        for name, value in (("listen_every", listen_every), ("look_every", look_every)):
+        for name, value in (
+            ("listen_every", listen_every),
+            ("look_every", look_every),
+            ("stream_every", stream_every),
+        ):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise InvalidArgumentError(f"{name} must be an int, got {value!r}")
             if not 1 <= value <= 1 << 20:
@@ -177,6 +186,7 @@ class ABRouter(Prefetcher):
         self.max_per_request = float(max_per_request)
         self.listen_every = listen_every
         self.look_every = look_every
+        self.stream_every = stream_every
         self.max_hold_s = float(max_hold_s)
         self.experiment_scoring = experiment_scoring
         champion.max_per_request = self.max_per_request
@@ -560,7 +570,7 @@ class ABRouter(Prefetcher):
 
         From here on the router reads the demand stream from the cache's drains, through a
         native tap, instead of from its batches: its own thread takes the tap in chunks of
-        ``listen_every`` requests (``look_every`` during an experiment, or sooner once the
+        ``stream_every`` requests (``look_every`` during an experiment, or sooner once the
         oldest has waited ``max_hold_s``) and hands them to the listeners. Between
         experiments the runtime then calls the champion directly, so the loop adds no
         Python work to a batch at all; during an experiment the batches come here, for
@@ -613,7 +623,7 @@ class ABRouter(Prefetcher):
     def _follow(self, tap: _core.DemandTap) -> None:
         """The tap's thread: waits (without the GIL) for a chunk, then takes it."""
         while True:
-            every = self.listen_every if self._roles.other is None else self.look_every
+            every = self.stream_every if self._roles.other is None else self.look_every
             if not tap.wait(every, self.max_hold_s) and tap.closed:
                 return
             self._take(tap)
