@@ -135,12 +135,16 @@ def _count(peer: str, n: int, total: int, model_path: str, events: int) -> int:
             str(events),
         ]
         # No BLAS thread pool: its idle threads wake with the wall clock, which valgrind
-        # stretches differently in every run.
+        # stretches differently in every run. And no `rep movsb` copies: callgrind counts
+        # one instruction per byte of those, so a 32 KiB memcpy would weigh as much as
+        # 32,000 instructions; glibc's vector loop does the same copy in about a thousand,
+        # which is closer to what either costs on the CPU.
         env = {
             **os.environ,
             "PYTHONHASHSEED": "0",
             "OPENBLAS_NUM_THREADS": "1",
             "OMP_NUM_THREADS": "1",
+            "GLIBC_TUNABLES": "glibc.cpu.x86_rep_movsb_threshold=4294967295",
         }
         run = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)  # nosec B603
         if run.returncode != 0:

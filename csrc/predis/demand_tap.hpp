@@ -47,16 +47,26 @@ class DemandTap {
       std::uint8_t* const hits = hits_.data();
       std::size_t tail = head_ + count_ < cap ? head_ + count_ : head_ + count_ - cap;
       std::size_t kept = 0;
-      std::size_t seen = 0;
-      for (std::size_t i = 0; i < n; ++i) {
-        const AccessEvent& e = events[i];
-        if (e.op != kGet || e.key_kind != kInt) continue;
-        ++seen;
-        if (kept == space) continue;
-        keys[tail] = e.key;
-        hits[tail] = e.hit;
-        tail = tail + 1 == cap ? 0 : tail + 1;
-        ++kept;
+      std::size_t i = 0;
+      // Every event is written to the next free slot, and only a demand get of an int key
+      // moves on past it: no branch per event. A run stops where the ring wraps or fills.
+      while (i < n && kept < space) {
+        const std::size_t room = std::min(cap - tail, space - kept);
+        std::uint64_t* const run_keys = keys + tail;
+        std::uint8_t* const run_hits = hits + tail;
+        std::size_t j = 0;
+        for (; i < n && j < room; ++i) {
+          const AccessEvent& e = events[i];
+          run_keys[j] = e.key;
+          run_hits[j] = e.hit;
+          j += static_cast<std::size_t>((e.op == kGet) & (e.key_kind == kInt));
+        }
+        kept += j;
+        tail = tail + j == cap ? 0 : tail + j;
+      }
+      std::size_t seen = kept;
+      for (; i < n; ++i) {  // full: the rest are counted, not kept
+        seen += static_cast<std::size_t>((events[i].op == kGet) & (events[i].key_kind == kInt));
       }
       if (seen == 0) return;
       const std::size_t before = count_;

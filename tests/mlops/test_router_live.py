@@ -112,9 +112,11 @@ def test_an_experiment_on_a_live_cache_routes_its_batches_and_ends_back_on_the_c
     total = 1_024 + 2_048 + 1_024
     assert router.requests == router.released == sum(heard) == total
     arms = roles.champion_stats.requests + roles.other_stats.requests
-    # The arms count the batches the test served: all of its requests but those the
-    # runtime had not yet handed over (at most a batch) or that were in flight at a change.
-    assert 2_048 - 3 * router.batch_size <= arms <= 2_048 + 2 * router.batch_size
+    # The arms count the batches the test served. At each change one batch may fall on
+    # the other side: the runtime hands over what one drain brought (up to a step of 64
+    # gets here) plus what it carried below a batch (up to 15).
+    slack = 64 + router.batch_size - 1
+    assert 2_048 - 2 * slack <= arms <= 2_048 + 2 * slack
     assert roles.other_stats.requests > 0
 
 

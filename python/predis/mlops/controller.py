@@ -10,10 +10,14 @@ changes the registry and the router's roles. Its states::
         │                                  └──stop──▶ serving         └──rollback──▶ serving
         └──validation failed / training failed──▶ serving (drift cool-down)
 
-What runs on the serving thread is bookkeeping: the router holds each batch, and every
-``listen_every`` requests (``decide_every`` during a test or a watch) its listener here
-extends the recent window, feeds the chunk's hit bits to the native ADWIN (the GIL
-released) and checks the schedule, or looks at the running test's decision.
+What runs beside serving is bookkeeping. Serving a live cache, the router's own thread
+takes the cache's demand stream from a native tap every ``stream_every`` requests (or
+``max_hold_s``), and between experiments the prefetch runtime calls the champion
+directly; driven batch by batch (a replay), the router holds each batch and every
+``listen_every`` requests (``decide_every`` during a test or a watch) hands the chunk on.
+Either way the listener here extends the recent window, feeds the chunk's hit bits to the
+native ADWIN (the GIL released) and checks the schedule, or looks at the running test's
+decision.
 A confirmed drift or a decision only puts a request on a queue; the training, the
 registry's fsynced writes and the event subscribers run on the loop's own threads.
 
@@ -90,7 +94,7 @@ class LoopConfig:
     drift_block: int = 64
     drift_clock: int = 4
     listen_every: int = 1024
-    stream_every: int = 4096
+    stream_every: int = 16_384
     drift_warmup: int = 5_000
     drift_cooldown: int = 10_000
     degradation_only: bool = True

@@ -17,10 +17,16 @@ other's entries; prefetched entries enter at a rank set by their confidence, so 
 guesses go first, and each arm's prefetch budget is scaled to its share of the keys, so
 neither arm can crowd the other out by proposing more.
 
-**What it costs the host.** Between experiments a batch costs the champion's own call plus a
-few attribute updates: the batch's keys and hit bits are held, and every ``listen_every``
-requests the held chunk is counted (one numpy call) and handed to the listeners (the loop's
-drift detector and training window) in one piece. During an experiment the chunks are
+**What it costs the host.** Serving a live cache (:meth:`ABRouter.attach`, called by the
+cache's prefetch runtime), the router is not on the batch path between experiments at all:
+the runtime calls the champion directly, the cache's drains copy each demand get's key and
+hit bit into a native tap (a few instructions a request, the GIL released), and the
+router's own thread takes the tap in chunks of ``stream_every`` requests, counts them and
+hands them to the listeners (the loop's drift detector and training window). Driven batch
+by batch instead (a replay, or a prefetcher that wraps the router), a batch between
+experiments costs the champion's own call plus a few attribute updates: the batch's keys
+and hit bits are held, and every ``listen_every`` requests the held chunk is counted (one
+numpy call) and handed to the listeners in one piece. During an experiment the chunks are
 ``look_every`` requests, and each chunk's requests and hits are counted per arm and split
 bucket when it is released (one split hash call for the chunk), so the per-arm counts trail
 ``requests`` by at most a chunk, as the champion's do between experiments. Both arms run
@@ -148,7 +154,7 @@ class ABRouter(Prefetcher):
         max_per_request: float = 2.0,
         listen_every: int = 1024,
         look_every: int = 256,
-        stream_every: int = 4096,
+        stream_every: int = 16_384,
         experiment_scoring: str = "every",
         max_hold_s: float = 0.25,
     ) -> None:
@@ -614,10 +620,11 @@ class ABRouter(Prefetcher):
         if thread is not None and thread is not threading.current_thread():
             thread.join(30.0)
         self._take(tap)  # in case it could not
-        with self._change:
-            self._settle_direct(remark=False)
+        with self._observe_lock:  # not under _change: a listener may be waiting on the
+            self._settle_direct(remark=False)  # loop, whose actions may wait for _change
             with self._count_lock:
                 self._released = max(self._released, self._tap_base + tap.seen)
+        with self._change:
             self._tap = self._tap_thread = self._runtime = None
 
     def _follow(self, tap: _core.DemandTap) -> None:
@@ -626,7 +633,10 @@ class ABRouter(Prefetcher):
             every = self.stream_every if self._roles.other is None else self.look_every
             if not tap.wait(every, self.max_hold_s) and tap.closed:
                 return
-            self._take(tap)
+            try:
+                self._take(tap)
+            except Exception:  # the thread outlives a bad chunk, as the runtime's does
+                log.exception("A/B router: taking the demand stream failed; continuing")
 
     def _take(self, tap: _core.DemandTap) -> None:
         """Take what the tap holds and hand it on (counts, then the listeners), in order."""

@@ -114,6 +114,8 @@ class PrefetchRuntime:
             self._load, workers=workers, queue_size=queue_size, max_loads_per_s=max_loads_per_s
         )
         self._lock = threading.Lock()
+        self._step_lock = threading.Lock()
+        self._scratch: np.ndarray | None = None  # step()'s drain buffer
         self._events: collections.deque[np.ndarray] = collections.deque()
         self._events_held = 0
         self.events_dropped = 0
@@ -195,12 +197,20 @@ class PrefetchRuntime:
                 log.exception("predis: prefetcher %s at close failed", hook.__name__)
 
     def step(self, cache: Cache) -> int:
-        """Drain once and process what came; returns how many events."""
-        events = cache._drain_native()
-        if len(events):
-            self._keep(events)
-            self.feed(events, cache.mcontains)
-        return len(events)
+        """Drain once and process what came; returns how many events. Any thread (one
+        step at a time)."""
+        with self._step_lock:
+            scratch = self._scratch
+            if scratch is None or len(scratch) != cache._log_capacity:
+                # One buffer for every drain, not a fresh ring-sized one each time: only the
+                # events that came are copied out (they are kept for the collector).
+                scratch = self._scratch = np.empty(cache._log_capacity, dtype=EVENT_DTYPE)
+            n = cache._core.drain_events_into(scratch)
+            if n:
+                events = scratch[:n].copy()
+                self._keep(events)
+                self.feed(events, cache.mcontains)
+            return n
 
     def feed(self, events: np.ndarray, cached: Callable[[np.ndarray], np.ndarray]) -> None:
         """Process drained events: account, batch demand gets, propose, submit."""
