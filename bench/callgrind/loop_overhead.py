@@ -40,6 +40,7 @@ import argparse
 import itertools
 import json
 import os
+import re
 import shutil
 import subprocess  # nosec B404 - argument lists only: valgrind and this script
 import sys
@@ -50,6 +51,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BATCH = 16
 PEERS = ("runtime", "serving", "ab", "champion", "get")
+STREAM_EVERY = 4096
 
 
 def _worker(peer: str, n: int, total: int, model_path: str, events: int) -> None:
@@ -105,10 +107,15 @@ def _worker(peer: str, n: int, total: int, model_path: str, events: int) -> None
     else:
         router = _idle_loop(tmp, peer == "ab").router
         router.max_hold_s = 3600.0  # chunks by count only, as under load: a run's wall time
-        prefetcher = router  # (slow under valgrind) must not change what is counted
+        # (slow under valgrind) must not change what is counted. A quarter of the default
+        # chunk, so that about five chunks fall in the counted requests: the figure per
+        # request is then an upper bound for the default.
+        router.stream_every = STREAM_EVERY
+        prefetcher = router
     runtime = PrefetchRuntime(cache, prefetcher, start=False, train_after=None)
     get, step = cache.get, runtime.step
     cache._drain_native()  # what the set-up logged
+    prefetcher.flush()  # ... and taken now, so the chunks start with the counted requests
     for keys, _ in batches:
         for k in keys.tolist():
             get(k)
@@ -116,8 +123,9 @@ def _worker(peer: str, n: int, total: int, model_path: str, events: int) -> None
     leave()
 
 
-def _count(peer: str, n: int, total: int, model_path: str, events: int) -> int:
-    """The instructions of all the threads of one worker run."""
+def _count(peer: str, n: int, total: int, model_path: str, events: int) -> tuple[int, int]:
+    """The instructions of all the threads of one worker run, and how many of them ran
+    with the GIL released."""
     with tempfile.TemporaryDirectory(prefix="predis-loop-cg-") as tmp:
         out = Path(tmp) / "cg.out"
         cmd = [
@@ -152,7 +160,7 @@ def _count(peer: str, n: int, total: int, model_path: str, events: int) -> int:
         threads = sorted(Path(tmp).glob("cg.out*-[0-9][0-9]"))
         if not threads:
             raise SystemExit(f"{peer} x{n}: no callgrind output")
-        total = 0
+        total = free = 0
         for part in threads:
             totals = [
                 int(line.split()[1])
@@ -162,7 +170,42 @@ def _count(peer: str, n: int, total: int, model_path: str, events: int) -> int:
             if not totals:
                 raise SystemExit(f"{peer} x{n}: no totals in {part.name}")
             total += totals[0]
-        return total
+            free += _without_gil(part)
+        return total, free
+
+
+# One function line of `callgrind_annotate --inclusive=yes`: cost, share, file:function.
+_ANNOTATED = re.compile(r"^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(.*)$")
+
+
+def _without_gil(part: Path) -> int:
+    """The instructions of one thread's profile run with the GIL released: the inclusive
+    cost of predis's ``without_gil`` calls (bindings/without_gil.hpp) and of zstd's
+    compression, which python-zstandard runs without the GIL. Everything else counts as
+    held, numpy's and the interpreter's own GIL-free stretches included."""
+    annotate = shutil.which("callgrind_annotate")
+    if annotate is None:
+        raise SystemExit("callgrind_annotate (valgrind's) is not on PATH")
+    out = subprocess.run(  # nosec B603 - an argument list: valgrind's script and a file
+        [annotate, "--inclusive=yes", "--threshold=100", str(part)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    ours = zstd = 0
+    for line in out.splitlines():
+        m = _ANNOTATED.match(line)
+        if m is None:
+            continue
+        cost, name = int(m[1].replace(",", "")), m[2].split(" [")[0]
+        if re.search(r"'\d+$", name):  # a recursive call's cycle entry: counted in its caller
+            continue
+        function = name.rsplit(":", 1)[-1]
+        if "predis::bindings::without_gil<" in name:
+            ours += cost
+        elif function.startswith("ZSTD_compress"):
+            zstd = max(zstd, cost)  # nested entry points: the outermost holds the rest
+    return ours + zstd
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,30 +248,47 @@ def main(argv: list[str] | None = None) -> int:
                     strict=True,
                 )
             )
-    per_request = {
-        peer: (counts[(peer, 3 * n)] - counts[(peer, n)]) / (2 * n * BATCH) for peer in PEERS
-    }
-    collector = (counts[("collector", 0)] - counts[("fill", 0)]) / args.events
-    host = per_request["get"] + per_request["champion"]
-    figures = {
-        "instructions_per_request": per_request,
-        "collector_instructions_per_event": collector,
-        "host_instructions_per_request": host,
-        "loop_serving_own_per_request": per_request["serving"] - per_request["runtime"],
-        "loop_ab_own_per_request": per_request["ab"] - per_request["runtime"],
-    }
-    figures["loop_serving_share"] = figures["loop_serving_own_per_request"] / host
-    figures["loop_ab_share"] = figures["loop_ab_own_per_request"] / host
-    figures["collector_share"] = collector / host
-    for peer, v in per_request.items():
+
+    def per(a: tuple[str, int], b: tuple[str, int], units: int, held: bool) -> float:
+        (total_a, free_a), (total_b, free_b) = counts[a], counts[b]
+        return ((total_b - free_b) - (total_a - free_a) if held else total_b - total_a) / units
+
+    figures: dict[str, object] = {}
+    for kind, held in (("", False), ("held_", True)):
+        per_request = {peer: per((peer, n), (peer, 3 * n), 2 * n * BATCH, held) for peer in PEERS}
+        figures[f"{kind}instructions_per_request"] = per_request
+        figures[f"collector_{kind}instructions_per_event"] = per(
+            ("fill", 0), ("collector", 0), args.events, held
+        )
+        figures[f"loop_serving_own_{kind}per_request"] = (
+            per_request["serving"] - per_request["runtime"]
+        )
+        figures[f"loop_ab_own_{kind}per_request"] = per_request["ab"] - per_request["runtime"]
+    totals = figures["instructions_per_request"]
+    assert isinstance(totals, dict)
+    host = totals["get"] + totals["champion"]
+    figures["host_instructions_per_request"] = host
+    for key in list(figures):
+        if key.startswith(("loop_", "collector_")):
+            figures[
+                key.replace("per_request", "share").replace("instructions_per_event", "share")
+            ] = (
+                float(figures[key]) / host  # type: ignore[arg-type]
+            )
+    for peer, v in totals.items():
         print(f"{peer:10} {v:12,.0f} instructions per request")
-    print(f"{'collector':10} {collector:12,.0f} instructions per event")
-    print(
-        f"loop's own work: {figures['loop_serving_own_per_request']:,.0f} per request between "
-        f"experiments ({figures['loop_serving_share']:.3%} of the host's "
-        f"{host:,.0f}), {figures['loop_ab_own_per_request']:,.0f} during an A/B test "
-        f"({figures['loop_ab_share']:.3%}); collector {figures['collector_share']:.3%}"
-    )
+    print(f"host (get + champion) {host:,.0f} instructions per request")
+    print("the loop's own work (all threads; with the GIL held):")
+    for label, key, unit in (
+        ("between experiments", "loop_serving_own_{}per_request", "request"),
+        ("during an A/B test", "loop_ab_own_{}per_request", "request"),
+        ("collector", "collector_{}instructions_per_event", "event"),
+    ):
+        every, held = figures[key.format("")], figures[key.format("held_")]
+        print(
+            f"  {label:20} {every:8,.0f} per {unit} ({float(every) / host:.3%}); "  # type: ignore[arg-type]
+            f"held {held:8,.0f} ({float(held) / host:.3%})"  # type: ignore[arg-type]
+        )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     # Absolute counts, not shares: the host's count (the denominator) moves with how many
@@ -240,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
             ("A/B", "loop_ab_own_per_request", args.max_ab),
             ("collector", "collector_instructions_per_event", args.max_collector),
         )
-        if limit is not None and figures[key] > limit
+        if limit is not None and float(figures[key]) > limit  # type: ignore[arg-type]
     ]
     if over:
         print(f"FAIL: the loop's instructions grew: {'; '.join(over)}", file=sys.stderr)

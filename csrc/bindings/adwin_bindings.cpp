@@ -14,6 +14,7 @@
 
 #include "bindings/errors.hpp"
 #include "bindings/register.hpp"
+#include "bindings/without_gil.hpp"
 #include "predis/adwin.hpp"
 
 namespace py = pybind11;
@@ -106,23 +107,17 @@ void register_adwin(py::module_& m) {
                fail(ErrorKind::kInvalidArgument, "max_buckets must be in [2, 64]");
              if (!(min_side >= 1.0) || !(grace >= 0.0))
                fail(ErrorKind::kInvalidArgument, "min_side must be >= 1 and grace >= 0");
-             return std::make_unique<BlockAdwin>(delta, block, clock, max_buckets, min_side,
-                                                 grace);
+             return std::make_unique<BlockAdwin>(delta, block, clock, max_buckets, min_side, grace);
            }),
-           py::arg("delta"), py::arg("block"), py::arg("clock") = 32,
-           py::arg("max_buckets") = 5, py::arg("min_side") = 5.0, py::arg("grace") = 10.0)
+           py::arg("delta"), py::arg("block"), py::arg("clock") = 32, py::arg("max_buckets") = 5,
+           py::arg("min_side") = 5.0, py::arg("grace") = 10.0)
       .def(
           "update",
           [](BlockAdwin& a, const py::array_t<std::uint8_t, py::array::c_style>& bits) {
             if (bits.ndim() != 1) fail(ErrorKind::kInvalidArgument, "bits must be 1-D");
             const auto* data = bits.data();
             const auto n = static_cast<std::size_t>(bits.shape(0));
-            std::vector<BlockAdwin::Cut> cuts;
-            {
-              py::gil_scoped_release nogil;
-              cuts = a.update(data, n);
-            }
-            return cuts;
+            return without_gil([&] { return a.update(data, n); });
           },
           py::arg("bits"),
           "Feed 0/1 values (uint8, nonzero = 1); returns the cuts: (values of this call "
@@ -135,8 +130,7 @@ void register_adwin(py::module_& m) {
             if (cuts.empty()) return py::none();
             return py::cast(cuts.front());
           },
-          py::arg("bit"),
-          "Feed one 0/1 value; the cut it caused as update() reports it, or None.")
+          py::arg("bit"), "Feed one 0/1 value; the cut it caused as update() reports it, or None.")
       .def_property_readonly("mean", &BlockAdwin::mean)
       .def_property_readonly("width", &BlockAdwin::width)
       .def_property_readonly("variance", &BlockAdwin::variance)

@@ -13,6 +13,7 @@
 #include "bindings/cuda_array.hpp"
 #include "bindings/errors.hpp"
 #include "bindings/register.hpp"
+#include "bindings/without_gil.hpp"
 #include "predis/demand_tap.hpp"
 #include "predis/table.hpp"
 
@@ -482,11 +483,11 @@ class CoreCache {
     std::size_t got = 0;
     // Read with the GIL held: attach_demand_tap() changes it only with the GIL held.
     const std::shared_ptr<DemandTap> tap = tap_;
-    {
-      py::gil_scoped_release nogil;
-      got = table_->drain_events(dst, n);
-      if (tap && got > 0) tap->offer(dst, got);
-    }
+    got = without_gil([&] {
+      const std::size_t drained = table_->drain_events(dst, n);
+      if (tap && drained > 0) tap->offer(dst, drained);
+      return drained;
+    });
     return got;
   }
 

@@ -11,6 +11,7 @@
 
 #include "bindings/errors.hpp"
 #include "bindings/register.hpp"
+#include "bindings/without_gil.hpp"
 #include "predis/event_shuffle.hpp"
 
 namespace py = pybind11;
@@ -58,11 +59,8 @@ void register_segment(py::module_& m) {
           if (span.size && span.data < dst + total * sizeof(AccessEvent) && dst < end)
             fail(ErrorKind::kInvalidArgument, "out must not overlap the events");
         }
-        TimeRange range;
-        {
-          py::gil_scoped_release nogil;
-          range = shuffle_events(spans.data(), spans.size(), dst);
-        }
+        const TimeRange range =
+            without_gil([&] { return shuffle_events(spans.data(), spans.size(), dst); });
         return std::make_tuple(range.min, range.max);
       },
       py::arg("parts"), py::arg("out"),

@@ -8,6 +8,7 @@
 
 #include "bindings/errors.hpp"
 #include "bindings/register.hpp"
+#include "bindings/without_gil.hpp"
 #include "predis/blake2b.hpp"
 
 namespace py = pybind11;
@@ -36,11 +37,10 @@ void register_split(py::module_& m) {
             py::array_t<uint16_t> out(static_cast<py::ssize_t>(n));
             const uint64_t* k = keys.data();
             uint16_t* o = out.mutable_data();
-            {
-              py::gil_scoped_release nogil;
+            without_gil([&] {
               for (std::size_t i = 0; i < n; ++i)
                 o[i] = static_cast<uint16_t>(h.hash(k[i]) % n_buckets);
-            }
+            });
             return out;
           },
           py::arg("keys"), py::arg("n_buckets"),

@@ -9,6 +9,7 @@
 
 #include "bindings/errors.hpp"
 #include "bindings/register.hpp"
+#include "bindings/without_gil.hpp"
 #include "predis/demand_tap.hpp"
 
 namespace py = pybind11;
@@ -32,8 +33,8 @@ void register_tap(py::module_& m) {
           [](DemandTap& tap, std::uint64_t min_count, double max_wait_s) {
             if (!(max_wait_s >= 0.0 && max_wait_s <= 3600.0))
               fail(ErrorKind::kInvalidArgument, "max_wait_s must be in [0, 3600]");
-            py::gil_scoped_release nogil;
-            return tap.wait(static_cast<std::size_t>(min_count), max_wait_s);
+            return without_gil(
+                [&] { return tap.wait(static_cast<std::size_t>(min_count), max_wait_s); });
           },
           py::arg("min_count"), py::arg("max_wait_s"),
           "Wait (the GIL released) until `min_count` requests are kept, the oldest has waited "
@@ -49,11 +50,8 @@ void register_tap(py::module_& m) {
             py::array_t<bool> hits(n);
             auto* k = keys.mutable_data();
             auto* h = reinterpret_cast<std::uint8_t*>(hits.mutable_data());
-            std::size_t got = 0;
-            {
-              py::gil_scoped_release nogil;
-              got = tap.take(k, h, static_cast<std::size_t>(n));
-            }
+            const std::size_t got =
+                without_gil([&] { return tap.take(k, h, static_cast<std::size_t>(n)); });
             if (static_cast<py::ssize_t>(got) != n)
               fail(ErrorKind::kInvalidArgument, "DemandTap.take() calls must not overlap");
             return py::make_tuple(keys, hits);

@@ -209,3 +209,35 @@ def test_lowering_the_sample_rate_while_prefetching_is_refused():
             cache.sample_rate = 0.5
         assert cache.sample_rate == 1.0
     cache.sample_rate = 0.5  # closed: a plain cache again
+
+
+def test_steps_from_several_threads_hand_over_every_event_once(sessions_model):
+    """step() drains into one reused buffer: steps on real threads at once must still see
+    each logged event exactly once, in order within each drain."""
+    cache = Cache(
+        capacity_bytes=1 << 20,
+        max_items=100,
+        loader=CountingLoader(),
+        prefetcher=LearnedPrefetcher(sessions_model),
+        prefetch_options={"interval_s": 10.0},  # the test's threads step the loop
+    )
+    runtime = cache.prefetch_runtime
+    done = threading.Event()
+
+    def stepper() -> None:
+        while not done.is_set():
+            runtime.step(cache)
+
+    threads = [threading.Thread(target=stepper) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for k in range(20_000):
+        cache.put(k, value_of(k))
+    done.set()
+    for t in threads:
+        t.join(60)
+    runtime.step(cache)
+    puts = cache.drain_events(1 << 30)
+    puts = puts[puts["op"] == 1]
+    assert sorted(puts["key"].tolist()) == list(range(20_000))
+    cache.close()
