@@ -1,9 +1,11 @@
-"""The MLOps loop's own work on the serving thread, in instructions per request, under
-callgrind: a count that does not move with the machine's load, so it resolves shares of a
-tenth of a percent that no timing on a shared VM can (docs/benchmarks.md).
+"""The MLOps loop's own work, in instructions per request, under callgrind: a count that
+does not move with the machine's load, so it resolves shares of a tenth of a percent that
+no timing on a shared VM can (docs/benchmarks.md). Each figure comes twice: all the
+instructions, and those run with the GIL held, which are what a Python host waits for
+when the loop's threads have a core of their own.
 
-    python bench/callgrind/loop_overhead.py [--batches 600] [--events 65536] [--jobs 2]
-        [--max-serving 450 --max-ab 7500 --max-collector 320]
+    python bench/callgrind/loop_overhead.py [--batches 1024] [--chunk 16384] [--events 65536]
+        [--max-serving N --max-ab N --max-collector N] [--max-serving-held N ...]
 
 Each peer runs in its own process under ``valgrind --tool=callgrind --separate-threads=yes``,
 twice: with N and with 3N batches of 16 requests. The difference of the counts of all its
@@ -16,8 +18,10 @@ either). The peers:
   does nothing;
 - ``serving`` / ``ab``: the same runtime serving the loop's router (arms that do nothing,
   the loop's listener: drift detector, training window, schedule), between experiments /
-  during an A/B test. The router reads the demand stream from the cache's native tap on
-  its own thread, whose work is counted too; the loop's own work is this less ``runtime``;
+  during an A/B test. The router reads the demand stream from the cache's native tap; the
+  work its own thread does per chunk is done here on the calling thread, at the same
+  points (every ``--chunk`` requests, the default ``stream_every``; every 256 during a
+  test). The loop's own work is this less ``runtime``;
 - ``champion``: the LearnedPrefetcher with a trained model, scoring every batch (what the
   host already pays for prefetching), called directly;
 - ``get``: the host's single-key gets of the same requests.
@@ -27,11 +31,16 @@ left out of it, so the loop's share is not diluted by it.
 
 The collector is counted the same way per access event: a run that fills the access log
 and drains and writes it, less a run that only fills it. Its thread releases the GIL for
-the drain, the filter, zstd and the file writes; the count includes them all.
+the drain, the filter, zstd and the file writes.
+
+Run with the GIL released: the inclusive cost of predis's ``without_gil`` calls (the
+drain and the demand tap, ADWIN, the split hash, the segment filter) and of zstd's
+compression. Everything else counts as held, numpy's GIL-free copies included.
 
 With ``--max-serving``, ``--max-ab`` (instructions per request of the loop's own work) and
-``--max-collector`` (per event) it is a regression check: CI runs it small so, with room
-above the figures in docs/benchmarks.md, and a count above its limit exits 1.
+``--max-collector`` (per event), and their ``-held`` twins for the GIL-held counts, it is a
+regression check: CI runs it small so, with room above the figures in docs/benchmarks.md,
+and a count above its limit exits 1.
 """
 
 from __future__ import annotations
@@ -51,10 +60,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BATCH = 16
 PEERS = ("runtime", "serving", "ab", "champion", "get")
-STREAM_EVERY = 4096
 
 
-def _worker(peer: str, n: int, total: int, model_path: str, events: int) -> None:
+def _worker(peer: str, n: int, total: int, model_path: str, events: int, chunk: int) -> None:
     """Run ``n`` batches (of ``total`` made, whatever n) of ``peer`` on this thread, then
     leave without teardown."""
     import gc
@@ -102,28 +110,32 @@ def _worker(peer: str, n: int, total: int, model_path: str, events: int) -> None
         for keys, hits in batches:
             propose(keys, hits, cached)
         leave()
-    if peer == "runtime":
-        prefetcher: Prefetcher = _Idle()
-    else:
-        router = _idle_loop(tmp, peer == "ab").router
-        router.max_hold_s = 3600.0  # chunks by count only, as under load: a run's wall time
-        # (slow under valgrind) must not change what is counted. A quarter of the default
-        # chunk, so that about five chunks fall in the counted requests: the figure per
-        # request is then an upper bound for the default.
-        router.stream_every = STREAM_EVERY
-        prefetcher = router
+    # Every runtime peer builds the same loop, so the heaps they count on start alike.
+    router = _idle_loop(tmp, peer == "ab").router
+    prefetcher: Prefetcher = _Idle() if peer == "runtime" else router
+    # The router's thread takes the tap every stream_every requests (look_every during a
+    # test). Here it never wakes by itself (a chunk bigger than the run, no time limit):
+    # this thread takes the tap at those same points instead (every `chunk` requests), so
+    # that what is counted does not depend on how valgrind schedules threads.
+    router.max_hold_s = 3600.0
+    router.stream_every = 1 << 20
+    every = (router.look_every if peer == "ab" else chunk) // BATCH
     runtime = PrefetchRuntime(cache, prefetcher, start=False, train_after=None)
-    get, step = cache.get, runtime.step
+    get, step, flush = cache.get, runtime.step, prefetcher.flush
     cache._drain_native()  # what the set-up logged
-    prefetcher.flush()  # ... and taken now, so the chunks start with the counted requests
-    for keys, _ in batches:
+    flush()  # ... taken now, so the chunks start with the counted requests
+    for i, (keys, _) in enumerate(batches, 1):
         for k in keys.tolist():
             get(k)
         step(cache)
+        if i % every == 0:
+            flush()
     leave()
 
 
-def _count(peer: str, n: int, total: int, model_path: str, events: int) -> tuple[int, int]:
+def _count(
+    peer: str, n: int, total: int, model_path: str, events: int, chunk: int
+) -> tuple[int, int]:
     """The instructions of all the threads of one worker run, and how many of them ran
     with the GIL released."""
     with tempfile.TemporaryDirectory(prefix="predis-loop-cg-") as tmp:
@@ -141,6 +153,7 @@ def _count(peer: str, n: int, total: int, model_path: str, events: int) -> tuple
             str(total),
             model_path,
             str(events),
+            str(chunk),
         ]
         # No BLAS thread pool: its idle threads wake with the wall clock, which valgrind
         # stretches differently in every run. And no `rep movsb` copies: callgrind counts
@@ -210,7 +223,19 @@ def _without_gil(part: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--batches", type=int, default=600, help="N: runs of N and 3N batches")
+    p.add_argument(
+        "--batches",
+        type=int,
+        default=1024,
+        help="N (a multiple of --chunk / 16): runs of N and 3N batches",
+    )
+    p.add_argument(
+        "--chunk",
+        type=int,
+        default=16_384,
+        help="requests per chunk the live router takes (its stream_every); smaller chunks "
+        "give an upper bound in fewer batches",
+    )
     p.add_argument("--events", type=int, default=1 << 16, help="events for the collector")
     p.add_argument("--jobs", type=int, default=2, help="valgrind runs at once")
     p.add_argument("--json", type=Path, help="also write the figures here")
@@ -220,14 +245,21 @@ def main(argv: list[str] | None = None) -> int:
             type=float,
             help=f"exit 1 if the {name} instructions per {unit} are above this",
         )
-    p.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
+        p.add_argument(
+            f"--max-{name}-held",
+            type=float,
+            help=f"exit 1 if the {name} instructions per {unit} with the GIL held are above this",
+        )
+    p.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
-        peer, n, total, model_path, events = args.worker
-        _worker(peer, int(n), int(total), model_path, int(events))
+        peer, n, total, model_path, events, chunk = args.worker
+        _worker(peer, int(n), int(total), model_path, int(events), int(chunk))
         return 0
-    if args.batches < 10 or args.events < 1024:
-        p.error("--batches must be >= 10 and --events >= 1024")
+    if args.chunk < BATCH or args.chunk % BATCH:
+        p.error(f"--chunk must be a multiple of {BATCH}")
+    if args.batches < 10 or args.batches % (args.chunk // BATCH) or args.events < 1024:
+        p.error("--batches must be a multiple of --chunk / 16, and --events >= 1024")
     sys.path.insert(0, str(HERE.parent))
     from predis.prefetch import train_model
     from test_mlops_bench import ITEMS, KEYS, TRAIN  # the benchmark's own workload
@@ -244,7 +276,10 @@ def main(argv: list[str] | None = None) -> int:
             counts = dict(
                 zip(
                     runs,
-                    pool.map(lambda r: _count(r[0], r[1], 3 * n, model_path, args.events), runs),
+                    pool.map(
+                        lambda r: _count(r[0], r[1], 3 * n, model_path, args.events, args.chunk),
+                        runs,
+                    ),
                     strict=True,
                 )
             )
@@ -299,6 +334,13 @@ def main(argv: list[str] | None = None) -> int:
             ("serving", "loop_serving_own_per_request", args.max_serving),
             ("A/B", "loop_ab_own_per_request", args.max_ab),
             ("collector", "collector_instructions_per_event", args.max_collector),
+            ("serving (GIL held)", "loop_serving_own_held_per_request", args.max_serving_held),
+            ("A/B (GIL held)", "loop_ab_own_held_per_request", args.max_ab_held),
+            (
+                "collector (GIL held)",
+                "collector_held_instructions_per_event",
+                args.max_collector_held,
+            ),
         )
         if limit is not None and float(figures[key]) > limit  # type: ignore[arg-type]
     ]

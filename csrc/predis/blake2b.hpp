@@ -62,8 +62,9 @@ class KeyedBlake2b8 {
     return x;
   }
 
-  static inline void g(uint64_t& a, uint64_t& b, uint64_t& c, uint64_t& d, uint64_t x,
-                       uint64_t y) noexcept {
+  // Always inlined: a G left as a call (LTO chose so) made the digest twice as slow.
+  [[gnu::always_inline]] static inline void g(uint64_t& a, uint64_t& b, uint64_t& c, uint64_t& d,
+                                              uint64_t x, uint64_t y) noexcept {
     a = a + b + x;
     d = rotr(d ^ a, 32);
     c = c + d;
@@ -77,7 +78,7 @@ class KeyedBlake2b8 {
   // One round with its message schedule known at compile time, so that every round is
   // straight-line code on registers (a loop over kSigma ran ~8x slower).
   template <int R>
-  static inline void round(uint64_t* v, const uint64_t* m) noexcept {
+  [[gnu::always_inline]] static inline void round(uint64_t* v, const uint64_t* m) noexcept {
     constexpr const uint8_t* s = kSigma[R];
     g(v[0], v[4], v[8], v[12], m[s[0]], m[s[1]]);
     g(v[1], v[5], v[9], v[13], m[s[2]], m[s[3]]);
