@@ -114,9 +114,11 @@ def _worker(peer: str, n: int, total: int, model_path: str, events: int, chunk: 
     router = _idle_loop(tmp, peer == "ab").router
     prefetcher: Prefetcher = _Idle() if peer == "runtime" else router
     # The router's thread takes the tap every stream_every requests (look_every during a
-    # test). Here it never wakes by itself (a chunk bigger than the run, no time limit):
-    # this thread takes the tap at those same points instead (every `chunk` requests), so
-    # that what is counted does not depend on how valgrind schedules threads.
+    # test). Between experiments it never wakes here (a chunk bigger than the run, no time
+    # limit): this thread takes the tap at those same points instead (every `chunk`
+    # requests), so that what is counted does not depend on how valgrind schedules
+    # threads. During a test both take every 256 requests; which one takes a chunk
+    # depends on the scheduling, the work per chunk does not.
     router.max_hold_s = 3600.0
     router.stream_every = 1 << 20
     every = (router.look_every if peer == "ab" else chunk) // BATCH

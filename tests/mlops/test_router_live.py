@@ -57,6 +57,7 @@ def serve(cache: Cache, router: ABRouter, keys: np.ndarray) -> None:
             cache.get(k)
         while router.requests < done + len(step) and time.monotonic() < deadline:
             time.sleep(0.0005)
+        assert router.requests >= done + len(step), "the drain thread stalled"
         runtime.executor.wait_idle(10)
 
 
@@ -99,6 +100,7 @@ def test_an_experiment_on_a_live_cache_routes_its_batches_and_ends_back_on_the_c
     with cache:
         serve(cache, router, stream(1_024, seed=6))
         assert router.calls == 0
+        serving = router.roles
         roles = router.start_test(LearnedPrefetcher(model), 0.5)
         serve(cache, router, stream(2_048, seed=7))
         during = router.calls
@@ -117,6 +119,12 @@ def test_an_experiment_on_a_live_cache_routes_its_batches_and_ends_back_on_the_c
     # gets here) plus what it carried below a batch (up to 15).
     slack = 64 + router.batch_size - 1
     assert 2_048 - 2 * slack <= arms <= 2_048 + 2 * slack
+    # The champion alone is counted for what it served before and after: requests the tap
+    # held at a change go to the roles they were served under, not to whoever is next.
+    before = serving.champion_stats.requests
+    after = router.roles.champion_stats.requests
+    assert 1_024 - slack <= before <= 1_024 + slack
+    assert total - 2 * slack <= before + arms + after <= total + 2 * slack
     assert roles.other_stats.requests > 0
 
 

@@ -212,8 +212,8 @@ def test_lowering_the_sample_rate_while_prefetching_is_refused():
 
 
 def test_steps_from_several_threads_hand_over_every_event_once(sessions_model):
-    """step() drains into one reused buffer: steps on real threads at once must still see
-    each logged event exactly once, in order within each drain."""
+    """step() drains into one reused buffer: steps on real threads at once must still hand
+    over each logged event exactly once."""
     cache = Cache(
         capacity_bytes=1 << 20,
         max_items=100,

@@ -539,25 +539,28 @@ class ABRouter(Prefetcher):
                 self._released += self._held
             self._held_keys, self._held_hits, self._held = [], [], 0
         roles, self._held_roles = self._held_roles, None
-        if roles is not None and roles.split is not None:
-            # An experiment's chunk: each request counted in its key's arm, per split bucket
-            # (the test's unit), with the split of the roles it was served under.
-            buckets = roles.split.buckets_u64(keys)
-            in_other = buckets < roles.split.cutoff
-            roles.other_stats.add_batch(buckets[in_other], hits[in_other])
-            in_champion = ~in_other
-            roles.champion_stats.add_batch(buckets[in_champion], hits[in_champion])
-        s = self._held_stats
-        if s is not None:
-            s.requests += len(keys)
-            s.hits += int(np.count_nonzero(hits))
-            self._held_stats = None
-        marks, self._marks = self._marks, None
-        for stats, p, calls, seconds, rows, proposals in marks or ():
-            stats.inference_batches += p.inference_calls - calls
-            stats.inference_seconds += p.inference_seconds - seconds
-            stats.proposals += p.proposals - proposals
-            self.inference_rows += p.inference_rows - rows
+        # Serving a live cache, the listeners look at the arms' counts on the router's own
+        # thread, holding this lock: they must never see a chunk half counted.
+        with self._observe_lock:
+            if roles is not None and roles.split is not None:
+                # An experiment's chunk: each request counted in its key's arm, per split
+                # bucket (the test's unit), with the split of the roles it was served under.
+                buckets = roles.split.buckets_u64(keys)
+                in_other = buckets < roles.split.cutoff
+                roles.other_stats.add_batch(buckets[in_other], hits[in_other])
+                in_champion = ~in_other
+                roles.champion_stats.add_batch(buckets[in_champion], hits[in_champion])
+            s = self._held_stats
+            if s is not None:
+                s.requests += len(keys)
+                s.hits += int(np.count_nonzero(hits))
+                self._held_stats = None
+            marks, self._marks = self._marks, None
+            for stats, p, calls, seconds, rows, proposals in marks or ():
+                stats.inference_batches += p.inference_calls - calls
+                stats.inference_seconds += p.inference_seconds - seconds
+                stats.proposals += p.proposals - proposals
+                self.inference_rows += p.inference_rows - rows
         if not live:
             self._tell(keys, hits)
 
@@ -600,12 +603,17 @@ class ABRouter(Prefetcher):
             if roles.other is None:  # between experiments: the champion, directly
                 self._direct = self._mark(roles.champion_stats, roles.champion)
                 runtime.route(roles.champion.propose)
-            self._tap = tap
             thread = threading.Thread(
                 target=self._follow, args=(tap,), name="predis-ab-stream", daemon=True
             )
-            thread.start()
-            self._tap_thread = thread
+            try:
+                thread.start()
+            except BaseException:  # nothing is left half attached
+                runtime.attach_demand_tap(None)
+                runtime.route(None)
+                self._direct = self._runtime = None
+                raise
+            self._tap, self._tap_thread = tap, thread
 
     def detach(self) -> None:
         """The runtime stopped: the tap's last requests go to the listeners, and the router
@@ -619,40 +627,60 @@ class ABRouter(Prefetcher):
         tap.close()  # the thread takes what is left, then ends
         if thread is not None and thread is not threading.current_thread():
             thread.join(30.0)
-        self._take(tap)  # in case it could not
-        with self._observe_lock:  # not under _change: a listener may be waiting on the
-            self._settle_direct(remark=False)  # loop, whose actions may wait for _change
-            with self._count_lock:
-                self._released = max(self._released, self._tap_base + tap.seen)
+        # Not under _change: a listener may be waiting on the loop, whose actions may wait
+        # for _change. With a time limit: a listener stuck for minutes must not stop the
+        # runtime's stop (what is left then stays untaken).
+        if self._observe_lock.acquire(timeout=30.0):
+            try:
+                self._take_locked(tap, 0)
+                self._settle_direct(remark=False)
+            finally:
+                self._observe_lock.release()
+        else:
+            log.error("A/B router: the stream thread did not finish; detaching without it")
+        with self._count_lock:
+            self._released = max(self._released, self._tap_base + tap.seen)
         with self._change:
             self._tap = self._tap_thread = self._runtime = None
 
     def _follow(self, tap: _core.DemandTap) -> None:
         """The tap's thread: waits (without the GIL) for a chunk, then takes it."""
         while True:
-            every = self.stream_every if self._roles.other is None else self.look_every
-            if not tap.wait(every, self.max_hold_s) and tap.closed:
-                return
             try:
+                every = self.stream_every if self._roles.other is None else self.look_every
+                # The settings are plain attributes: whatever they were set to, it waits.
+                hold = min(max(float(self.max_hold_s), 0.0), 3600.0)
+                if not tap.wait(max(1, int(every)), hold) and tap.closed:
+                    return
                 self._take(tap)
             except Exception:  # the thread outlives a bad chunk, as the runtime's does
                 log.exception("A/B router: taking the demand stream failed; continuing")
+                if tap.closed:
+                    return
+                time.sleep(0.1)  # not a hot loop if it keeps failing
 
-    def _take(self, tap: _core.DemandTap) -> None:
-        """Take what the tap holds and hand it on (counts, then the listeners), in order."""
+    def _take(self, tap: _core.DemandTap, *, leave: int = 0) -> None:
+        """Take what the tap holds, but its newest ``leave`` requests, and hand it on
+        (counts, then the listeners), in order."""
         with self._observe_lock:
-            keys, hits = tap.take(TAP_CAPACITY)
-            if not len(keys):
-                return
-            keys.flags.writeable = hits.flags.writeable = False  # listeners only read them
-            with self._count_lock:
-                self._released += len(keys)
-            d = self._direct
-            if d is not None:  # the champion served these directly: counted as its own
-                d[0].requests += len(keys)
-                d[0].hits += int(np.count_nonzero(hits))
-                self._settle_direct(remark=True)
-            self._tell(keys, hits)
+            self._take_locked(tap, leave)
+
+    def _take_locked(self, tap: _core.DemandTap, leave: int) -> None:
+        n = min(TAP_CAPACITY, tap.pending - leave)
+        if n <= 0:
+            return
+        keys, hits = tap.take(n)
+        keys.flags.writeable = hits.flags.writeable = False  # listeners only read them
+        with self._count_lock:
+            # Requests the tap dropped (it was full) are passed too: positions stay those
+            # of the stream, as `requests` counts them.
+            self._released = self._tap_base + tap.taken + tap.dropped
+        d = self._direct
+        if d is not None:  # the champion served these directly: counted as its own
+            d[0].requests += len(keys)
+            d[0].hits += int(np.count_nonzero(hits))
+            self._settle_direct(remark=True)
+        self._tell(keys, hits)
 
     def _settle_direct(self, *, remark: bool) -> None:
         """Count the model work the champion did since its counters were last read (while
@@ -661,24 +689,33 @@ class ABRouter(Prefetcher):
         if d is None:
             return
         stats, p, calls, seconds, rows, proposals = d
-        stats.inference_batches += p.inference_calls - calls
-        stats.inference_seconds += p.inference_seconds - seconds
-        stats.proposals += p.proposals - proposals
-        self.inference_rows += p.inference_rows - rows
-        self._direct = self._mark(stats, p) if remark else None
+        # One read of the counters for both the count and the next mark: the runtime's
+        # thread may be adding to them meanwhile.
+        now = self._mark(stats, p)
+        stats.inference_batches += now[2] - calls
+        stats.inference_seconds += now[3] - seconds
+        self.inference_rows += now[4] - rows
+        stats.proposals += now[5] - proposals
+        self._direct = now if remark else None
 
     def _propose_live(
         self, roles: Roles, keys: np.ndarray, hits: np.ndarray, cached: CachedFn
     ) -> tuple[np.ndarray, np.ndarray]:
         """A batch the live runtime brought here: the first after a change of roles, or one
         of an experiment."""
-        if self._direct is not None:
-            with self._observe_lock:  # the roles changed: the direct service's work so far
+        tap = self._tap
+        if self._direct is not None and tap is not None:
+            # The roles changed: what was served before this batch (all of the tap but
+            # this batch, the newest) goes to the old roles, the direct service's work too.
+            with self._observe_lock:
+                self._take_locked(tap, len(keys))
                 self._settle_direct(remark=False)
         if roles.other is None or roles.split is None:
             self._release()  # an experiment's held batches, counted with its roles
             champion = roles.champion
             with self._observe_lock:
+                if tap is not None:  # the experiment's requests: not the champion's alone
+                    self._take_locked(tap, len(keys))
                 self._direct = self._mark(roles.champion_stats, champion)
             runtime = self._runtime() if self._runtime is not None else None
             with self._change:
