@@ -405,16 +405,19 @@ class ABRouter(Prefetcher):
             keys = np.ascontiguousarray(keys, dtype=np.uint64)
             hits = np.asarray(hits, dtype=bool)
             out, conf = self._experiment(roles, keys, hits, cached)
-        # Held once the arms have run (a model that raises leaves the batch unheld, so
-        # uncounted); a chunk is counted when it is released.
+        self._hold(keys, hits, self.listen_every if roles.other is None else self.look_every)
+        return (out, conf) if len(out) else _EMPTY
+
+    def _hold(self, keys: np.ndarray, hits: np.ndarray, every: int) -> None:
+        """Hold a served batch until its chunk of ``every`` requests is released. Only once
+        the models have run: a model that raises leaves the batch unheld, so uncounted."""
         if not self._held:
             self._held_since = time.monotonic()
         self._held_keys.append(keys)
         self._held_hits.append(hits)
         self._held += len(keys)
-        if self._held >= (self.listen_every if roles.other is None else self.look_every):
+        if self._held >= every:
             self._release()
-        return (out, conf) if len(out) else _EMPTY
 
     def _experiment(
         self, roles: Roles, keys: np.ndarray, hits: np.ndarray, cached: CachedFn
@@ -726,13 +729,7 @@ class ABRouter(Prefetcher):
         keys = np.ascontiguousarray(keys, dtype=np.uint64)
         hits = np.asarray(hits, dtype=bool)
         out, conf = self._experiment(roles, keys, hits, cached)
-        if not self._held:
-            self._held_since = time.monotonic()
-        self._held_keys.append(keys)
-        self._held_hits.append(hits)
-        self._held += len(keys)
-        if self._held >= self.look_every:
-            self._release()
+        self._hold(keys, hits, self.look_every)
         return (out, conf) if len(out) else _EMPTY
 
     def reset(self) -> None:
