@@ -662,13 +662,13 @@ class ABRouter(Prefetcher):
                     return
                 time.sleep(0.1)  # not a hot loop if it keeps failing
 
-    def _take(self, tap: _core.DemandTap, *, leave: int = 0) -> None:
-        """Take what the tap holds, but its newest ``leave`` requests, and hand it on
-        (counts, then the listeners), in order."""
+    def _take(self, tap: _core.DemandTap) -> None:
+        """Take what the tap holds and hand it on (counts, then the listeners), in order."""
         with self._observe_lock:
-            self._take_locked(tap, leave)
+            self._take_locked(tap, 0)
 
     def _take_locked(self, tap: _core.DemandTap, leave: int) -> None:
+        """The same, holding the lock, but for the tap's newest ``leave`` requests."""
         n = min(TAP_CAPACITY, tap.pending - leave)
         if n <= 0:
             return
