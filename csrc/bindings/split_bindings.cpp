@@ -1,5 +1,7 @@
 // predis._core.TrafficSplitHash: the A/B split's keyed BLAKE2b of uint64 keys into buckets,
-// a whole array per call with the GIL released (predis.mlops.abtest.TrafficSplit uses it).
+// remembered per key (predis/split_memo.hpp), a whole array per call with the GIL released
+// (predis.mlops.abtest.TrafficSplit uses it).
+#include <array>
 #include <cstdint>
 #include <string>
 
@@ -9,45 +11,98 @@
 #include "bindings/errors.hpp"
 #include "bindings/register.hpp"
 #include "bindings/without_gil.hpp"
-#include "predis/blake2b.hpp"
+#include "predis/split_memo.hpp"
 
 namespace py = pybind11;
 
 namespace predis::bindings {
 
+namespace {
+
+using Counts = py::array_t<int64_t, py::array::c_style>;
+
+// A per-bucket count array the tally adds to in place: exactly int64, one per bucket.
+int64_t* counts_of(Counts& a, uint32_t n_buckets, const char* name) {
+  if (a.ndim() != 1 || a.shape(0) != static_cast<py::ssize_t>(n_buckets) || !a.writeable())
+    fail(ErrorKind::kInvalidArgument,
+         std::string(name) + " must be a writeable int64 array of one count per bucket");
+  return a.mutable_data();
+}
+
+}  // namespace
+
 void register_split(py::module_& m) {
-  py::class_<KeyedBlake2b8>(m, "TrafficSplitHash",
-                            "Keyed BLAKE2b (8-byte digest) of uint64 keys, as hashlib computes "
-                            "it for key.to_bytes(8, 'little').")
-      .def(py::init([](const py::bytes& secret) {
+  py::class_<SplitMemo>(m, "TrafficSplitHash",
+                        "Keyed BLAKE2b (8-byte digest) of uint64 keys into buckets, as hashlib "
+                        "computes it for key.to_bytes(8, 'little'); each key's bucket is "
+                        "remembered in a table of 2**memo_bits slots.")
+      .def(py::init([](const py::bytes& secret, uint32_t n_buckets, unsigned memo_bits) {
              const std::string s = secret;
              if (s.empty() || s.size() > KeyedBlake2b8::kMaxKeyBytes)
                fail(ErrorKind::kInvalidArgument, "secret must be 1 to 64 bytes");
-             return KeyedBlake2b8(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+             if (n_buckets == 0 || n_buckets > SplitMemo::kMaxBuckets)
+               fail(ErrorKind::kInvalidArgument, "n_buckets must be in [1, 65536]");
+             if (memo_bits < SplitMemo::kMinBits || memo_bits > SplitMemo::kMaxBits)
+               fail(ErrorKind::kInvalidArgument, "memo_bits must be in [17, 24]");
+             return std::make_unique<SplitMemo>(reinterpret_cast<const uint8_t*>(s.data()),
+                                                s.size(), n_buckets, memo_bits);
            }),
-           py::arg("secret"))
+           py::arg("secret"), py::arg("n_buckets"), py::arg("memo_bits") = 18)
+      .def_property_readonly("n_buckets", &SplitMemo::n_buckets)
+      .def_property_readonly("slots", &SplitMemo::slots)
       .def(
           "buckets",
-          [](const KeyedBlake2b8& h, const py::array_t<uint64_t, py::array::c_style>& keys,
-             uint32_t n_buckets) {
+          [](SplitMemo& h, const py::array_t<uint64_t, py::array::c_style>& keys) {
             if (keys.ndim() != 1) fail(ErrorKind::kInvalidArgument, "keys must be 1-D");
-            if (n_buckets == 0 || n_buckets > 65536)
-              fail(ErrorKind::kInvalidArgument, "n_buckets must be in [1, 65536]");
             const auto n = static_cast<std::size_t>(keys.shape(0));
             py::array_t<uint16_t> out(static_cast<py::ssize_t>(n));
             const uint64_t* k = keys.data();
             uint16_t* o = out.mutable_data();
             without_gil([&] {
-              for (std::size_t i = 0; i < n; ++i)
-                o[i] = static_cast<uint16_t>(h.hash(k[i]) % n_buckets);
+              for (std::size_t i = 0; i < n; ++i) o[i] = static_cast<uint16_t>(h.bucket(k[i]));
             });
             return out;
           },
-          py::arg("keys"), py::arg("n_buckets"),
-          "Each key's digest (little-endian u64) modulo n_buckets, as a uint16 array.")
+          py::arg("keys"), "Each key's digest (little-endian u64) modulo n_buckets, as uint16.")
       .def(
-          "digest", [](const KeyedBlake2b8& h, uint64_t key) { return h.hash(key); },
-          py::arg("key"), "One key's 8-byte digest read as a little-endian u64.");
+          "tally",
+          [](SplitMemo& h, const py::array_t<uint64_t, py::array::c_style>& keys,
+             const py::array_t<bool, py::array::c_style>& hits, uint32_t cutoff, Counts low_requests,
+             Counts low_hits, Counts high_requests, Counts high_hits) {
+            if (keys.ndim() != 1 || hits.ndim() != 1 || keys.shape(0) != hits.shape(0))
+              fail(ErrorKind::kInvalidArgument, "keys and hits must be 1-D and of one length");
+            const uint32_t nb = h.n_buckets();
+            if (cutoff > nb) fail(ErrorKind::kInvalidArgument, "cutoff must be in [0, n_buckets]");
+            int64_t* lr = counts_of(low_requests, nb, "low_requests");
+            int64_t* lh = counts_of(low_hits, nb, "low_hits");
+            int64_t* hr = counts_of(high_requests, nb, "high_requests");
+            int64_t* hh = counts_of(high_hits, nb, "high_hits");
+            const auto n = static_cast<std::size_t>(keys.shape(0));
+            const uint64_t* k = keys.data();
+            const bool* hit = hits.data();
+            std::array<int64_t, 4> sums{};  // low requests, low hits, high requests, high hits
+            without_gil([&] {
+              for (std::size_t i = 0; i < n; ++i) {
+                const uint32_t b = h.bucket(k[i]);
+                const int64_t x = hit[i] ? 1 : 0;
+                const bool low = b < cutoff;
+                (low ? lr : hr)[b] += 1;
+                (low ? lh : hh)[b] += x;
+                sums[low ? 0 : 2] += 1;
+                sums[low ? 1 : 3] += x;
+              }
+            });
+            return py::make_tuple(sums[0], sums[1], sums[2], sums[3]);
+          },
+          py::arg("keys"), py::arg("hits").noconvert(), py::arg("cutoff"),
+          py::arg("low_requests").noconvert(), py::arg("low_hits").noconvert(),
+          py::arg("high_requests").noconvert(), py::arg("high_hits").noconvert(),
+          "Count each key's request (and its hit) in its bucket: in the low arrays for buckets "
+          "below cutoff, else in the high ones. Returns (low requests, low hits, high requests, "
+          "high hits) added.")
+      .def(
+          "digest", [](const SplitMemo& h, uint64_t key) { return h.digest(key); },
+          py::arg("key"), "One key's 8-byte digest read as a little-endian u64 (not remembered).");
 }
 
 }  // namespace predis::bindings

@@ -4,6 +4,7 @@ and a deterministic, keyed traffic split."""
 from __future__ import annotations
 
 import hashlib
+import threading
 
 import numpy as np
 import pytest
@@ -118,25 +119,117 @@ def test_split_is_deterministic_keyed_and_proportioned():
     assert 0 <= split.bucket(2**64 - 1) < 10_000
 
 
+def _digest(secret: bytes, key: int) -> int:
+    return int.from_bytes(
+        hashlib.blake2b(key.to_bytes(8, "little"), key=secret, digest_size=8).digest(), "little"
+    )
+
+
+_M64 = (1 << 64) - 1
+
+
+def _unmix(m: int) -> int:
+    """The key whose splitmix64 finaliser (the memo's slot and tag) is ``m``."""
+
+    def unshift(x: int, s: int) -> int:  # inverts x ^= x >> s
+        out = x
+        for _ in range(64 // s + 1):
+            out = x ^ (out >> s)
+        return out & _M64
+
+    m = unshift(m, 31)
+    m = (m * pow(0x94D049BB133111EB, -1, 1 << 64)) & _M64
+    m = unshift(m, 27)
+    m = (m * pow(0xBF58476D1CE4E5B9, -1, 1 << 64)) & _M64
+    return unshift(m, 30)
+
+
+def _mix(z: int) -> int:
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     secret=st.binary(min_size=1, max_size=64),
+    n_buckets=st.integers(1, 65_536),
     keys=st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=40),
+    slot=st.integers(0, (1 << 17) - 1),
+    tags=st.lists(st.integers(0, (1 << 47) - 1), min_size=1, max_size=6),
+    order=st.randoms(use_true_random=False),
 )
-def test_native_split_hash_is_hashlibs_blake2b(secret, keys):
-    native = _core.TrafficSplitHash(secret)
+def test_native_split_hash_is_hashlibs_blake2b_whatever_the_memo_holds(
+    secret, n_buckets, keys, slot, tags, order
+):
+    # Keys that share one memo slot (same low bits of the mix, other tags) are looked up
+    # in turn, each several times, among arbitrary keys: every bucket must still be the
+    # key's own, never a neighbour's remembered one.
+    native = _core.TrafficSplitHash(secret, n_buckets, memo_bits=17)
+    rivals = [_unmix((tag << 17) | slot) for tag in tags]
+    assert {_mix(k) & ((1 << 17) - 1) for k in rivals} == {slot}
+    stream = (keys + rivals) * 3
+    order.shuffle(stream)
+    for k in keys[:3]:
+        assert native.digest(k) == _digest(secret, k)
+    for start in range(0, len(stream), 7):  # several calls: the memo carries over
+        part = stream[start : start + 7]
+        got = native.buckets(np.array(part, dtype=np.uint64)).tolist()
+        assert got == [_digest(secret, k) % n_buckets for k in part]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    share=st.floats(0.01, 0.99),
+    keys=st.lists(st.integers(0, 300), max_size=200),
+    hits=st.lists(st.booleans(), min_size=200, max_size=200),
+)
+def test_tally_counts_each_request_in_its_arm_and_bucket(share, keys, hits):
+    split = TrafficSplit(SECRET, share)
     arr = np.array(keys, dtype=np.uint64)
-    for k in keys:
-        digest = hashlib.blake2b(k.to_bytes(8, "little"), key=secret, digest_size=8).digest()
-        assert native.digest(k) == int.from_bytes(digest, "little")
+    hit = np.array(hits[: len(keys)], dtype=bool)
+    arrays = [np.full(10_000, 5, dtype=np.int64) for _ in range(4)]  # adds to what is there
+    sums = split.tally_u64(arr, hit, (arrays[0], arrays[1]), (arrays[2], arrays[3]))
+    want = [np.full(10_000, 5, dtype=np.int64) for _ in range(4)]
+    for k, h in zip(keys, hit.tolist(), strict=True):
+        b = split.bucket(k)
+        low = split.arm(k) == "challenger"
+        want[0 if low else 2][b] += 1
+        want[1 if low else 3][b] += h
+    for got, expected in zip(arrays, want, strict=True):
+        assert np.array_equal(got, expected)
+    chall = [split.arm(k) == "challenger" for k in keys]
+    assert sums == (
+        sum(chall),
+        sum(h for c, h in zip(chall, hit.tolist(), strict=False) if c),
+        len(keys) - sum(chall),
+        sum(h for c, h in zip(chall, hit.tolist(), strict=False) if not c),
+    )
+
+
+def test_memo_lookups_from_many_threads_agree_with_hashlib():
+    # A memo far smaller than the keys: threads overwrite each other's slots all the time.
+    native = _core.TrafficSplitHash(SECRET, 10_000, memo_bits=17)
+    rng = np.random.default_rng(7)
+    key_sets = [rng.integers(0, 1 << 19, size=40_000, dtype=np.uint64) for _ in range(4)]
     want = [
-        int.from_bytes(
-            hashlib.blake2b(k.to_bytes(8, "little"), key=secret, digest_size=8).digest(), "little"
-        )
-        % 10_000
-        for k in keys
+        np.array([_digest(SECRET, k) % 10_000 for k in ks.tolist()], dtype=np.uint16)
+        for ks in key_sets
     ]
-    assert native.buckets(arr, 10_000).tolist() == want
+    wrong: list[int] = []
+
+    def run(i: int) -> None:
+        for _ in range(5):
+            got = native.buckets(key_sets[i])
+            wrong.append(int(np.count_nonzero(got != want[i])))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wrong) == 20
+    assert sum(wrong) == 0
 
 
 @settings(max_examples=100, deadline=None)
@@ -155,14 +248,42 @@ def test_split_arrays_match_the_per_key_arm(secret, share, keys):
 
 def test_native_split_refuses_bad_input():
     with pytest.raises(InvalidArgumentError, match="secret"):
-        _core.TrafficSplitHash(b"")
+        _core.TrafficSplitHash(b"", 10_000)
     with pytest.raises(InvalidArgumentError, match="secret"):
-        _core.TrafficSplitHash(b"x" * 65)
-    h = _core.TrafficSplitHash(b"k" * 32)
+        _core.TrafficSplitHash(b"x" * 65, 10_000)
+    for bad in (0, 65_537):
+        with pytest.raises(InvalidArgumentError, match="n_buckets"):
+            _core.TrafficSplitHash(b"k" * 32, bad)
+    for bad in (16, 25):
+        with pytest.raises(InvalidArgumentError, match="memo_bits"):
+            _core.TrafficSplitHash(b"k" * 32, 10_000, memo_bits=bad)
+    h = _core.TrafficSplitHash(b"k" * 32, 10_000)
+    assert h.slots == 1 << 18
+    assert h.n_buckets == 10_000
     with pytest.raises(InvalidArgumentError, match="1-D"):
-        h.buckets(np.zeros((2, 2), dtype=np.uint64), 10_000)
-    with pytest.raises(InvalidArgumentError, match="n_buckets"):
-        h.buckets(np.zeros(2, dtype=np.uint64), 0)
+        h.buckets(np.zeros((2, 2), dtype=np.uint64))
+    keys, hits = np.arange(4, dtype=np.uint64), np.ones(4, dtype=bool)
+    good = [np.zeros(10_000, dtype=np.int64) for _ in range(4)]
+    with pytest.raises(InvalidArgumentError, match="one length"):
+        h.tally(keys, hits[:3], 5_000, *good)
+    with pytest.raises(InvalidArgumentError, match="cutoff"):
+        h.tally(keys, hits, 10_001, *good)
+    for bad in (
+        np.zeros(9_999, dtype=np.int64),  # not one count per bucket
+        np.zeros(10_000, dtype=np.int64)[::-1].copy().reshape(100, 100),  # not 1-D
+    ):
+        with pytest.raises(InvalidArgumentError, match="low_hits"):
+            h.tally(keys, hits, 5_000, good[0], bad, good[2], good[3])
+    frozen = np.zeros(10_000, dtype=np.int64)
+    frozen.flags.writeable = False
+    with pytest.raises(InvalidArgumentError, match="high_hits"):
+        h.tally(keys, hits, 5_000, *good[:3], frozen)
+    for wrong in (np.zeros(10_000, dtype=np.int32), np.zeros(20_000, dtype=np.int64)[::2]):
+        with pytest.raises(TypeError):  # a converted copy would take the counts: refused
+            h.tally(keys, hits, 5_000, wrong, *good[1:])
+    with pytest.raises(TypeError):
+        h.tally(keys, hits.astype(np.uint8), 5_000, *good)
+    assert all(not g.any() for g in good)  # nothing counted by a refused call
     split = TrafficSplit(SECRET, 0.5)
     with pytest.raises(InvalidArgumentError, match="int keys"):
         split.buckets(np.array([-1, 2]))

@@ -80,9 +80,9 @@ class TrafficSplit:
         self._secret = secret
         self.challenger_share = float(challenger_share)
         self._cutoff = round(self.challenger_share * BUCKETS)
-        # The same keyed blake2b in C++ for whole uint64 arrays (GIL released): the router
-        # splits every batch of demand keys and candidates through it.
-        self._native = _core.TrafficSplitHash(secret)
+        # The same keyed blake2b in C++ for whole uint64 arrays (GIL released), each key's
+        # bucket remembered: the router splits demand keys and candidates through it.
+        self._native = _core.TrafficSplitHash(secret, BUCKETS)
 
     def bucket(self, key: int | bytes | str) -> int:
         """The key's bucket in 0..9,999."""
@@ -101,7 +101,7 @@ class TrafficSplit:
             if arr.size and (arr.dtype.kind not in "iu" or arr.min() < 0):
                 raise InvalidArgumentError("buckets() takes an array of int keys in [0, 2**64)")
             arr = arr.astype(np.uint64)
-        return self._native.buckets(np.ascontiguousarray(arr.ravel()), BUCKETS)
+        return self._native.buckets(np.ascontiguousarray(arr.ravel()))
 
     @property
     def cutoff(self) -> int:
@@ -110,12 +110,24 @@ class TrafficSplit:
 
     def buckets_u64(self, keys: np.ndarray) -> np.ndarray:
         """:meth:`buckets` for a C-contiguous uint64 array, without checks or copies."""
-        return self._native.buckets(keys, BUCKETS)
+        return self._native.buckets(keys)
+
+    def tally_u64(
+        self,
+        keys: np.ndarray,
+        hits: np.ndarray,
+        challenger: tuple[np.ndarray, np.ndarray],
+        champion: tuple[np.ndarray, np.ndarray],
+    ) -> tuple[int, int, int, int]:
+        """Count each request (a C-contiguous uint64 key and its bool hit) in its arm's
+        per-bucket (requests, hits) int64 arrays, in place, natively. Returns the
+        challenger's requests and hits added, then the champion's."""
+        return self._native.tally(keys, hits, self._cutoff, *challenger, *champion)
 
     def is_challenger_u64(self, keys: np.ndarray) -> np.ndarray:
         """:meth:`is_challenger` for a C-contiguous uint64 array, without checks or copies
         (the router's per-batch path)."""
-        return self._native.buckets(keys, BUCKETS) < self._cutoff
+        return self._native.buckets(keys) < self._cutoff
 
     def is_challenger(self, keys: Sequence[int | bytes | str] | np.ndarray) -> np.ndarray:
         """A bool array: which keys the challenger serves."""

@@ -58,13 +58,20 @@ class ArmStats:
     bucket_requests: np.ndarray | None = field(default=None, repr=False, compare=False)
     bucket_hits: np.ndarray | None = field(default=None, repr=False, compare=False)
 
-    def add_batch(self, buckets: np.ndarray, hits: np.ndarray) -> None:
-        """Count demand requests of this arm: their split buckets and hit flags."""
+    def bucket_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """The per-bucket (requests, hits) arrays, created empty at the first call; a
+        native tally (:meth:`TrafficSplit.tally_u64`) adds to them in place, and the
+        caller then adds its sums to ``requests`` and ``hits``."""
         if self.bucket_requests is None or self.bucket_hits is None:
             self.bucket_requests = np.zeros(BUCKETS, dtype=np.int64)
             self.bucket_hits = np.zeros(BUCKETS, dtype=np.int64)
-        np.add.at(self.bucket_requests, buckets, 1)
-        np.add.at(self.bucket_hits, buckets[hits], 1)
+        return self.bucket_requests, self.bucket_hits
+
+    def add_batch(self, buckets: np.ndarray, hits: np.ndarray) -> None:
+        """Count demand requests of this arm: their split buckets and hit flags."""
+        bucket_requests, bucket_hits = self.bucket_counts()
+        np.add.at(bucket_requests, buckets, 1)
+        np.add.at(bucket_hits, buckets[hits], 1)
         self.requests += len(buckets)
         self.hits += int(np.count_nonzero(hits))
 

@@ -105,6 +105,22 @@ EXPERIMENT_SCORING = ("alternate", "every")
 BatchListener = Callable[["ABRouter", np.ndarray, np.ndarray], object]
 
 
+def _count_arms(roles: Roles, keys: np.ndarray, hits: np.ndarray) -> None:
+    """Count an experiment's requests (uint64 keys, bool hits), each in its key's arm and
+    split bucket (the test's unit), natively."""
+    split = roles.split
+    if split is None:
+        raise InvalidArgumentError("an experiment's roles have a split")
+    other, champion = roles.other_stats, roles.champion_stats
+    n_other, hits_other, n_champion, hits_champion = split.tally_u64(
+        keys, hits, other.bucket_counts(), champion.bucket_counts()
+    )
+    other.requests += n_other
+    other.hits += hits_other
+    champion.requests += n_champion
+    champion.hits += hits_champion
+
+
 @dataclass
 class Roles:
     """Who serves what, and their counts since these roles were set. Replaced whole (never
@@ -546,13 +562,9 @@ class ABRouter(Prefetcher):
         # thread, holding this lock: they must never see a chunk half counted.
         with self._observe_lock:
             if roles is not None and roles.split is not None:
-                # An experiment's chunk: each request counted in its key's arm, per split
-                # bucket (the test's unit), with the split of the roles it was served under.
-                buckets = roles.split.buckets_u64(keys)
-                in_other = buckets < roles.split.cutoff
-                roles.other_stats.add_batch(buckets[in_other], hits[in_other])
-                in_champion = ~in_other
-                roles.champion_stats.add_batch(buckets[in_champion], hits[in_champion])
+                # An experiment's chunk, counted with the split of the roles it was served
+                # under.
+                _count_arms(roles, keys, hits)
             s = self._held_stats
             if s is not None:
                 s.requests += len(keys)
