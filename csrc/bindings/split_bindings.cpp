@@ -67,8 +67,8 @@ void register_split(py::module_& m) {
       .def(
           "tally",
           [](SplitMemo& h, const py::array_t<uint64_t, py::array::c_style>& keys,
-             const py::array_t<bool, py::array::c_style>& hits, uint32_t cutoff, Counts low_requests,
-             Counts low_hits, Counts high_requests, Counts high_hits) {
+             const py::array_t<bool, py::array::c_style>& hits, uint32_t cutoff,
+             Counts low_requests, Counts low_hits, Counts high_requests, Counts high_hits) {
             if (keys.ndim() != 1 || hits.ndim() != 1 || keys.shape(0) != hits.shape(0))
               fail(ErrorKind::kInvalidArgument, "keys and hits must be 1-D and of one length");
             const uint32_t nb = h.n_buckets();
@@ -101,8 +101,8 @@ void register_split(py::module_& m) {
           "below cutoff, else in the high ones. Returns (low requests, low hits, high requests, "
           "high hits) added.")
       .def(
-          "digest", [](const SplitMemo& h, uint64_t key) { return h.digest(key); },
-          py::arg("key"), "One key's 8-byte digest read as a little-endian u64 (not remembered).");
+          "digest", [](const SplitMemo& h, uint64_t key) { return h.digest(key); }, py::arg("key"),
+          "One key's 8-byte digest read as a little-endian u64 (not remembered).");
 }
 
 }  // namespace predis::bindings

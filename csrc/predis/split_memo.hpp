@@ -28,8 +28,7 @@ class SplitMemo {
 
   // secret: (secret_len) host, 1..64 bytes; n_buckets in [1, 2^16]; memo_bits in
   // [kMinBits, kMaxBits] (the caller validates all three).
-  SplitMemo(const uint8_t* secret, std::size_t secret_len, uint32_t n_buckets,
-            unsigned memo_bits)
+  SplitMemo(const uint8_t* secret, std::size_t secret_len, uint32_t n_buckets, unsigned memo_bits)
       : hash_(secret, secret_len),
         n_buckets_(n_buckets),
         bits_(memo_bits),
