@@ -56,7 +56,7 @@ from predis import _core
 from predis.errors import InvalidArgumentError
 from predis.mlops.abtest import TrafficSplit
 from predis.mlops.decisions import ArmStats
-from predis.prefetch.base import CachedFn, Prefetcher
+from predis.prefetch.base import CachedFn, Prefetcher, ProposeFn
 from predis.prefetch.learned import LearnedPrefetcher
 from predis.prefetch.stats import LatencyHistogram
 
@@ -132,6 +132,72 @@ class Roles:
     split: TrafficSplit | None = None
     champion_stats: ArmStats = field(default_factory=ArmStats)
     other_stats: ArmStats = field(default_factory=ArmStats)
+
+
+#: An arm's stats, its prefetcher and that prefetcher's model counters (calls, seconds,
+#: rows, proposals) when they were last counted.
+_Mark = tuple[ArmStats, LearnedPrefetcher, int, float, int, int]
+
+
+class _Arms:
+    """An experiment's proposals for a batch: each arm's model on the batch, its
+    candidates cut to its own keys, the two lists merged by confidence. One per
+    experiment's roles; with alternate scoring it keeps whose turn it is, and the batch
+    the arm whose turn is next has not seen yet. Called by one thread at a time."""
+
+    __slots__ = ("alternate", "champion", "other", "roles", "split", "turn", "waiting")
+
+    def __init__(self, roles: Roles, alternate: bool) -> None:
+        if roles.other is None or roles.split is None:  # roles never change in place
+            raise InvalidArgumentError("an experiment needs a second arm and a split")
+        self.roles = roles
+        self.champion, self.other, self.split = roles.champion, roles.other, roles.split
+        self.alternate = alternate
+        self.turn = 0
+        self.waiting: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __call__(
+        self, keys: np.ndarray, hits: np.ndarray, cached: CachedFn
+    ) -> tuple[np.ndarray, np.ndarray]:
+        in_other = self.split.is_challenger_u64
+
+        def cached_champion(c: np.ndarray) -> np.ndarray:
+            return np.asarray(cached(c), dtype=bool) | in_other(_u64(c))
+
+        def cached_other(c: np.ndarray) -> np.ndarray:
+            return np.asarray(cached(c), dtype=bool) | ~in_other(_u64(c))
+
+        arms = ((self.champion, cached_champion), (self.other, cached_other))
+        if not self.alternate:
+            a, b = (p.propose(keys, hits, fn) for p, fn in arms)
+            return _merged(a, b)
+        self.turn ^= 1
+        waiting, self.waiting = self.waiting, (keys, hits)  # the other arm's next batch
+        p, fn = arms[self.turn]
+        if waiting is None:
+            return p.propose(keys, hits, fn)
+        # Its turn: the batch it skipped and this one, scored together (the latest batch's
+        # worth of each, as a caller that fell behind would get).
+        both_k = np.concatenate([waiting[0], keys])
+        both_h = np.concatenate([waiting[1], hits])
+        scored = min(len(waiting[0]), p.scoring_batch) + min(len(keys), p.scoring_batch)
+        return p.propose(both_k, both_h, fn, score_last=scored)
+
+
+def _u64(keys: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(keys, dtype=np.uint64)
+
+
+def _merged(
+    a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two arms' proposals as one list, the most confident first."""
+    if not len(a[0]) or not len(b[0]):  # one arm proposed nothing
+        return b if len(b[0]) else a
+    out = np.concatenate([a[0], b[0]])
+    conf = np.concatenate([a[1], b[1]])
+    order = np.argsort(-conf, kind="stable")
+    return out[order], conf[order]
 
 
 class ABRouter(Prefetcher):
@@ -235,21 +301,19 @@ class ABRouter(Prefetcher):
         # The champion's model counters when the held chunk started (serving only).
         # Per arm: its stats, its prefetcher and that prefetcher's model counters when the
         # held chunk started (model calls, time, rows and proposals counted per chunk).
-        self._marks: list[tuple[ArmStats, LearnedPrefetcher, int, float, int, int]] | None = None
-        # Alternate scoring: whose turn it is, for which roles, and the batch the arm
-        # whose turn is next has not seen yet.
-        self._turn = 0
-        self._turn_roles: Roles | None = None
-        self._waiting: tuple[np.ndarray, np.ndarray] | None = None
+        self._marks: list[_Mark] | None = None
+        # The current experiment's proposer (it keeps alternate scoring's turns).
+        self._arms: _Arms | None = None
         # Serving a live cache (attach): the runtime, the cache's demand tap and the thread
         # that takes it in chunks, the requests counted before it, and, while the runtime
-        # calls the champion directly, the champion's counters when they were last counted.
+        # calls the roles' models directly, those roles and their arms' model counters when
+        # they were last counted.
         self._runtime: weakref.ref[PrefetchRuntime] | None = None
         self._tap: _core.DemandTap | None = None
         self._tap_thread: threading.Thread | None = None
         self._tap_base = 0
         self._observe_lock = threading.Lock()  # takes from the tap, in order, and counts
-        self._direct: tuple[ArmStats, LearnedPrefetcher, int, float, int, int] | None = None
+        self._served: tuple[Roles, list[_Mark]] | None = None
 
     # ---- roles ----
 
@@ -358,16 +422,7 @@ class ABRouter(Prefetcher):
     # ---- serving ----
 
     @staticmethod
-    def _in_other(roles: Roles, keys: np.ndarray) -> np.ndarray:
-        split = roles.split
-        if split is None:
-            return np.zeros(len(keys), dtype=bool)
-        return split.is_challenger_u64(np.ascontiguousarray(keys, dtype=np.uint64))
-
-    @staticmethod
-    def _mark(
-        stats: ArmStats, p: LearnedPrefetcher
-    ) -> tuple[ArmStats, LearnedPrefetcher, int, float, int, int]:
+    def _mark(stats: ArmStats, p: LearnedPrefetcher) -> _Mark:
         return (stats, p, p.inference_calls, p.inference_seconds, p.inference_rows, p.proposals)
 
     def propose(
@@ -407,7 +462,7 @@ class ABRouter(Prefetcher):
             if starts:
                 self._release()  # held batches were counted for other roles
                 marks = [self._mark(s, roles.champion)]
-                self._turn_roles = self._waiting = None  # an experiment's leftovers
+                self._arms = None  # an experiment's leftovers
             # Anything but the runtime's arrays is converted (and copied, so the router
             # never holds a caller's list).
             if type(keys) is not _NDARRAY or keys.dtype is not _U64:
@@ -442,24 +497,13 @@ class ABRouter(Prefetcher):
             self._held_roles is not None and self._held_roles is not roles
         ):
             self._release()  # batches held under other roles are counted with those
-        split, other = roles.split, roles.other
-        if split is None or other is None:  # the caller checked: roles never change in place
-            raise InvalidArgumentError("an experiment needs a second arm and a split")
-
-        def cached_champion(c: np.ndarray) -> np.ndarray:
-            return np.asarray(cached(c), dtype=bool) | self._in_other(roles, c)
-
-        def cached_other(c: np.ndarray) -> np.ndarray:
-            return np.asarray(cached(c), dtype=bool) | ~self._in_other(roles, c)
-
-        if roles is not self._turn_roles:  # a new experiment: nothing carried over
-            self._turn_roles, self._turn, self._waiting = roles, 0, None
+        arms = self._arms_for(roles)
+        champion, other = arms.champion, arms.other
         if self._held_roles is None:  # a chunk starts: the arms' counters as they are
             self._marks = [
-                self._mark(roles.champion_stats, roles.champion),
+                self._mark(roles.champion_stats, champion),
                 self._mark(roles.other_stats, other),
             ]
-        champion = roles.champion
         # The arms' counters at this batch's start (plain reads: this runs every batch).
         at = (
             champion.inference_calls,
@@ -471,27 +515,8 @@ class ABRouter(Prefetcher):
             other.inference_rows,
             other.proposals,
         )
-        alternate = self.experiment_scoring == "alternate"
-        self._turn ^= 1
-        waiting = self._waiting
-        parts = []
         try:
-            for i, (p, fn) in enumerate(((champion, cached_champion), (other, cached_other))):
-                if not alternate:
-                    got = p.propose(keys, hits, fn)
-                elif i != self._turn:
-                    self._waiting = (keys, hits)  # this arm runs on the next batch, with both
-                    continue
-                elif waiting is None:
-                    got = p.propose(keys, hits, fn)
-                else:
-                    # Its turn: the batch it skipped and this one, scored together (the
-                    # latest batch's worth of each, as a caller that fell behind would get).
-                    both_k = np.concatenate([waiting[0], keys])
-                    both_h = np.concatenate([waiting[1], hits])
-                    scored = min(len(waiting[0]), p.scoring_batch) + min(len(keys), p.scoring_batch)
-                    got = p.propose(both_k, both_h, fn, score_last=scored)
-                parts.append(got)
+            proposed = arms(keys, hits, cached)
         except BaseException:
             self._leave_out(champion, other, at)
             raise
@@ -499,14 +524,14 @@ class ABRouter(Prefetcher):
         # uncounted. Requests, hits, proposals and model time are counted per chunk, in
         # _release (the arms' model times reach self.latency through their sinks).
         self._held_roles = roles
-        if len(parts) == 1:
-            return parts[0]
-        if not len(parts[0][0]) or not len(parts[1][0]):  # one arm proposed nothing
-            return parts[1] if len(parts[1][0]) else parts[0]
-        out = np.concatenate([parts[0][0], parts[1][0]])
-        conf = np.concatenate([parts[0][1], parts[1][1]])
-        order = np.argsort(-conf, kind="stable")
-        return out[order], conf[order]
+        return proposed
+
+    def _arms_for(self, roles: Roles) -> _Arms:
+        """The experiment's proposer (a new experiment starts with nothing carried over)."""
+        arms = self._arms
+        if arms is None or arms.roles is not roles:
+            arms = self._arms = _Arms(roles, self.experiment_scoring == "alternate")
+        return arms
 
     def _leave_out(
         self,
@@ -595,10 +620,11 @@ class ABRouter(Prefetcher):
         From here on the router reads the demand stream from the cache's drains, through a
         native tap, instead of from its batches: its own thread takes the tap in chunks of
         ``stream_every`` requests (``look_every`` during an experiment, or sooner once the
-        oldest has waited ``max_hold_s``) and hands them to the listeners. Between
-        experiments the runtime then calls the champion directly, so the loop adds no
-        Python work to a batch at all; during an experiment the batches come here, for
-        the arms' proposals and counts.
+        oldest has waited ``max_hold_s``), counts them for the roles that served them and
+        hands them to the listeners. The runtime calls the roles' models directly: the
+        champion between experiments, so the loop adds no Python work to a batch at all,
+        and during an experiment both arms, with no counting on the batch path. Only the
+        first batch after a change of roles comes here, to settle the old roles' counts.
         """
         if self._tap is not None:
             raise InvalidArgumentError("this A/B router already serves a live cache")
@@ -610,14 +636,12 @@ class ABRouter(Prefetcher):
             tap = _core.DemandTap(TAP_CAPACITY)
             if not runtime.attach_demand_tap(tap):
                 return  # the cache is gone: nothing to serve
-            self._turn_roles = self._waiting = None
+            self._arms = None
             self._tap_base = self._released
             self._runtime = weakref.ref(runtime)
             roles = self._roles
-            self._direct = None
-            if roles.other is None:  # between experiments: the champion, directly
-                self._direct = self._mark(roles.champion_stats, roles.champion)
-                runtime.route(roles.champion.propose)
+            self._served = (roles, self._marks_of(roles))
+            runtime.route(self._server_of(roles))
             thread = threading.Thread(
                 target=self._follow, args=(tap,), name="predis-ab-stream", daemon=True
             )
@@ -626,7 +650,7 @@ class ABRouter(Prefetcher):
             except BaseException:  # nothing is left half attached
                 runtime.attach_demand_tap(None)
                 runtime.route(None)
-                self._direct = self._runtime = None
+                self._served = self._runtime = None
                 raise
             self._tap, self._tap_thread = tap, thread
 
@@ -648,7 +672,7 @@ class ABRouter(Prefetcher):
         if self._observe_lock.acquire(timeout=30.0):
             try:
                 self._take_locked(tap, 0)
-                self._settle_direct(remark=False)
+                self._settle_served(remark=False)
             finally:
                 self._observe_lock.release()
         else:
@@ -690,58 +714,77 @@ class ABRouter(Prefetcher):
             # Requests the tap dropped (it was full) are passed too: positions stay those
             # of the stream, as `requests` counts them.
             self._released = self._tap_base + tap.taken + tap.dropped
-        d = self._direct
-        if d is not None:  # the champion served these directly: counted as its own
-            d[0].requests += len(keys)
-            d[0].hits += int(np.count_nonzero(hits))
-            self._settle_direct(remark=True)
+        served = self._served
+        if served is not None:  # the models served these directly: counted for their roles
+            roles = served[0]
+            if roles.split is None:
+                stats = roles.champion_stats
+                stats.requests += len(keys)
+                stats.hits += int(np.count_nonzero(hits))
+            else:
+                _count_arms(roles, keys, hits)
+            self._settle_served(remark=True)
         self._tell(keys, hits)
 
-    def _settle_direct(self, *, remark: bool) -> None:
-        """Count the model work the champion did since its counters were last read (while
-        the runtime called it directly); ``remark``: go on counting from here."""
-        d = self._direct
-        if d is None:
+    def _marks_of(self, roles: Roles) -> list[_Mark]:
+        marks = [self._mark(roles.champion_stats, roles.champion)]
+        if roles.other is not None:
+            marks.append(self._mark(roles.other_stats, roles.other))
+        return marks
+
+    def _server_of(self, roles: Roles) -> ProposeFn:
+        """What the runtime calls for a batch under ``roles``."""
+        if roles.other is None or roles.split is None:
+            return roles.champion.propose
+        return self._arms_for(roles)
+
+    def _settle_served(self, *, remark: bool) -> None:
+        """Count the model work the served roles' arms did since their counters were last
+        read (while the runtime called them directly); ``remark``: go on counting from
+        here."""
+        served = self._served
+        if served is None:
             return
-        stats, p, calls, seconds, rows, proposals = d
-        # One read of the counters for both the count and the next mark: the runtime's
-        # thread may be adding to them meanwhile.
-        now = self._mark(stats, p)
-        stats.inference_batches += now[2] - calls
-        stats.inference_seconds += now[3] - seconds
-        self.inference_rows += now[4] - rows
-        stats.proposals += now[5] - proposals
-        self._direct = now if remark else None
+        roles, marks = served
+        now = []
+        for stats, p, calls, seconds, rows, proposals in marks:
+            # One read of the counters for both the count and the next mark: the
+            # runtime's thread may be adding to them meanwhile.
+            mark = self._mark(stats, p)
+            stats.inference_batches += mark[2] - calls
+            stats.inference_seconds += mark[3] - seconds
+            self.inference_rows += mark[4] - rows
+            stats.proposals += mark[5] - proposals
+            now.append(mark)
+        self._served = (roles, now) if remark else None
 
     def _propose_live(
         self, roles: Roles, keys: np.ndarray, hits: np.ndarray, cached: CachedFn
     ) -> tuple[np.ndarray, np.ndarray]:
-        """A batch the live runtime brought here: the first after a change of roles, or one
-        of an experiment."""
+        """A batch the live runtime brought here: the first after a change of roles (or
+        one that started before the runtime was routed on)."""
         tap = self._tap
-        if self._direct is not None and tap is not None:
-            # The roles changed: what was served before this batch (all of the tap but
-            # this batch, the newest) goes to the old roles, the direct service's work too.
+        served = self._served
+        if served is None or served[0] is not roles:
+            self._release()  # nothing is held while live; a batch path's leftovers
             with self._observe_lock:
-                self._take_locked(tap, len(keys))
-                self._settle_direct(remark=False)
-        if roles.other is None or roles.split is None:
-            self._release()  # an experiment's held batches, counted with its roles
-            champion = roles.champion
-            with self._observe_lock:
-                if tap is not None:  # the experiment's requests: not the champion's alone
+                if tap is not None:
+                    # What was served before this batch (all of the tap but this batch, the
+                    # newest) goes to the old roles, their model work too.
                     self._take_locked(tap, len(keys))
-                self._direct = self._mark(roles.champion_stats, champion)
+                self._settle_served(remark=False)
+                self._served = (roles, self._marks_of(roles))
+            serve = self._server_of(roles)
             runtime = self._runtime() if self._runtime is not None else None
             with self._change:
                 if runtime is not None and self._roles is roles:  # else a change came first
-                    runtime.route(champion.propose)
-            out, conf = champion.propose(keys, hits, cached)
-            return (out, conf) if len(out) else _EMPTY
-        keys = np.ascontiguousarray(keys, dtype=np.uint64)
-        hits = np.asarray(hits, dtype=bool)
-        out, conf = self._experiment(roles, keys, hits, cached)
-        self._hold(keys, hits, self.look_every)
+                    runtime.route(serve)
+        else:
+            serve = self._server_of(roles)
+        if isinstance(serve, _Arms):
+            keys = _u64(keys)
+            hits = np.asarray(hits, dtype=bool)
+        out, conf = serve(keys, hits, cached)
         return (out, conf) if len(out) else _EMPTY
 
     def reset(self) -> None:
