@@ -111,7 +111,8 @@ def _worker(peer: str, n: int, total: int, model_path: str, events: int, chunk: 
             propose(keys, hits, cached)
         leave()
     # Every runtime peer builds the same loop, so the heaps they count on start alike.
-    router = _idle_loop(tmp, peer == "ab").router
+    loop = _idle_loop(tmp, False)
+    router = loop.router
     prefetcher: Prefetcher = _Idle() if peer == "runtime" else router
     # The router's thread takes the tap every stream_every requests (look_every during a
     # test). Between experiments it never wakes here (a chunk bigger than the run, no time
@@ -126,6 +127,11 @@ def _worker(peer: str, n: int, total: int, model_path: str, events: int, chunk: 
     get, step, flush = cache.get, runtime.step, prefetcher.flush
     cache._drain_native()  # what the set-up logged
     flush()  # ... taken now, so the chunks start with the counted requests
+    if peer == "ab":
+        # Started only now: the split's memo of key buckets has seen none of the set-up's
+        # requests (the same keys), so it is as warm as the stream before it makes it. As
+        # the loop starts a test: it looks at it every decide_every requests.
+        loop._begin_test(_Idle(), 2, router.released)
     for i, (keys, _) in enumerate(batches, 1):
         for k in keys.tolist():
             get(k)

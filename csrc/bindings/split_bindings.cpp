@@ -1,7 +1,6 @@
 // predis._core.TrafficSplitHash: the A/B split's keyed BLAKE2b of uint64 keys into buckets,
 // remembered per key (predis/split_memo.hpp), a whole array per call with the GIL released
 // (predis.mlops.abtest.TrafficSplit uses it).
-#include <array>
 #include <cstdint>
 #include <string>
 
@@ -21,13 +20,39 @@ namespace {
 
 using Counts = py::array_t<int64_t, py::array::c_style>;
 
-// A per-bucket count array the tally adds to in place: exactly int64, one per bucket.
-int64_t* counts_of(Counts& a, uint32_t n_buckets, const char* name) {
-  if (a.ndim() != 1 || a.shape(0) != static_cast<py::ssize_t>(n_buckets) || !a.writeable())
-    fail(ErrorKind::kInvalidArgument,
-         std::string(name) + " must be a writeable int64 array of one count per bucket");
+// A count array the tally adds to in place: exactly int64, of `size` counts.
+int64_t* counts_of(Counts& a, uint32_t size, const char* name) {
+  if (a.ndim() != 1 || a.shape(0) != static_cast<py::ssize_t>(size) || !a.writeable())
+    fail(ErrorKind::kInvalidArgument, std::string(name) + " must be a writeable int64 array of " +
+                                          std::to_string(size) + " counts");
   return a.mutable_data();
 }
+
+// An arm's per-bucket counts and their moments, as the tally keeps them.
+constexpr uint32_t kMoments = 6;
+
+struct Arm {
+  int64_t* requests;
+  int64_t* hits;
+  int64_t* moments;  // buckets used, N, H, sum n^2, sum h*n, sum h^2
+
+  void add(uint32_t b, int64_t x) const noexcept {
+    // Unsigned arithmetic: the squares wrap rather than overflow past 2^63 (a caller reads
+    // them only while they fit).
+    const auto n = static_cast<uint64_t>(requests[b]);
+    const auto h = static_cast<uint64_t>(hits[b]);
+    const auto u = static_cast<uint64_t>(x);
+    auto* m = reinterpret_cast<uint64_t*>(moments);
+    m[0] += n == 0 ? 1 : 0;
+    m[1] += 1;
+    m[2] += u;
+    m[3] += 2 * n + 1;        // (n+1)^2 - n^2
+    m[4] += h + u * (n + 1);  // (h+x)(n+1) - hn
+    m[5] += u * (2 * h + 1);  // (h+x)^2 - h^2
+    requests[b] += 1;
+    hits[b] += x;
+  }
+};
 
 }  // namespace
 
@@ -68,38 +93,42 @@ void register_split(py::module_& m) {
           "tally",
           [](SplitMemo& h, const py::array_t<uint64_t, py::array::c_style>& keys,
              const py::array_t<bool, py::array::c_style>& hits, uint32_t cutoff,
-             Counts low_requests, Counts low_hits, Counts high_requests, Counts high_hits) {
+             Counts low_requests, Counts low_hits, Counts low_moments, Counts high_requests,
+             Counts high_hits, Counts high_moments) {
             if (keys.ndim() != 1 || hits.ndim() != 1 || keys.shape(0) != hits.shape(0))
               fail(ErrorKind::kInvalidArgument, "keys and hits must be 1-D and of one length");
             const uint32_t nb = h.n_buckets();
             if (cutoff > nb) fail(ErrorKind::kInvalidArgument, "cutoff must be in [0, n_buckets]");
-            int64_t* lr = counts_of(low_requests, nb, "low_requests");
-            int64_t* lh = counts_of(low_hits, nb, "low_hits");
-            int64_t* hr = counts_of(high_requests, nb, "high_requests");
-            int64_t* hh = counts_of(high_hits, nb, "high_hits");
+            Arm low{counts_of(low_requests, nb, "low_requests"),
+                    counts_of(low_hits, nb, "low_hits"),
+                    counts_of(low_moments, kMoments, "low_moments")};
+            Arm high{counts_of(high_requests, nb, "high_requests"),
+                     counts_of(high_hits, nb, "high_hits"),
+                     counts_of(high_moments, kMoments, "high_moments")};
             const auto n = static_cast<std::size_t>(keys.shape(0));
             const uint64_t* k = keys.data();
             const bool* hit = hits.data();
-            std::array<int64_t, 4> sums{};  // low requests, low hits, high requests, high hits
+            const int64_t before[4] = {low.moments[1], low.moments[2], high.moments[1],
+                                       high.moments[2]};
             without_gil([&] {
               for (std::size_t i = 0; i < n; ++i) {
                 const uint32_t b = h.bucket(k[i]);
-                const int64_t x = hit[i] ? 1 : 0;
-                const bool low = b < cutoff;
-                (low ? lr : hr)[b] += 1;
-                (low ? lh : hh)[b] += x;
-                sums[low ? 0 : 2] += 1;
-                sums[low ? 1 : 3] += x;
+                (b < cutoff ? low : high).add(b, hit[i] ? 1 : 0);
               }
             });
-            return py::make_tuple(sums[0], sums[1], sums[2], sums[3]);
+            return py::make_tuple(low.moments[1] - before[0], low.moments[2] - before[1],
+                                  high.moments[1] - before[2], high.moments[2] - before[3]);
           },
           py::arg("keys"), py::arg("hits").noconvert(), py::arg("cutoff"),
           py::arg("low_requests").noconvert(), py::arg("low_hits").noconvert(),
-          py::arg("high_requests").noconvert(), py::arg("high_hits").noconvert(),
+          py::arg("low_moments").noconvert(), py::arg("high_requests").noconvert(),
+          py::arg("high_hits").noconvert(), py::arg("high_moments").noconvert(),
           "Count each key's request (and its hit) in its bucket: in the low arrays for buckets "
-          "below cutoff, else in the high ones. Returns (low requests, low hits, high requests, "
-          "high hits) added.")
+          "below cutoff, else in the high ones. Each side's moments (six int64s: buckets with "
+          "requests, requests, hits, and the sums of requests squared, hits times requests and "
+          "hits squared over the buckets) are kept up to date with them. Returns (low requests, "
+          "low "
+          "hits, high requests, high hits) added.")
       .def(
           "digest", [](const SplitMemo& h, uint64_t key) { return h.digest(key); }, py::arg("key"),
           "One key's 8-byte digest read as a little-endian u64 (not remembered).");

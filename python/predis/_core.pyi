@@ -123,8 +123,10 @@ class TrafficSplitHash:
         cutoff: int,
         low_requests: np.ndarray,
         low_hits: np.ndarray,
+        low_moments: np.ndarray,
         high_requests: np.ndarray,
         high_hits: np.ndarray,
+        high_moments: np.ndarray,
     ) -> tuple[int, int, int, int]: ...
     def digest(self, key: int) -> int: ...
 

@@ -12,7 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from predis import InvalidArgumentError, _core
-from predis.mlops.abtest import MSPRT, TrafficSplit, two_proportion_ztest
+from predis.mlops.abtest import (
+    MSPRT,
+    TrafficSplit,
+    bucket_moments,
+    cluster_variance,
+    cluster_variance_of_moments,
+    two_proportion_ztest,
+)
 
 SECRET = bytes(range(32))  # a fixed test key, built rather than written as a literal
 
@@ -181,23 +188,39 @@ def test_native_split_hash_is_hashlibs_blake2b_whatever_the_memo_holds(
 @settings(max_examples=100, deadline=None)
 @given(
     share=st.floats(0.01, 0.99),
+    start=st.lists(st.integers(0, 50), min_size=3, max_size=3),
     keys=st.lists(st.integers(0, 300), max_size=200),
     hits=st.lists(st.booleans(), min_size=200, max_size=200),
 )
-def test_tally_counts_each_request_in_its_arm_and_bucket(share, keys, hits):
+def test_tally_counts_each_request_in_its_arm_and_bucket_with_its_moments(share, start, keys, hits):
     split = TrafficSplit(SECRET, share)
     arr = np.array(keys, dtype=np.uint64)
     hit = np.array(hits[: len(keys)], dtype=bool)
-    arrays = [np.full(10_000, 5, dtype=np.int64) for _ in range(4)]  # adds to what is there
-    sums = split.tally_u64(arr, hit, (arrays[0], arrays[1]), (arrays[2], arrays[3]))
-    want = [np.full(10_000, 5, dtype=np.int64) for _ in range(4)]
+    # It adds to what is there: some earlier counts, and their moments.
+    rng = np.random.default_rng(start)
+    requests = [rng.integers(0, 3, 10_000) * start[i] for i in range(2)]
+    earlier = [np.minimum(r, rng.integers(0, 5, 10_000)) for r in requests]
+    sides = [
+        (requests[i].copy(), earlier[i].copy(), bucket_moments(requests[i], earlier[i]))
+        for i in range(2)
+    ]
+    sums = split.tally_u64(arr, hit, sides[0], sides[1])
+    want = [(requests[i].copy(), earlier[i].copy()) for i in range(2)]
     for k, h in zip(keys, hit.tolist(), strict=True):
-        b = split.bucket(k)
-        low = split.arm(k) == "challenger"
-        want[0 if low else 2][b] += 1
-        want[1 if low else 3][b] += h
-    for got, expected in zip(arrays, want, strict=True):
-        assert np.array_equal(got, expected)
+        side = want[0 if split.arm(k) == "challenger" else 1]
+        side[0][split.bucket(k)] += 1
+        side[1][split.bucket(k)] += h
+    for (got_n, got_h, got_m), (want_n, want_h) in zip(sides, want, strict=True):
+        assert np.array_equal(got_n, want_n)
+        assert np.array_equal(got_h, want_h)
+        assert got_m.tolist() == bucket_moments(want_n, want_h).tolist()
+        # The variance from the moments is the arrays' variance.
+        from_arrays = cluster_variance(want_h, want_n)
+        from_moments = cluster_variance_of_moments(got_m)
+        if from_arrays is None:
+            assert from_moments is None
+        else:
+            assert from_moments == pytest.approx(from_arrays, rel=1e-9, abs=1e-15)
     chall = [split.arm(k) == "challenger" for k in keys]
     assert sums == (
         sum(chall),
@@ -205,6 +228,12 @@ def test_tally_counts_each_request_in_its_arm_and_bucket(share, keys, hits):
         len(keys) - sum(chall),
         sum(h for c, h in zip(chall, hit.tolist(), strict=False) if not c),
     )
+
+
+def test_moments_refuse_a_count_their_int64_squares_may_not_hold():
+    moments = np.array([2, 1 << 31, 1, 1 << 61, 1, 1], dtype=np.int64)
+    with pytest.raises(InvalidArgumentError, match="wrapped"):
+        cluster_variance_of_moments(moments)
 
 
 def test_memo_lookups_from_many_threads_agree_with_hashlib():
@@ -263,7 +292,7 @@ def test_native_split_refuses_bad_input():
     with pytest.raises(InvalidArgumentError, match="1-D"):
         h.buckets(np.zeros((2, 2), dtype=np.uint64))
     keys, hits = np.arange(4, dtype=np.uint64), np.ones(4, dtype=bool)
-    good = [np.zeros(10_000, dtype=np.int64) for _ in range(4)]
+    good = [np.zeros(size, dtype=np.int64) for size in (10_000, 10_000, 6, 10_000, 10_000, 6)]
     with pytest.raises(InvalidArgumentError, match="one length"):
         h.tally(keys, hits[:3], 5_000, *good)
     with pytest.raises(InvalidArgumentError, match="cutoff"):
@@ -273,11 +302,13 @@ def test_native_split_refuses_bad_input():
         np.zeros(10_000, dtype=np.int64)[::-1].copy().reshape(100, 100),  # not 1-D
     ):
         with pytest.raises(InvalidArgumentError, match="low_hits"):
-            h.tally(keys, hits, 5_000, good[0], bad, good[2], good[3])
+            h.tally(keys, hits, 5_000, good[0], bad, *good[2:])
+    with pytest.raises(InvalidArgumentError, match="low_moments"):
+        h.tally(keys, hits, 5_000, *good[:2], np.zeros(5, dtype=np.int64), *good[3:])
     frozen = np.zeros(10_000, dtype=np.int64)
     frozen.flags.writeable = False
     with pytest.raises(InvalidArgumentError, match="high_hits"):
-        h.tally(keys, hits, 5_000, *good[:3], frozen)
+        h.tally(keys, hits, 5_000, *good[:4], frozen, good[5])
     for wrong in (np.zeros(10_000, dtype=np.int32), np.zeros(20_000, dtype=np.int64)[::2]):
         with pytest.raises(TypeError):  # a converted copy would take the counts: refused
             h.tally(keys, hits, 5_000, wrong, *good[1:])

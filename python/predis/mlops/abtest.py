@@ -116,12 +116,13 @@ class TrafficSplit:
         self,
         keys: np.ndarray,
         hits: np.ndarray,
-        challenger: tuple[np.ndarray, np.ndarray],
-        champion: tuple[np.ndarray, np.ndarray],
+        challenger: tuple[np.ndarray, np.ndarray, np.ndarray],
+        champion: tuple[np.ndarray, np.ndarray, np.ndarray],
     ) -> tuple[int, int, int, int]:
         """Count each request (a C-contiguous uint64 key and its bool hit) in its arm's
-        per-bucket (requests, hits) int64 arrays, in place, natively. Returns the
-        challenger's requests and hits added, then the champion's."""
+        per-bucket requests and hits int64 arrays, and their moments (see
+        :func:`bucket_moments`), in place, natively. Returns the challenger's requests and
+        hits added, then the champion's."""
         return self._native.tally(keys, hits, self._cutoff, *challenger, *champion)
 
     def is_challenger_u64(self, keys: np.ndarray) -> np.ndarray:
@@ -184,6 +185,39 @@ def cluster_variance(bucket_hits: np.ndarray, bucket_requests: np.ndarray) -> fl
     p = float(h.sum()) / total
     resid = h[used] - p * n[used]
     return m / (m - 1) * float(resid @ resid) / (total * total)
+
+
+#: The moments of an arm's bucket counts that :func:`bucket_moments` gives.
+MOMENTS = 6
+
+#: Below this many requests an arm's moments fit in int64s: sum n^2 <= N^2 < 2^62.
+EXACT_MOMENTS_REQUESTS = 1 << 31
+
+
+def bucket_moments(bucket_requests: np.ndarray, bucket_hits: np.ndarray) -> np.ndarray:
+    """What the variance needs of an arm's bucket counts n and h, as six int64s: buckets
+    with requests, sum n, sum h, sum n^2, sum h*n, sum h^2 (the native tally keeps them up
+    to date request by request)."""
+    n = bucket_requests.astype(np.int64)
+    h = bucket_hits.astype(np.int64)
+    return np.array([np.count_nonzero(n), n.sum(), h.sum(), n @ n, h @ n, h @ h], dtype=np.int64)
+
+
+def cluster_variance_of_moments(moments: np.ndarray) -> float | None:
+    """:func:`cluster_variance` from the bucket counts' moments, in exact integer
+    arithmetic: ``sum((h_b - p n_b)^2) = sum h^2 - 2p sum hn + p^2 sum n^2``. Only below
+    :data:`EXACT_MOMENTS_REQUESTS` requests, where the int64 squares cannot have wrapped
+    (use the arrays beyond)."""
+    m, total, hits, nn, hn, hh = moments.tolist()
+    if total >= EXACT_MOMENTS_REQUESTS:
+        raise InvalidArgumentError(
+            f"moments of {total:,} requests may have wrapped; use cluster_variance"
+        )
+    if m < 2 or total <= 0:
+        return None
+    # N^2 * sum((h - p n)^2), with p = H / N, over N^4.
+    scaled = hh * total * total - 2 * hits * total * hn + hits * hits * nn
+    return m / (m - 1) * (scaled / total**4)
 
 
 def arm_variance(arm: ArmCounts) -> float:

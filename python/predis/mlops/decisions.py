@@ -33,11 +33,15 @@ import numpy as np
 from predis.errors import InvalidArgumentError
 from predis.mlops.abtest import (
     BUCKETS,
+    EXACT_MOMENTS_REQUESTS,
+    MOMENTS,
     MSPRT,
     ArmCounts,
     MSPRTResult,
     arm_variance,
+    bucket_moments,
     cluster_variance,
+    cluster_variance_of_moments,
     two_proportion_ztest,
 )
 
@@ -57,21 +61,26 @@ class ArmStats:
     # were only counted): the unit of randomisation, hence of the variance.
     bucket_requests: np.ndarray | None = field(default=None, repr=False, compare=False)
     bucket_hits: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # Their moments, kept with them (six int64s; see cluster_variance_of_moments), so a
+    # look at the test costs the same whatever the number of buckets.
+    bucket_moments: np.ndarray | None = field(default=None, repr=False, compare=False)
 
-    def bucket_counts(self) -> tuple[np.ndarray, np.ndarray]:
-        """The per-bucket (requests, hits) arrays, created empty at the first call; a
-        native tally (:meth:`TrafficSplit.tally_u64`) adds to them in place, and the
-        caller then adds its sums to ``requests`` and ``hits``."""
-        if self.bucket_requests is None or self.bucket_hits is None:
+    def bucket_counts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The per-bucket requests and hits arrays and their moments, created empty at the
+        first call; a native tally (:meth:`TrafficSplit.tally_u64`) adds to all three in
+        place, and the caller then adds its sums to ``requests`` and ``hits``."""
+        if self.bucket_requests is None or self.bucket_hits is None or self.bucket_moments is None:
             self.bucket_requests = np.zeros(BUCKETS, dtype=np.int64)
             self.bucket_hits = np.zeros(BUCKETS, dtype=np.int64)
-        return self.bucket_requests, self.bucket_hits
+            self.bucket_moments = np.zeros(MOMENTS, dtype=np.int64)
+        return self.bucket_requests, self.bucket_hits, self.bucket_moments
 
     def add_batch(self, buckets: np.ndarray, hits: np.ndarray) -> None:
         """Count demand requests of this arm: their split buckets and hit flags."""
-        bucket_requests, bucket_hits = self.bucket_counts()
+        bucket_requests, bucket_hits, moments = self.bucket_counts()
         np.add.at(bucket_requests, buckets, 1)
         np.add.at(bucket_hits, buckets[hits], 1)
+        moments[:] = bucket_moments(bucket_requests, bucket_hits)
         self.requests += len(buckets)
         self.hits += int(np.count_nonzero(hits))
 
@@ -80,6 +89,9 @@ class ArmStats:
         """The cluster variance of the hit rate over the buckets (None without them)."""
         if self.bucket_requests is None or self.bucket_hits is None:
             return None
+        moments = self.bucket_moments
+        if moments is not None and int(moments[1]) < EXACT_MOMENTS_REQUESTS:
+            return cluster_variance_of_moments(moments)
         return cluster_variance(self.bucket_hits, self.bucket_requests)
 
     @property
@@ -195,13 +207,20 @@ def _feed(counts: ArmCounts, arm: ArmStats) -> None:
 
 
 def _stats(
-    base: ArmStats, other: ArmStats, p_seq: float, z: float | None, p_z: float | None
+    base: ArmStats,
+    other: ArmStats,
+    counts: tuple[ArmCounts, ArmCounts],
+    p_seq: float,
+    z: float | None,
+    p_z: float | None,
 ) -> dict[str, float]:
+    """The decision's statistics; ``counts``: base's and other's, as just fed to the
+    sequential test (their variances computed once)."""
     out = {f"base_{k}": v for k, v in base.as_dict().items()}
     out |= {f"new_{k}": v for k, v in other.as_dict().items()}
     out["difference"] = other.hit_rate - base.hit_rate
     out["msprt_p"] = p_seq
-    for name, arm in (("base", base), ("new", other)):
+    for name, arm in (("base", counts[0]), ("new", counts[1])):
         v = arm.variance
         if v is not None:
             out[f"{name}_cluster_variance"] = v
@@ -256,7 +275,7 @@ class ABTest:
                 m.champion.variance,
                 m.challenger.variance,
             )
-        stats = _stats(champion, challenger, seq.p_value, z, p_z)
+        stats = _stats(champion, challenger, (m.champion, m.challenger), seq.p_value, z, p_z)
         diff = stats["difference"]
         better = (seq.decided and seq.winner == "challenger") or (
             p_z is not None and p_z <= c.alpha / 2 and diff > 0
@@ -317,7 +336,7 @@ class RollbackWatch:
         _feed(m.challenger, new)
         seq = m.result()
         c = self.config
-        stats = _stats(previous, new, seq.p_value, None, None)
+        stats = _stats(previous, new, (m.champion, m.challenger), seq.p_value, None, None)
         diff = stats["difference"]
         if seq.decided and seq.winner == "champion":
             return Decision(

@@ -145,7 +145,17 @@ class _Arms:
     experiment's roles; with alternate scoring it keeps whose turn it is, and the batch
     the arm whose turn is next has not seen yet. Called by one thread at a time."""
 
-    __slots__ = ("alternate", "champion", "other", "roles", "split", "turn", "waiting")
+    __slots__ = (
+        "_cached",
+        "_cuts",
+        "alternate",
+        "champion",
+        "other",
+        "roles",
+        "split",
+        "turn",
+        "waiting",
+    )
 
     def __init__(self, roles: Roles, alternate: bool) -> None:
         if roles.other is None or roles.split is None:  # roles never change in place
@@ -155,10 +165,12 @@ class _Arms:
         self.alternate = alternate
         self.turn = 0
         self.waiting: tuple[np.ndarray, np.ndarray] | None = None
+        self._cached: CachedFn | None = None
+        self._cuts: tuple[CachedFn, CachedFn] | None = None
 
-    def __call__(
-        self, keys: np.ndarray, hits: np.ndarray, cached: CachedFn
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _cut(self, cached: CachedFn) -> tuple[CachedFn, CachedFn]:
+        """``cached`` as each arm sees it: the other arm's keys look cached. Made once per
+        ``cached`` (the runtime hands over an equal bound method every time)."""
         in_other = self.split.is_challenger_u64
 
         def cached_champion(c: np.ndarray) -> np.ndarray:
@@ -167,13 +179,30 @@ class _Arms:
         def cached_other(c: np.ndarray) -> np.ndarray:
             return np.asarray(cached(c), dtype=bool) | ~in_other(_u64(c))
 
-        arms = ((self.champion, cached_champion), (self.other, cached_other))
+        self._cached, self._cuts = cached, (cached_champion, cached_other)
+        return cached_champion, cached_other
+
+    def __call__(
+        self, keys: np.ndarray, hits: np.ndarray, cached: CachedFn
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if cached == self._cached and self._cuts is not None:
+            for_champion, for_other = self._cuts
+        else:
+            for_champion, for_other = self._cut(cached)
         if not self.alternate:
-            a, b = (p.propose(keys, hits, fn) for p, fn in arms)
-            return _merged(a, b)
+            a = self.champion.propose(keys, hits, for_champion)
+            b = self.other.propose(keys, hits, for_other)
+            if not len(b[0]):  # one arm proposed nothing: the other's list as it is
+                return a
+            if not len(a[0]):
+                return b
+            out = np.concatenate([a[0], b[0]])
+            conf = np.concatenate([a[1], b[1]])
+            order = np.argsort(-conf, kind="stable")
+            return out[order], conf[order]
         self.turn ^= 1
         waiting, self.waiting = self.waiting, (keys, hits)  # the other arm's next batch
-        p, fn = arms[self.turn]
+        p, fn = (self.other, for_other) if self.turn else (self.champion, for_champion)
         if waiting is None:
             return p.propose(keys, hits, fn)
         # Its turn: the batch it skipped and this one, scored together (the latest batch's
@@ -186,18 +215,6 @@ class _Arms:
 
 def _u64(keys: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(keys, dtype=np.uint64)
-
-
-def _merged(
-    a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Two arms' proposals as one list, the most confident first."""
-    if not len(a[0]) or not len(b[0]):  # one arm proposed nothing
-        return b if len(b[0]) else a
-    out = np.concatenate([a[0], b[0]])
-    conf = np.concatenate([a[1], b[1]])
-    order = np.argsort(-conf, kind="stable")
-    return out[order], conf[order]
 
 
 class ABRouter(Prefetcher):
@@ -235,7 +252,7 @@ class ABRouter(Prefetcher):
         *,
         max_per_request: float = 2.0,
         listen_every: int = 1024,
-        look_every: int = 256,
+        look_every: int = 1024,
         stream_every: int = 16_384,
         experiment_scoring: str = "every",
         max_hold_s: float = 0.25,
