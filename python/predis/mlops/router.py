@@ -182,9 +182,11 @@ class _Arms:
         self._cached, self._cuts = cached, (cached_champion, cached_other)
         return cached_champion, cached_other
 
-    def __call__(
+    def propose(
         self, keys: np.ndarray, hits: np.ndarray, cached: CachedFn
     ) -> tuple[np.ndarray, np.ndarray]:
+        """Both arms' proposals for a batch (what the runtime calls during an experiment:
+        a bound method costs less to call than an instance)."""
         if cached == self._cached and self._cuts is not None:
             for_champion, for_other = self._cuts
         else:
@@ -533,7 +535,7 @@ class ABRouter(Prefetcher):
             other.proposals,
         )
         try:
-            proposed = arms(keys, hits, cached)
+            proposed = arms.propose(keys, hits, cached)
         except BaseException:
             self._leave_out(champion, other, at)
             raise
@@ -753,7 +755,7 @@ class ABRouter(Prefetcher):
         """What the runtime calls for a batch under ``roles``."""
         if roles.other is None or roles.split is None:
             return roles.champion.propose
-        return self._arms_for(roles)
+        return self._arms_for(roles).propose
 
     def _settle_served(self, *, remark: bool) -> None:
         """Count the model work the served roles' arms did since their counters were last
@@ -798,7 +800,7 @@ class ABRouter(Prefetcher):
                     runtime.route(serve)
         else:
             serve = self._server_of(roles)
-        if isinstance(serve, _Arms):
+        if roles.other is not None:  # the arms' candidates are split: plain arrays
             keys = _u64(keys)
             hits = np.asarray(hits, dtype=bool)
         out, conf = serve(keys, hits, cached)
