@@ -61,7 +61,8 @@ void register_split(py::module_& m) {
                         "Keyed BLAKE2b (8-byte digest) of uint64 keys into buckets, as hashlib "
                         "computes it for key.to_bytes(8, 'little'); each key's bucket is "
                         "remembered in a table of 2**memo_bits slots.")
-      .def(py::init([](const py::bytes& secret, uint32_t n_buckets, unsigned memo_bits) {
+      .def(py::init([](const py::bytes& secret, uint32_t n_buckets, unsigned memo_bits,
+                       bool vectorized) {
              const std::string s = secret;
              if (s.empty() || s.size() > KeyedBlake2b8::kMaxKeyBytes)
                fail(ErrorKind::kInvalidArgument, "secret must be 1 to 64 bytes");
@@ -70,11 +71,15 @@ void register_split(py::module_& m) {
              if (memo_bits < SplitMemo::kMinBits || memo_bits > SplitMemo::kMaxBits)
                fail(ErrorKind::kInvalidArgument, "memo_bits must be in [17, 24]");
              return std::make_unique<SplitMemo>(reinterpret_cast<const uint8_t*>(s.data()),
-                                                s.size(), n_buckets, memo_bits);
+                                                s.size(), n_buckets, memo_bits, vectorized);
            }),
-           py::arg("secret"), py::arg("n_buckets"), py::arg("memo_bits") = 18)
+           py::arg("secret"), py::arg("n_buckets"), py::arg("memo_bits") = 18,
+           py::arg("vectorized") = true)
       .def_property_readonly("n_buckets", &SplitMemo::n_buckets)
       .def_property_readonly("slots", &SplitMemo::slots)
+      .def_property_readonly("vectorized", &SplitMemo::vectorized,
+                             "Whether digests are computed with AVX2 (asked for, and the CPU "
+                             "has it).")
       .def(
           "buckets",
           [](SplitMemo& h, const py::array_t<uint64_t, py::array::c_style>& keys) {
@@ -84,7 +89,8 @@ void register_split(py::module_& m) {
             const uint64_t* k = keys.data();
             uint16_t* o = out.mutable_data();
             without_gil([&] {
-              for (std::size_t i = 0; i < n; ++i) o[i] = static_cast<uint16_t>(h.bucket(k[i]));
+              h.each_bucket(k, n,
+                            [o](std::size_t i, uint32_t b) { o[i] = static_cast<uint16_t>(b); });
             });
             return out;
           },
@@ -111,10 +117,9 @@ void register_split(py::module_& m) {
             const int64_t before[4] = {low.moments[1], low.moments[2], high.moments[1],
                                        high.moments[2]};
             without_gil([&] {
-              for (std::size_t i = 0; i < n; ++i) {
-                const uint32_t b = h.bucket(k[i]);
+              h.each_bucket(k, n, [&](std::size_t i, uint32_t b) {
                 (b < cutoff ? low : high).add(b, hit[i] ? 1 : 0);
-              }
+              });
             });
             return py::make_tuple(low.moments[1] - before[0], low.moments[2] - before[1],
                                   high.moments[1] - before[2], high.moments[2] - before[3]);

@@ -165,19 +165,22 @@ def _mix(z: int) -> int:
     slot=st.integers(0, (1 << 17) - 1),
     tags=st.lists(st.integers(0, (1 << 47) - 1), min_size=1, max_size=6),
     order=st.randoms(use_true_random=False),
+    vectorized=st.booleans(),
 )
 def test_native_split_hash_is_hashlibs_blake2b_whatever_the_memo_holds(
-    secret, n_buckets, keys, slot, tags, order
+    secret, n_buckets, keys, slot, tags, order, vectorized
 ):
     # Keys that share one memo slot (same low bits of the mix, other tags) are looked up
     # in turn, each several times, among arbitrary keys: every bucket must still be the
-    # key's own, never a neighbour's remembered one.
-    native = _core.TrafficSplitHash(secret, n_buckets, memo_bits=17)
+    # key's own, never a neighbour's remembered one. Both kernels: the AVX2 one (where the
+    # CPU has it) and the portable one.
+    native = _core.TrafficSplitHash(secret, n_buckets, memo_bits=17, vectorized=vectorized)
+    assert native.vectorized <= vectorized
     rivals = [_unmix((tag << 17) | slot) for tag in tags]
     assert {_mix(k) & ((1 << 17) - 1) for k in rivals} == {slot}
     stream = (keys + rivals) * 3
     order.shuffle(stream)
-    for k in keys[:3]:
+    for k in keys[:3] + rivals[:1]:
         assert native.digest(k) == _digest(secret, k)
     for start in range(0, len(stream), 7):  # several calls: the memo carries over
         part = stream[start : start + 7]

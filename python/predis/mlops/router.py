@@ -18,18 +18,22 @@ guesses go first, and each arm's prefetch budget is scaled to its share of the k
 neither arm can crowd the other out by proposing more.
 
 **What it costs the host.** Serving a live cache (:meth:`ABRouter.attach`, called by the
-cache's prefetch runtime), the router is not on the batch path between experiments at all:
-the runtime calls the champion directly, the cache's drains copy each demand get's key and
-hit bit into a native tap (a few instructions a request, the GIL released), and the
-router's own thread takes the tap in chunks of ``stream_every`` requests, counts them and
-hands them to the listeners (the loop's drift detector and training window). Driven batch
-by batch instead (a replay, or a prefetcher that wraps the router), a batch between
-experiments costs the champion's own call plus a few attribute updates: the batch's keys
-and hit bits are held, and every ``listen_every`` requests the held chunk is counted (one
-numpy call) and handed to the listeners in one piece. During an experiment the chunks are
-``look_every`` requests, and each chunk's requests and hits are counted per arm and split
-bucket when it is released (one split hash call for the chunk), so the per-arm counts trail
-``requests`` by at most a chunk, as the champion's do between experiments. Both arms run
+cache's prefetch runtime), the router is not on the batch path at all: the runtime calls
+the roles' models directly (the champion, or during an experiment :class:`_Arms`, both arms
+and no counting), the cache's drains copy each demand get's key and hit bit into a native
+tap (a few instructions a request, the GIL released), and the router's own thread takes
+the tap in chunks of ``stream_every`` requests (``look_every`` during an experiment),
+counts them for the roles that served them (per arm and split bucket during an
+experiment: one native tally of the chunk, each key's bucket remembered by the split) and
+hands them to the listeners (the loop's drift detector, training window and test). Only
+the first batch after a change of roles comes here. Driven batch by batch instead (a
+replay, or a prefetcher that wraps the router), a batch between experiments costs the
+champion's own call plus a few attribute updates: the batch's keys and hit bits are held,
+and every ``listen_every`` requests the held chunk is counted (one numpy call) and handed
+to the listeners in one piece. During an experiment the chunks are ``look_every``
+requests, and each is counted per arm and split bucket when it is released (the same
+tally), so the per-arm counts trail ``requests`` by at most a chunk, as the champion's do
+between experiments. Both arms run
 their models on every batch (``experiment_scoring="every"``, the default): twice the model calls
 of serving while it lasts. With ``"alternate"`` the arms take turns: on each batch one arm
 runs its model, on the batch it skipped and this one together, so a test makes no more
@@ -230,8 +234,8 @@ class ABRouter(Prefetcher):
             (and per count of the champion's hits): the per-batch work is then a few
             attribute updates, the rest runs once per chunk.
         look_every: requests per chunk during an experiment, where the listeners look
-            at the test's decision (an experiment's model calls dwarf the chunk's cost,
-            and a clear effect is decided sooner).
+            at the test's decision (the loop's ``decide_every``: a smaller chunk decides
+            sooner, a bigger one costs less per request).
         stream_every: serving a live cache (:meth:`attach`), requests per chunk that the
             router's own thread takes from the cache's tap between experiments: the
             chunk's work is not on the serving thread, and a bigger chunk costs less per
@@ -242,8 +246,9 @@ class ABRouter(Prefetcher):
             ``"every"`` (both arms score every batch); see the module's docstring.
 
     The per-batch work is kept off the Python interpreter where it can be: the candidates'
-    arms come from one native call of the split's keyed blake2b with the GIL released, and
-    the per-arm counts from numpy once per chunk. The router keeps the arrays it is
+    arms come from one native call of the split's keyed blake2b (each key's bucket
+    remembered) with the GIL released, and the per-arm counts from one native tally per
+    chunk. The router keeps the arrays it is
     given until their chunk is released: callers must not modify them after the call (the
     prefetch runtime and :func:`predis.sim.replay` hand over fresh arrays).
     """
