@@ -405,3 +405,61 @@ def test_loop_cpu_per_request(benchmark, model, config):
         benchmark.extra_info.update(result)
         with_model.close()
         idle_loop.close()
+
+
+SPLIT_KEYS = 50_000  # keys per timed call of the native split
+SPLIT_HASHLIB_KEYS = 5_000  # hashlib's peer is a Python loop: fewer keys, same per-key unit
+
+
+def test_split_hash_per_key(benchmark):
+    """The A/B split's keyed blake2b per key, side by side in one run: hashlib (what
+    ``TrafficSplit.bucket`` computes), the native portable kernel and the AVX2 one on keys
+    the memo has not seen (a fresh split each call, its 2 MiB memo zeroed included), and a
+    memo hit. ``extra_info`` has each peer's median ns per key and its ratio to the
+    portable kernel."""
+    import hashlib
+
+    from predis import _core
+
+    benchmark.group = "mlops: the A/B split's hash per key (peers side by side)"
+    secret = bytes(range(32))
+    keys = np.random.default_rng(5).integers(0, 1 << 63, SPLIT_KEYS, dtype=np.uint64)
+    few = keys[:SPLIT_HASHLIB_KEYS].tolist()
+    warm = _core.TrafficSplitHash(secret, 10_000)
+    warm.buckets(keys)
+
+    def hashlib_loop() -> None:
+        for k in few:
+            hashlib.blake2b(k.to_bytes(8, "little"), key=secret, digest_size=8).digest()
+
+    peers = {
+        "hashlib": (hashlib_loop, SPLIT_HASHLIB_KEYS),
+        "portable": (
+            lambda: _core.TrafficSplitHash(secret, 10_000, vectorized=False).buckets(keys),
+            SPLIT_KEYS,
+        ),
+        "avx2": (
+            lambda: _core.TrafficSplitHash(secret, 10_000, vectorized=True).buckets(keys),
+            SPLIT_KEYS,
+        ),
+        "memo_hit": (lambda: warm.buckets(keys), SPLIT_KEYS),
+    }
+
+    def run() -> dict[str, object]:
+        took: dict[str, list[float]] = {name: [] for name in peers}
+        for j in range(9):  # the peers alternate, in turned order, so drift hits all alike
+            names = list(peers)[j % len(peers) :] + list(peers)[: j % len(peers)]
+            for name in names:
+                fn, n = peers[name]
+                t0 = time.perf_counter()
+                fn()
+                took[name].append((time.perf_counter() - t0) / n * 1e9)
+        median = {name: sorted(v)[len(v) // 2] for name, v in took.items()}
+        return {
+            "ns_per_key": median,
+            "vs_portable": {name: median[name] / median["portable"] for name in median},
+            "avx2_in_use": _core.TrafficSplitHash(secret, 10_000).vectorized,
+        }
+
+    result = benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info.update(result)
