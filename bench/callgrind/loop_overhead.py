@@ -20,8 +20,10 @@ either). The peers:
   the loop's listener: drift detector, training window, schedule), between experiments /
   during an A/B test. The router reads the demand stream from the cache's native tap; the
   work its own thread does per chunk is done here on the calling thread, at the same
-  points (every ``--chunk`` requests, the default ``stream_every``; every 256 during a
-  test). The loop's own work is this less ``runtime``;
+  points (every ``--chunk`` requests, the default ``stream_every``; every ``decide_every``,
+  1,024, during a test, which starts as the loop starts one: after the set-up, so the
+  split's memo starts cold, and looked at every ``decide_every`` requests). The loop's
+  own work is this less ``runtime``;
 - ``champion``: the LearnedPrefetcher with a trained model, scoring every batch (what the
   host already pays for prefetching), called directly;
 - ``get``: the host's single-key gets of the same requests.
@@ -118,8 +120,8 @@ def _worker(peer: str, n: int, total: int, model_path: str, events: int, chunk: 
     # test). Between experiments it never wakes here (a chunk bigger than the run, no time
     # limit): this thread takes the tap at those same points instead (every `chunk`
     # requests), so that what is counted does not depend on how valgrind schedules
-    # threads. During a test both take every 256 requests; which one takes a chunk
-    # depends on the scheduling, the work per chunk does not.
+    # threads. During a test both take every look_every (decide_every) requests; which one
+    # takes a chunk depends on the scheduling, the work per chunk does not.
     router.max_hold_s = 3600.0
     router.stream_every = 1 << 20
     every = (router.look_every if peer == "ab" else chunk) // BATCH

@@ -28,6 +28,15 @@ int64_t* counts_of(Counts& a, uint32_t size, const char* name) {
   return a.mutable_data();
 }
 
+// Whether two (C-contiguous) count arrays share any byte.
+bool overlap(const Counts& a, const Counts& b) {
+  const auto* a0 = reinterpret_cast<const char*>(a.data());
+  const auto* b0 = reinterpret_cast<const char*>(b.data());
+  const auto* a1 = a0 + a.nbytes();
+  const auto* b1 = b0 + b.nbytes();
+  return a0 < b1 && b0 < a1;
+}
+
 // An arm's per-bucket counts and their moments, as the tally keeps them.
 constexpr uint32_t kMoments = 6;
 
@@ -111,6 +120,15 @@ void register_split(py::module_& m) {
             Arm high{counts_of(high_requests, nb, "high_requests"),
                      counts_of(high_hits, nb, "high_hits"),
                      counts_of(high_moments, kMoments, "high_moments")};
+            // One array in two roles would be counted into twice (and a moments array
+            // that is also a count array would be garbage): the six must not overlap.
+            const Counts* all[] = {&low_requests,  &low_hits,  &low_moments,
+                                   &high_requests, &high_hits, &high_moments};
+            for (std::size_t i = 0; i < 6; ++i)
+              for (std::size_t j = i + 1; j < 6; ++j)
+                if (overlap(*all[i], *all[j]))
+                  fail(ErrorKind::kInvalidArgument,
+                       "the six count arrays must be distinct, not overlapping");
             const auto n = static_cast<std::size_t>(keys.shape(0));
             const uint64_t* k = keys.data();
             const bool* hit = hits.data();

@@ -5,8 +5,10 @@ router. Real caches, real runtime threads."""
 
 from __future__ import annotations
 
+import gc
 import time
 import warnings
+import weakref
 
 import numpy as np
 import pytest
@@ -160,3 +162,26 @@ def test_a_router_serves_one_live_cache_at_a_time_and_counts_on_after_it(model):
     with second:
         serve(second, router, stream(256, seed=11))
     assert router.requests == 576 + 256
+
+
+def test_a_cache_dropped_during_an_experiment_is_freed_and_its_runtime_ends(model):
+    # The runtime holds its cache weakly, so that dropping the cache ends the loop; the
+    # experiment's proposer must not keep the cache alive through its `cached` either.
+    router = ABRouter(LearnedPrefetcher(model), listen_every=256, look_every=64)
+    cache = live(router)
+    serve(cache, router, stream(512, seed=12))
+    router.start_test(LearnedPrefetcher(model), 0.5)
+    serve(cache, router, stream(1_024, seed=13))
+    router.flush()  # what the router's thread has not taken yet
+    assert router.roles.other_stats.requests > 0  # the arms served
+    runtime = cache.prefetch_runtime
+    assert runtime is not None
+    gone = weakref.ref(cache)
+    del cache
+    deadline = time.monotonic() + 10
+    while gone() is not None and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.01)
+    assert gone() is None
+    runtime._thread.join(10)
+    assert not runtime._thread.is_alive()

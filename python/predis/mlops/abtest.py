@@ -108,10 +108,6 @@ class TrafficSplit:
         """Buckets below this serve the challenger."""
         return self._cutoff
 
-    def buckets_u64(self, keys: np.ndarray) -> np.ndarray:
-        """:meth:`buckets` for a C-contiguous uint64 array, without checks or copies."""
-        return self._native.buckets(keys)
-
     def tally_u64(
         self,
         keys: np.ndarray,
@@ -186,9 +182,6 @@ def cluster_variance(bucket_hits: np.ndarray, bucket_requests: np.ndarray) -> fl
     resid = h[used] - p * n[used]
     return m / (m - 1) * float(resid @ resid) / (total * total)
 
-
-#: The moments of an arm's bucket counts that :func:`bucket_moments` gives.
-MOMENTS = 6
 
 #: Below this many requests an arm's moments fit in int64s: sum n^2 <= N^2 < 2^62.
 EXACT_MOMENTS_REQUESTS = 1 << 31

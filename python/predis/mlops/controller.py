@@ -10,11 +10,13 @@ changes the registry and the router's roles. Its states::
         │                                  └──stop──▶ serving         └──rollback──▶ serving
         └──validation failed / training failed──▶ serving (drift cool-down)
 
-What runs beside serving is bookkeeping. Serving a live cache, the router's own thread
-takes the cache's demand stream from a native tap every ``stream_every`` requests (or
-``max_hold_s``), and between experiments the prefetch runtime calls the champion
-directly; driven batch by batch (a replay), the router holds each batch and every
-``listen_every`` requests (``decide_every`` during a test or a watch) hands the chunk on.
+What runs beside serving is bookkeeping. Serving a live cache, the prefetch runtime calls
+the roles' models directly (the champion, or during a test or a watch both arms), and the
+router's own thread takes the cache's demand stream from a native tap every
+``stream_every`` requests (``decide_every`` during a test or a watch, or ``max_hold_s``),
+counts it and hands it on; driven batch by batch (a replay), the router holds each batch
+and every ``listen_every`` requests (``decide_every`` during a test or a watch) hands the
+chunk on.
 Either way the listener here extends the recent window, feeds the chunk's hit bits to the
 native ADWIN (the GIL released) and checks the schedule, or looks at the running test's
 decision.
@@ -75,8 +77,8 @@ class LoopConfig:
             chunk; the per-batch work on the serving thread is then a few attribute
             updates). During a test or a watch the chunks are ``decide_every`` requests.
         stream_every: the same for a live cache's router, which takes the cache's demand
-            stream on its own thread between experiments (see
-            :meth:`~predis.mlops.router.ABRouter.attach`).
+            stream on its own thread (between experiments; during a test or a watch every
+            ``decide_every`` requests; see :meth:`~predis.mlops.router.ABRouter.attach`).
         drift_warmup: requests served before drift counts (the cache fills up first).
         drift_cooldown: requests after a retraining or a role change during which drift
             does not trigger (the hit rate moves because of the change itself).

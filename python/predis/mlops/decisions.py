@@ -34,7 +34,6 @@ from predis.errors import InvalidArgumentError
 from predis.mlops.abtest import (
     BUCKETS,
     EXACT_MOMENTS_REQUESTS,
-    MOMENTS,
     MSPRT,
     ArmCounts,
     MSPRTResult,
@@ -57,8 +56,9 @@ class ArmStats:
     proposals: int = 0  # keys its model proposed (each one a back-end fetch at most)
     inference_batches: int = 0
     inference_seconds: float = 0.0
-    # Requests and hits per split bucket, kept by add_batch (None when the arm's requests
-    # were only counted): the unit of randomisation, hence of the variance.
+    # Requests and hits per split bucket, kept by the router's native tally (or
+    # add_batch; None when the arm's requests were only counted): the unit of
+    # randomisation, hence of the variance.
     bucket_requests: np.ndarray | None = field(default=None, repr=False, compare=False)
     bucket_hits: np.ndarray | None = field(default=None, repr=False, compare=False)
     # Their moments, kept with them (six int64s; see cluster_variance_of_moments), so a
@@ -69,14 +69,18 @@ class ArmStats:
         """The per-bucket requests and hits arrays and their moments, created empty at the
         first call; a native tally (:meth:`TrafficSplit.tally_u64`) adds to all three in
         place, and the caller then adds its sums to ``requests`` and ``hits``."""
-        if self.bucket_requests is None or self.bucket_hits is None or self.bucket_moments is None:
+        if self.bucket_requests is None or self.bucket_hits is None:
             self.bucket_requests = np.zeros(BUCKETS, dtype=np.int64)
             self.bucket_hits = np.zeros(BUCKETS, dtype=np.int64)
-            self.bucket_moments = np.zeros(MOMENTS, dtype=np.int64)
+            self.bucket_moments = None
+        if self.bucket_moments is None:  # counts given without them: theirs
+            self.bucket_moments = bucket_moments(self.bucket_requests, self.bucket_hits)
         return self.bucket_requests, self.bucket_hits, self.bucket_moments
 
     def add_batch(self, buckets: np.ndarray, hits: np.ndarray) -> None:
-        """Count demand requests of this arm: their split buckets and hit flags."""
+        """Count demand requests of this arm: their split buckets and hit flags (numpy,
+        the moments recomputed: the reference the router's native tally is checked
+        against, not its path)."""
         bucket_requests, bucket_hits, moments = self.bucket_counts()
         np.add.at(bucket_requests, buckets, 1)
         np.add.at(bucket_hits, buckets[hits], 1)

@@ -169,54 +169,57 @@ class _Arms:
         self.alternate = alternate
         self.turn = 0
         self.waiting: tuple[np.ndarray, np.ndarray] | None = None
+        # The batch's `cached`, only while propose() runs: on a live cache it is a bound
+        # method of the cache, which must stay free to go (the runtime holds it weakly).
         self._cached: CachedFn | None = None
-        self._cuts: tuple[CachedFn, CachedFn] | None = None
+        self._cuts = (self._for_champion, self._for_other)  # bound once
 
-    def _cut(self, cached: CachedFn) -> tuple[CachedFn, CachedFn]:
-        """``cached`` as each arm sees it: the other arm's keys look cached. Made once per
-        ``cached`` (the runtime hands over an equal bound method every time)."""
-        in_other = self.split.is_challenger_u64
+    def _for_champion(self, c: np.ndarray) -> np.ndarray:
+        """``cached`` as the champion's arm sees it: the other arm's keys look cached."""
+        cached = self._cached
+        if cached is None:
+            raise InvalidArgumentError("an arm's cached() is only valid during its batch")
+        return np.asarray(cached(c), dtype=bool) | self.split.is_challenger_u64(_u64(c))
 
-        def cached_champion(c: np.ndarray) -> np.ndarray:
-            return np.asarray(cached(c), dtype=bool) | in_other(_u64(c))
-
-        def cached_other(c: np.ndarray) -> np.ndarray:
-            return np.asarray(cached(c), dtype=bool) | ~in_other(_u64(c))
-
-        self._cached, self._cuts = cached, (cached_champion, cached_other)
-        return cached_champion, cached_other
+    def _for_other(self, c: np.ndarray) -> np.ndarray:
+        """The same for the other arm: the champion's keys look cached."""
+        cached = self._cached
+        if cached is None:
+            raise InvalidArgumentError("an arm's cached() is only valid during its batch")
+        return np.asarray(cached(c), dtype=bool) | ~self.split.is_challenger_u64(_u64(c))
 
     def propose(
         self, keys: np.ndarray, hits: np.ndarray, cached: CachedFn
     ) -> tuple[np.ndarray, np.ndarray]:
         """Both arms' proposals for a batch (what the runtime calls during an experiment:
         a bound method costs less to call than an instance)."""
-        if cached == self._cached and self._cuts is not None:
+        self._cached = cached
+        try:
             for_champion, for_other = self._cuts
-        else:
-            for_champion, for_other = self._cut(cached)
-        if not self.alternate:
-            a = self.champion.propose(keys, hits, for_champion)
-            b = self.other.propose(keys, hits, for_other)
-            if not len(b[0]):  # one arm proposed nothing: the other's list as it is
-                return a
-            if not len(a[0]):
-                return b
-            out = np.concatenate([a[0], b[0]])
-            conf = np.concatenate([a[1], b[1]])
-            order = np.argsort(-conf, kind="stable")
-            return out[order], conf[order]
-        self.turn ^= 1
-        waiting, self.waiting = self.waiting, (keys, hits)  # the other arm's next batch
-        p, fn = (self.other, for_other) if self.turn else (self.champion, for_champion)
-        if waiting is None:
-            return p.propose(keys, hits, fn)
-        # Its turn: the batch it skipped and this one, scored together (the latest batch's
-        # worth of each, as a caller that fell behind would get).
-        both_k = np.concatenate([waiting[0], keys])
-        both_h = np.concatenate([waiting[1], hits])
-        scored = min(len(waiting[0]), p.scoring_batch) + min(len(keys), p.scoring_batch)
-        return p.propose(both_k, both_h, fn, score_last=scored)
+            if not self.alternate:
+                a = self.champion.propose(keys, hits, for_champion)
+                b = self.other.propose(keys, hits, for_other)
+                if not len(b[0]):  # one arm proposed nothing: the other's list as it is
+                    return a
+                if not len(a[0]):
+                    return b
+                out = np.concatenate([a[0], b[0]])
+                conf = np.concatenate([a[1], b[1]])
+                order = np.argsort(-conf, kind="stable")
+                return out[order], conf[order]
+            self.turn ^= 1
+            waiting, self.waiting = self.waiting, (keys, hits)  # the other arm's next batch
+            p, fn = (self.other, for_other) if self.turn else (self.champion, for_champion)
+            if waiting is None:
+                return p.propose(keys, hits, fn)
+            # Its turn: the batch it skipped and this one, scored together (the latest
+            # batch's worth of each, as a caller that fell behind would get).
+            both_k = np.concatenate([waiting[0], keys])
+            both_h = np.concatenate([waiting[1], hits])
+            scored = min(len(waiting[0]), p.scoring_batch) + min(len(keys), p.scoring_batch)
+            return p.propose(both_k, both_h, fn, score_last=scored)
+        finally:
+            self._cached = None
 
 
 def _u64(keys: np.ndarray) -> np.ndarray:
@@ -322,7 +325,6 @@ class ABRouter(Prefetcher):
         self._held_stats: ArmStats | None = None
         # The experiment's roles the held batches were served under (counted per chunk).
         self._held_roles: Roles | None = None
-        # The champion's model counters when the held chunk started (serving only).
         # Per arm: its stats, its prefetcher and that prefetcher's model counters when the
         # held chunk started (model calls, time, rows and proposals counted per chunk).
         self._marks: list[_Mark] | None = None
@@ -553,8 +555,9 @@ class ABRouter(Prefetcher):
     def _arms_for(self, roles: Roles) -> _Arms:
         """The experiment's proposer (a new experiment starts with nothing carried over)."""
         arms = self._arms
-        if arms is None or arms.roles is not roles:
-            arms = self._arms = _Arms(roles, self.experiment_scoring == "alternate")
+        alternate = self.experiment_scoring == "alternate"
+        if arms is None or arms.roles is not roles or arms.alternate != alternate:
+            arms = self._arms = _Arms(roles, alternate)
         return arms
 
     def _leave_out(
@@ -705,6 +708,7 @@ class ABRouter(Prefetcher):
             self._released = max(self._released, self._tap_base + tap.seen)
         with self._change:
             self._tap = self._tap_thread = self._runtime = None
+            self._arms = None
 
     def _follow(self, tap: _core.DemandTap) -> None:
         """The tap's thread: waits (without the GIL) for a chunk, then takes it."""
@@ -739,16 +743,18 @@ class ABRouter(Prefetcher):
             # of the stream, as `requests` counts them.
             self._released = self._tap_base + tap.taken + tap.dropped
         served = self._served
-        if served is not None:  # the models served these directly: counted for their roles
-            roles = served[0]
-            if roles.split is None:
-                stats = roles.champion_stats
-                stats.requests += len(keys)
-                stats.hits += int(np.count_nonzero(hits))
-            else:
-                _count_arms(roles, keys, hits)
-            self._settle_served(remark=True)
-        self._tell(keys, hits)
+        try:
+            if served is not None:  # the models served these directly: counted for their roles
+                roles = served[0]
+                if roles.split is None:
+                    stats = roles.champion_stats
+                    stats.requests += len(keys)
+                    stats.hits += int(np.count_nonzero(hits))
+                else:
+                    _count_arms(roles, keys, hits)
+                self._settle_served(remark=True)
+        finally:  # taken from the tap: the listeners see it even if counting failed
+            self._tell(keys, hits)
 
     def _marks_of(self, roles: Roles) -> list[_Mark]:
         marks = [self._mark(roles.champion_stats, roles.champion)]
@@ -798,6 +804,8 @@ class ABRouter(Prefetcher):
                     self._take_locked(tap, len(keys))
                 self._settle_served(remark=False)
                 self._served = (roles, self._marks_of(roles))
+            if roles.other is None:
+                self._arms = None  # the experiment's proposer and what it held
             serve = self._server_of(roles)
             runtime = self._runtime() if self._runtime is not None else None
             with self._change:
