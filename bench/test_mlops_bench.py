@@ -279,7 +279,7 @@ class _Idle(LearnedPrefetcher):
     def __init__(self) -> None:
         super().__init__(None, batch_size=CPU_BATCH)
 
-    def propose(self, keys, hits, cached, **_kwargs):  # noqa: ARG002 - the interface's
+    def propose(self, keys, hits, cached, *, score_last=None):  # noqa: ARG002 - the interface's
         return _NOTHING
 
 

@@ -5,6 +5,7 @@ instructions, and those run with the GIL held, which are what a Python host wait
 when the loop's threads have a core of their own.
 
     python bench/callgrind/loop_overhead.py [--batches 1024] [--chunk 16384] [--events 65536]
+        [--test-age 0]
         [--max-serving N --max-ab N --max-collector N] [--max-serving-held N ...]
 
 Each peer runs in its own process under ``valgrind --tool=callgrind --separate-threads=yes``,
@@ -20,9 +21,12 @@ either). The peers:
   the loop's listener: drift detector, training window, schedule), between experiments /
   during an A/B test. The router reads the demand stream from the cache's native tap; the
   work its own thread does per chunk is done here on the calling thread, at the same
-  points (every ``--chunk`` requests, the default ``stream_every``; every ``decide_every``,
-  1,024, during a test, which starts as the loop starts one: after the set-up, so the
-  split's memo starts cold, and looked at every ``decide_every`` requests). The loop's
+  points (every ``--chunk`` requests, the default ``stream_every``; during a test at each
+  of its looks: every ``decide_every``, 1,024, at first, then every sixteenth of the
+  test's requests so far, up to ``stream_every``). The test starts as the loop starts one:
+  after the set-up, so the split's memo starts cold; with ``--test-age R`` the loop takes
+  it to have begun R requests earlier (only the spacing of its looks sees that: a test
+  past 262,144 requests is looked at every 16,384). The loop's
   own work is this less ``runtime``;
 - ``champion``: the LearnedPrefetcher with a trained model, scoring every batch (what the
   host already pays for prefetching), called directly;
@@ -64,7 +68,9 @@ BATCH = 16
 PEERS = ("runtime", "serving", "ab", "champion", "get")
 
 
-def _worker(peer: str, n: int, total: int, model_path: str, events: int, chunk: int) -> None:
+def _worker(
+    peer: str, n: int, total: int, model_path: str, events: int, chunk: int, age: int
+) -> None:
     """Run ``n`` batches (of ``total`` made, whatever n) of ``peer`` on this thread, then
     leave without teardown."""
     import gc
@@ -120,11 +126,11 @@ def _worker(peer: str, n: int, total: int, model_path: str, events: int, chunk: 
     # test). Between experiments it never wakes here (a chunk bigger than the run, no time
     # limit): this thread takes the tap at those same points instead (every `chunk`
     # requests), so that what is counted does not depend on how valgrind schedules
-    # threads. During a test both take every look_every (decide_every) requests; which one
-    # takes a chunk depends on the scheduling, the work per chunk does not.
+    # threads. During a test both take a chunk at each of its looks (the router's
+    # look_every, which the loop sets); which one takes it depends on the scheduling, the
+    # work per chunk does not.
     router.max_hold_s = 3600.0
     router.stream_every = 1 << 20
-    every = (router.look_every if peer == "ab" else chunk) // BATCH
     runtime = PrefetchRuntime(cache, prefetcher, start=False, train_after=None)
     get, step, flush = cache.get, runtime.step, prefetcher.flush
     cache._drain_native()  # what the set-up logged
@@ -132,19 +138,23 @@ def _worker(peer: str, n: int, total: int, model_path: str, events: int, chunk: 
     if peer == "ab":
         # Started only now: the split's memo of key buckets has seen none of the set-up's
         # requests (the same keys), so it is as warm as the stream before it makes it. As
-        # the loop starts a test: it looks at it every decide_every requests.
-        loop._begin_test(_Idle(), 2, router.released)
-    for i, (keys, _) in enumerate(batches, 1):
+        # the loop starts a test, `age` requests ago: the loop spaces its looks by that.
+        loop._begin_test(_Idle(), 2, router.released - age)
+    since = 0
+    for keys, _ in batches:
         for k in keys.tolist():
             get(k)
         step(cache)
-        if i % every == 0:
+        since += BATCH
+        # During a test the chunks end at its looks, which the loop spaces out as it grows.
+        if since >= (router.look_every if peer == "ab" else chunk):
             flush()
+            since = 0
     leave()
 
 
 def _count(
-    peer: str, n: int, total: int, model_path: str, events: int, chunk: int
+    peer: str, n: int, total: int, model_path: str, events: int, chunk: int, age: int
 ) -> tuple[int, int]:
     """The instructions of all the threads of one worker run, and how many of them ran
     with the GIL released."""
@@ -164,6 +174,7 @@ def _count(
             model_path,
             str(events),
             str(chunk),
+            str(age),
         ]
         # No BLAS thread pool: its idle threads wake with the wall clock, which valgrind
         # stretches differently in every run. And no `rep movsb` copies: callgrind counts
@@ -260,16 +271,25 @@ def main(argv: list[str] | None = None) -> int:
             type=float,
             help=f"exit 1 if the {name} instructions per {unit} with the GIL held are above this",
         )
-    p.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--test-age",
+        type=int,
+        default=0,
+        help="requests the A/B test is taken to have run before the counted stream (the "
+        "spacing of its looks)",
+    )
+    p.add_argument("--worker", nargs=7, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
-        peer, n, total, model_path, events, chunk = args.worker
-        _worker(peer, int(n), int(total), model_path, int(events), int(chunk))
+        peer, n, total, model_path, events, chunk, age = args.worker
+        _worker(peer, int(n), int(total), model_path, int(events), int(chunk), int(age))
         return 0
     if args.chunk < BATCH or args.chunk % BATCH:
         p.error(f"--chunk must be a multiple of {BATCH}")
     if args.batches < 10 or args.batches % (args.chunk // BATCH) or args.events < 1024:
         p.error("--batches must be a multiple of --chunk / 16, and --events >= 1024")
+    if args.test_age < 0:
+        p.error("--test-age must be >= 0")
     sys.path.insert(0, str(HERE.parent))
     from predis.prefetch import train_model
     from test_mlops_bench import ITEMS, KEYS, TRAIN  # the benchmark's own workload
@@ -287,7 +307,9 @@ def main(argv: list[str] | None = None) -> int:
                 zip(
                     runs,
                     pool.map(
-                        lambda r: _count(r[0], r[1], 3 * n, model_path, args.events, args.chunk),
+                        lambda r: _count(
+                            r[0], r[1], 3 * n, model_path, args.events, args.chunk, args.test_age
+                        ),
                         runs,
                     ),
                     strict=True,

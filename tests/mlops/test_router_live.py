@@ -185,3 +185,66 @@ def test_a_cache_dropped_during_an_experiment_is_freed_and_its_runtime_ends(mode
     assert gone() is None
     runtime._thread.join(10)
     assert not runtime._thread.is_alive()
+
+
+class Recording(LearnedPrefetcher):
+    """A real LearnedPrefetcher that keeps what it proposed."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.proposed: list[int] = []
+
+    def propose(self, keys, hits, cached, **kwargs):
+        out, conf = super().propose(keys, hits, cached, **kwargs)
+        self.proposed += out.tolist()
+        return out, conf
+
+
+def test_on_a_live_cache_each_arm_proposes_only_its_keys_until_the_roles_end(model):
+    champion, challenger = Recording(model), Recording(model)
+    router = ABRouter(champion, look_every=64)
+    cache = live(router)
+    with cache:
+        serve(cache, router, stream(512, seed=11))
+        assert champion.serves is None
+        roles = router.start_test(challenger, 0.5)
+        split = roles.split
+        assert split is not None
+        del champion.proposed[:]
+        serve(cache, router, stream(3_000, seed=12))
+        # The runtime called both arms directly: each proposed keys of its own arm only
+        # (no batch was in flight at the change: serve() waits for the drain).
+        assert champion.proposed
+        assert challenger.proposed
+        assert not split.is_challenger(np.array(champion.proposed, dtype=np.uint64)).any()
+        assert split.is_challenger(np.array(challenger.proposed, dtype=np.uint64)).all()
+        router.end_experiment()
+        # Back to the champion alone: its candidates are no longer cut, and the challenger
+        # is no arm of this router any more.
+        assert champion.serves is None
+        assert challenger.serves is None
+        assert challenger.latency_sink is None
+        del champion.proposed[:]
+        serve(cache, router, stream(3_000, seed=13))
+    assert champion.proposed
+    assert split.is_challenger(np.array(champion.proposed, dtype=np.uint64)).any()
+
+
+def test_arms_are_cut_to_their_sides_through_every_change_of_roles(model):
+    champion, challenger = LearnedPrefetcher(model), LearnedPrefetcher(model)
+    router = ABRouter(champion)
+    keys = np.arange(4_000, dtype=np.uint64)
+    roles = router.start_test(challenger, 0.3)
+    assert roles.split is not None
+    side = roles.split.is_challenger(keys)
+    assert (challenger.serves(keys) == side).all()
+    assert (champion.serves(keys) == ~side).all()
+    roles = router.promote(0.1)  # the challenger serves most keys; the old one holds back
+    assert roles.split is not None
+    side = roles.split.is_challenger(keys)
+    assert (champion.serves(keys) == side).all()
+    assert (challenger.serves(keys) == ~side).all()
+    assert 0.05 < side.mean() < 0.15
+    router.rollback()
+    assert champion.serves is None
+    assert challenger.serves is None

@@ -6,9 +6,12 @@ import threading
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from predis import Cache, InvalidArgumentError
 from predis.prefetch import LearnedPrefetcher, PrefetchModel
+from predis.prefetch.base import Prefetcher, merge_proposals
 
 
 def value_of(key: int) -> bytes:
@@ -241,3 +244,71 @@ def test_steps_from_several_threads_hand_over_every_event_once(sessions_model):
     puts = puts[puts["op"] == 1]
     assert sorted(puts["key"].tolist()) == list(range(20_000))
     cache.close()
+
+
+class Fixed(Prefetcher):
+    """Proposes the same keys, at given confidences, on every batch."""
+
+    batch_size = 8
+
+    def __init__(self, keys: list[int], conf: list[float]) -> None:
+        self.out = (np.array(keys, dtype=np.uint64), np.array(conf, dtype=np.float64))
+        self.batches = 0
+
+    def propose(self, keys, hits, cached):
+        self.batches += 1
+        return self.out
+
+
+def test_a_routed_pair_is_called_on_every_batch_and_its_lists_merged(sessions_model):
+    """route(first, second): both run on each batch, their proposals loaded most confident
+    first; route(None) hands the batches back to the prefetcher alone."""
+    own = Fixed([900], [0.9])
+    cache = Cache(
+        capacity_bytes=1 << 20,
+        max_items=1_000,
+        loader=CountingLoader(),
+        prefetcher=own,
+        prefetch_options={"interval_s": 10.0},  # the test steps the loop
+    )
+    runtime = cache.prefetch_runtime
+    first, second = Fixed([1_001, 1_002], [0.5, 0.2]), Fixed([2_001], [0.7])
+    runtime.route(first.propose, second.propose)
+    submitted: list[tuple[int, float]] = []
+    real_submit = runtime.executor.submit
+    runtime.executor.submit = lambda k, c: submitted.append((k, c)) or real_submit(k, c)
+    for k in range(8):
+        cache.get(k)
+    runtime.step(cache)
+    assert (first.batches, second.batches, own.batches) == (1, 1, 0)
+    assert submitted == [(2_001, 0.7), (1_001, 0.5), (1_002, 0.2)]
+    with pytest.raises(InvalidArgumentError, match="second proposer needs a first"):
+        runtime.route(None, second.propose)
+    runtime.route(None)
+    submitted.clear()
+    for k in range(8, 16):
+        cache.get(k)
+    runtime.step(cache)
+    assert (first.batches, second.batches, own.batches) == (1, 1, 1)
+    assert submitted == [(900, 0.9)]
+    cache.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    a=st.lists(st.tuples(st.integers(0, 50), st.floats(0, 1)), max_size=12),
+    b=st.lists(st.tuples(st.integers(0, 50), st.floats(0, 1)), max_size=12),
+)
+def test_merged_proposals_are_both_lists_most_confident_first(a, b):
+    def arrays(pairs):
+        return (
+            np.array([k for k, _ in pairs], dtype=np.uint64),
+            np.array([c for _, c in pairs], dtype=np.float64),
+        )
+
+    # Each prefetcher's own list comes most confident first.
+    a, b = sorted(a, key=lambda kc: -kc[1]), sorted(b, key=lambda kc: -kc[1])
+    keys, conf = merge_proposals(arrays(a), arrays(b))
+    # The reference: a stable sort of a's entries then b's, by confidence descending.
+    expected = sorted(a + b, key=lambda kc: -kc[1])
+    assert list(zip(keys.tolist(), conf.tolist(), strict=True)) == expected

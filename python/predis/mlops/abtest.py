@@ -126,6 +126,10 @@ class TrafficSplit:
         (the router's per-batch path)."""
         return self._native.buckets(keys) < self._cutoff
 
+    def is_champion_u64(self, keys: np.ndarray) -> np.ndarray:
+        """The complement of :meth:`is_challenger_u64`: which keys the champion serves."""
+        return self._native.buckets(keys) >= self._cutoff
+
     def is_challenger(self, keys: Sequence[int | bytes | str] | np.ndarray) -> np.ndarray:
         """A bool array: which keys the challenger serves."""
         if isinstance(keys, np.ndarray) and keys.dtype.kind in "iu":

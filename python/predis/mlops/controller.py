@@ -13,10 +13,11 @@ changes the registry and the router's roles. Its states::
 What runs beside serving is bookkeeping. Serving a live cache, the prefetch runtime calls
 the roles' models directly (the champion, or during a test or a watch both arms), and the
 router's own thread takes the cache's demand stream from a native tap every
-``stream_every`` requests (``decide_every`` during a test or a watch, or ``max_hold_s``),
-counts it and hands it on; driven batch by batch (a replay), the router holds each batch
-and every ``listen_every`` requests (``decide_every`` during a test or a watch) hands the
-chunk on.
+``stream_every`` requests (during a test or a watch, at each of its looks: every
+``decide_every`` requests at first, then further apart as it grows; or after
+``max_hold_s``), counts it and hands it on; driven batch by batch (a replay), the router
+holds each batch and every ``listen_every`` requests (at each look during a test or a
+watch) hands the chunk on.
 Either way the listener here extends the recent window, feeds the chunk's hit bits to the
 native ADWIN (the GIL released) and checks the schedule, or looks at the running test's
 decision.
@@ -60,6 +61,10 @@ log = logging.getLogger("predis.mlops")
 
 STATES = ("serving", "training", "testing", "watching")
 
+#: Once a test or a watch has run a while, it is looked at every LOOK_GROWTH-th of the
+#: requests it has seen (see ``LoopConfig.decide_every``).
+LOOK_GROWTH = 16
+
 
 @dataclass(frozen=True)
 class LoopConfig:
@@ -75,21 +80,26 @@ class LoopConfig:
         listen_every: requests the router gathers between experiments before it hands
             them to the loop (the window, the detector and the schedule run once per such
             chunk; the per-batch work on the serving thread is then a few attribute
-            updates). During a test or a watch the chunks are ``decide_every`` requests.
+            updates). During a test or a watch the chunks end at its looks (see
+            ``decide_every``).
         stream_every: the same for a live cache's router, which takes the cache's demand
-            stream on its own thread (between experiments; during a test or a watch every
-            ``decide_every`` requests; see :meth:`~predis.mlops.router.ABRouter.attach`).
+            stream on its own thread (between experiments; during a test or a watch the
+            chunks end at its looks; see :meth:`~predis.mlops.router.ABRouter.attach`).
         drift_warmup: requests served before drift counts (the cache fills up first).
         drift_cooldown: requests after a retraining or a role change during which drift
             does not trigger (the hit rate moves because of the change itself).
         degradation_only: trigger only on drift where the hit rate fell, by at least
             ``min_drop`` (absolute) from the detector's mean before the change.
         min_drop: see ``degradation_only``.
-        decide_every: requests between two looks at a running test or watch. The
-            sequential test stays valid however often it is looked at; a look costs about
-            as much as 90,000 instructions (the statistics and the decision in Python), so
-            looking every 1,024 requests costs under 100 instructions a request and
-            decides at most that many requests later.
+        decide_every: requests between the first looks at a running test or watch;
+            once it has seen ``16 * decide_every`` requests, the looks come every
+            sixteenth of its requests so far (``LOOK_GROWTH``), up to ``stream_every``.
+            The sequential test stays valid however often it is looked at; a look costs
+            about 90,000 instructions (the statistics and the decision in Python), so
+            looks every 1,024 requests cost about 90 instructions a request, and every
+            16,384 about 6, while a decision comes at most a sixteenth of its sample (and
+            never more than ``decide_every`` requests) later than with a look after every
+            request.
         warm_requests: recent requests a new challenger's candidate generator learns from
             before it serves (so it does not start cold against the champion).
     """
@@ -211,6 +221,7 @@ class MLOpsLoop:
         self._quiet_until = self.config.drift_warmup
         self._pending_drift: int | None = None  # position of a drift waiting for data
         self._next_look = 0
+        self._looks_from = 0  # where the running test or watch began
         self._test: ABTest | None = None
         self._watch: RollbackWatch | None = None
         self._versions: dict[str, int | None] = {"challenger": None}
@@ -328,7 +339,7 @@ class MLOpsLoop:
                 self._feeding = None
             self._check_schedule(position)
         elif state in ("testing", "watching") and position >= self._next_look:
-            self._next_look = position + self.config.decide_every
+            self._plan_next_look(position)
             self._look(router.roles, state)
 
     def on_drift(self, event: DriftEvent) -> None:
@@ -374,6 +385,26 @@ class MLOpsLoop:
             return False
         self.state = "training"
         return True
+
+    def _plan_first_look(self, position: int) -> None:
+        """A test or a watch starts at ``position``: its first look comes ``decide_every``
+        requests on (the router's chunks follow the looks)."""
+        every = self.config.decide_every
+        self._looks_from = position
+        self._next_look = position + every
+        self.router.look_every = every
+
+    def _plan_next_look(self, position: int) -> None:
+        """The look after the one at ``position``: ``decide_every`` requests on, or once
+        the test has run longer, a ``LOOK_GROWTH``-th of its requests so far, up to
+        ``stream_every``. The mSPRT stays valid whenever it is looked at; a decision comes
+        at most that share of its sample late, and the looks' cost per request falls as
+        the test grows (a look is about 90,000 instructions)."""
+        c = self.config
+        grown = min((position - self._looks_from) // LOOK_GROWTH, c.stream_every)
+        every = max(c.decide_every, grown)
+        self._next_look = position + every
+        self.router.look_every = every
 
     def _look(self, roles: Roles, state: str) -> None:
         if state == "testing" and self._test is not None:
@@ -430,7 +461,7 @@ class MLOpsLoop:
         with self._lock:
             self._test = ABTest(self.config.ab)
             self._versions["challenger"] = version
-            self._next_look = position + self.config.decide_every
+            self._plan_first_look(position)
             self.router.start_test(challenger, self.config.ab.challenger_share)
             self.state = "testing"
 
@@ -528,7 +559,7 @@ class MLOpsLoop:
     def _start_watch(self, position: int) -> None:
         self._test = None
         self._watch = RollbackWatch(self.config.ab)
-        self._next_look = position + self.config.decide_every
+        self._plan_first_look(position)
         self.state = "watching"
 
     def _back_to_serving(self, position: int) -> None:

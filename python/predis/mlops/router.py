@@ -7,40 +7,41 @@ its arm, and per-arm counts feed the statistics.
 
 **Each arm sees every request but proposes only keys of its arm.** The split is by key,
 and the patterns a prefetcher learns run across keys: in a session A, B, C with A in one
-arm and B in the other, a tracker fed only its own arm's keys would never see A followed by
-B and could not learn the sequence at all; it would be judged on a stream that no
+arm and B in the other, a tracker fed only its own arm's keys would never see A followed
+by B and could not learn the sequence at all; it would be judged on a stream that no
 deployment would ever give it. So both trackers observe the whole demand stream, and each
-arm's candidate list is cut to its own keys *before* scoring (the other arm's keys look
-"already cached" to it). A demand outcome of key k then depends on k's arm's prefetches
-only. The one shared resource left is cache capacity: one arm's prefetches can evict the
-other's entries; prefetched entries enter at a rank set by their confidence, so weak
-guesses go first, and each arm's prefetch budget is scaled to its share of the keys, so
-neither arm can crowd the other out by proposing more.
+arm's candidate list is cut to its own keys *before* scoring (the router sets each arm's
+:attr:`~predis.prefetch.LearnedPrefetcher.serves` to its side of the split). A demand
+outcome of key k then depends on k's arm's prefetches only. The one shared resource left
+is cache capacity: one arm's prefetches can evict the other's entries; prefetched entries
+enter at a rank set by their confidence, so weak guesses go first, and each arm's prefetch
+budget is scaled to its share of the keys, so neither arm can crowd the other out by
+proposing more.
 
 **What it costs the host.** Serving a live cache (:meth:`ABRouter.attach`, called by the
 cache's prefetch runtime), the router is not on the batch path at all: the runtime calls
-the roles' models directly (the champion, or during an experiment :class:`_Arms`, both arms
-and no counting), the cache's drains copy each demand get's key and hit bit into a native
-tap (a few instructions a request, the GIL released), and the router's own thread takes
-the tap in chunks of ``stream_every`` requests (``look_every`` during an experiment),
-counts them for the roles that served them (per arm and split bucket during an
-experiment: one native tally of the chunk, each key's bucket remembered by the split) and
-hands them to the listeners (the loop's drift detector, training window and test). Only
-the first batch after a change of roles comes here. Driven batch by batch instead (a
+the roles' models directly (the champion, or during an experiment both arms, merging their
+lists, with no counting), the cache's drains copy each demand get's key and hit bit into a
+native tap (a few instructions a request, the GIL released), and the router's own thread
+takes the tap in chunks of ``stream_every`` requests (``look_every`` during an
+experiment), counts them for the roles that served them (per arm and split bucket during
+an experiment: one native tally of the chunk, each key's bucket remembered by the split)
+and hands them to the listeners (the loop's drift detector, training window and test).
+Only the first batch after a change of roles comes here. Driven batch by batch instead (a
 replay, or a prefetcher that wraps the router), a batch between experiments costs the
 champion's own call plus a few attribute updates: the batch's keys and hit bits are held,
 and every ``listen_every`` requests the held chunk is counted (one numpy call) and handed
 to the listeners in one piece. During an experiment the chunks are ``look_every``
 requests, and each is counted per arm and split bucket when it is released (the same
 tally), so the per-arm counts trail ``requests`` by at most a chunk, as the champion's do
-between experiments. Both arms run
-their models on every batch (``experiment_scoring="every"``, the default): twice the model calls
-of serving while it lasts. With ``"alternate"`` the arms take turns: on each batch one arm
-runs its model, on the batch it skipped and this one together, so a test makes no more
-model calls than serving does; both arms are treated alike, so the comparison stays fair,
-but half of each arm's proposals come a batch late, which shrinks the effect a test can
-see (in tests/mlops/test_loop_scenarios.py's phase change, +4.8 points instead of about
-+9.5, too little to decide within 20,000 requests per arm).
+between experiments. Both arms run their models on every batch
+(``experiment_scoring="every"``, the default): twice the model calls of serving while it
+lasts. With ``"alternate"`` the arms take turns: on each batch one arm runs its model, on
+the batch it skipped and this one together, so a test makes no more model calls than
+serving does; both arms are treated alike, so the comparison stays fair, but half of each
+arm's proposals come a batch late, which shrinks the effect a test can see (in
+tests/mlops/test_loop_scenarios.py's phase change, +4.8 points instead of about +9.5, too
+little to decide within 20,000 requests per arm).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ from predis import _core
 from predis.errors import InvalidArgumentError
 from predis.mlops.abtest import TrafficSplit
 from predis.mlops.decisions import ArmStats
-from predis.prefetch.base import CachedFn, Prefetcher, ProposeFn
+from predis.prefetch.base import CachedFn, Prefetcher, ProposeFn, merge_proposals
 from predis.prefetch.learned import LearnedPrefetcher
 from predis.prefetch.stats import LatencyHistogram
 
@@ -144,82 +145,42 @@ _Mark = tuple[ArmStats, LearnedPrefetcher, int, float, int, int]
 
 
 class _Arms:
-    """An experiment's proposals for a batch: each arm's model on the batch, its
-    candidates cut to its own keys, the two lists merged by confidence. One per
-    experiment's roles; with alternate scoring it keeps whose turn it is, and the batch
-    the arm whose turn is next has not seen yet. Called by one thread at a time."""
+    """An experiment's proposals for a batch: each arm's model on the batch (each
+    proposes only its own keys: the router sets its ``serves``), the two lists merged by
+    confidence. One per experiment's roles; with alternate scoring it keeps whose turn it
+    is, and the batch the arm whose turn is next has not seen yet. Called by one thread at
+    a time."""
 
-    __slots__ = (
-        "_cached",
-        "_cuts",
-        "alternate",
-        "champion",
-        "other",
-        "roles",
-        "split",
-        "turn",
-        "waiting",
-    )
+    __slots__ = ("alternate", "champion", "other", "roles", "turn", "waiting")
 
     def __init__(self, roles: Roles, alternate: bool) -> None:
         if roles.other is None or roles.split is None:  # roles never change in place
             raise InvalidArgumentError("an experiment needs a second arm and a split")
         self.roles = roles
-        self.champion, self.other, self.split = roles.champion, roles.other, roles.split
+        self.champion, self.other = roles.champion, roles.other
         self.alternate = alternate
         self.turn = 0
         self.waiting: tuple[np.ndarray, np.ndarray] | None = None
-        # The batch's `cached`, only while propose() runs: on a live cache it is a bound
-        # method of the cache, which must stay free to go (the runtime holds it weakly).
-        self._cached: CachedFn | None = None
-        self._cuts = (self._for_champion, self._for_other)  # bound once
-
-    def _for_champion(self, c: np.ndarray) -> np.ndarray:
-        """``cached`` as the champion's arm sees it: the other arm's keys look cached."""
-        cached = self._cached
-        if cached is None:
-            raise InvalidArgumentError("an arm's cached() is only valid during its batch")
-        return np.asarray(cached(c), dtype=bool) | self.split.is_challenger_u64(_u64(c))
-
-    def _for_other(self, c: np.ndarray) -> np.ndarray:
-        """The same for the other arm: the champion's keys look cached."""
-        cached = self._cached
-        if cached is None:
-            raise InvalidArgumentError("an arm's cached() is only valid during its batch")
-        return np.asarray(cached(c), dtype=bool) | ~self.split.is_challenger_u64(_u64(c))
 
     def propose(
         self, keys: np.ndarray, hits: np.ndarray, cached: CachedFn
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Both arms' proposals for a batch (what the runtime calls during an experiment:
-        a bound method costs less to call than an instance)."""
-        self._cached = cached
-        try:
-            for_champion, for_other = self._cuts
-            if not self.alternate:
-                a = self.champion.propose(keys, hits, for_champion)
-                b = self.other.propose(keys, hits, for_other)
-                if not len(b[0]):  # one arm proposed nothing: the other's list as it is
-                    return a
-                if not len(a[0]):
-                    return b
-                out = np.concatenate([a[0], b[0]])
-                conf = np.concatenate([a[1], b[1]])
-                order = np.argsort(-conf, kind="stable")
-                return out[order], conf[order]
-            self.turn ^= 1
-            waiting, self.waiting = self.waiting, (keys, hits)  # the other arm's next batch
-            p, fn = (self.other, for_other) if self.turn else (self.champion, for_champion)
-            if waiting is None:
-                return p.propose(keys, hits, fn)
-            # Its turn: the batch it skipped and this one, scored together (the latest
-            # batch's worth of each, as a caller that fell behind would get).
-            both_k = np.concatenate([waiting[0], keys])
-            both_h = np.concatenate([waiting[1], hits])
-            scored = min(len(waiting[0]), p.scoring_batch) + min(len(keys), p.scoring_batch)
-            return p.propose(both_k, both_h, fn, score_last=scored)
-        finally:
-            self._cached = None
+        """Both arms' proposals for a batch."""
+        if not self.alternate:
+            return merge_proposals(
+                self.champion.propose(keys, hits, cached), self.other.propose(keys, hits, cached)
+            )
+        self.turn ^= 1
+        waiting, self.waiting = self.waiting, (keys, hits)  # the other arm's next batch
+        p = self.other if self.turn else self.champion
+        if waiting is None:
+            return p.propose(keys, hits, cached)
+        # Its turn: the batch it skipped and this one, scored together (the latest batch's
+        # worth of each, as a caller that fell behind would get).
+        both_k = np.concatenate([waiting[0], keys])
+        both_h = np.concatenate([waiting[1], hits])
+        scored = min(len(waiting[0]), p.scoring_batch) + min(len(keys), p.scoring_batch)
+        return p.propose(both_k, both_h, cached, score_last=scored)
 
 
 def _u64(keys: np.ndarray) -> np.ndarray:
@@ -395,10 +356,16 @@ class ABRouter(Prefetcher):
         arms = {id(p) for p in (roles.champion, roles.other) if p is not None}
         for p in (self._roles.champion, self._roles.other):
             if p is not None and id(p) not in arms:
-                p.latency_sink = None
+                p.latency_sink = p.serves = None
         roles.champion.latency_sink = self.latency
-        if roles.other is not None:
+        # Each arm proposes only its own keys: its candidates are cut to them before
+        # scoring (a batch of the old roles still in flight may be cut by the new split:
+        # at most one batch's proposals, at the change).
+        split = roles.split
+        roles.champion.serves = split.is_champion_u64 if split is not None else None
+        if roles.other is not None and split is not None:
             roles.other.latency_sink = self.latency
+            roles.other.serves = split.is_challenger_u64
         self._roles = roles
         runtime = self._runtime() if self._runtime is not None else None
         if runtime is not None:
@@ -668,7 +635,7 @@ class ABRouter(Prefetcher):
             self._runtime = weakref.ref(runtime)
             roles = self._roles
             self._served = (roles, self._marks_of(roles))
-            runtime.route(self._server_of(roles))
+            runtime.route(*self._server_of(roles))
             thread = threading.Thread(
                 target=self._follow, args=(tap,), name="predis-ab-stream", daemon=True
             )
@@ -762,11 +729,15 @@ class ABRouter(Prefetcher):
             marks.append(self._mark(roles.other_stats, roles.other))
         return marks
 
-    def _server_of(self, roles: Roles) -> ProposeFn:
-        """What the runtime calls for a batch under ``roles``."""
+    def _server_of(self, roles: Roles) -> tuple[ProposeFn, ProposeFn | None]:
+        """What the runtime calls for a batch under ``roles``: the champion; during an
+        experiment scored on every batch, both arms (the runtime merges their lists); with
+        alternate scoring, the experiment's proposer."""
         if roles.other is None or roles.split is None:
-            return roles.champion.propose
-        return self._arms_for(roles).propose
+            return roles.champion.propose, None
+        if self.experiment_scoring == "every":
+            return roles.champion.propose, roles.other.propose
+        return self._arms_for(roles).propose, None
 
     def _settle_served(self, *, remark: bool) -> None:
         """Count the model work the served roles' arms did since their counters were last
@@ -806,17 +777,19 @@ class ABRouter(Prefetcher):
                 self._served = (roles, self._marks_of(roles))
             if roles.other is None:
                 self._arms = None  # the experiment's proposer and what it held
-            serve = self._server_of(roles)
+            serve, second = self._server_of(roles)
             runtime = self._runtime() if self._runtime is not None else None
             with self._change:
                 if runtime is not None and self._roles is roles:  # else a change came first
-                    runtime.route(serve)
+                    runtime.route(serve, second)
         else:
-            serve = self._server_of(roles)
+            serve, second = self._server_of(roles)
         if roles.other is not None:  # the arms' candidates are split: plain arrays
             keys = _u64(keys)
             hits = np.asarray(hits, dtype=bool)
         out, conf = serve(keys, hits, cached)
+        if second is not None:
+            out, conf = merge_proposals((out, conf), second(keys, hits, cached))
         return (out, conf) if len(out) else _EMPTY
 
     def reset(self) -> None:

@@ -11,13 +11,28 @@ import numpy as np
 if TYPE_CHECKING:
     from predis.prefetch.runtime import PrefetchRuntime
 
-__all__ = ["CachedFn", "Prefetcher", "ProposeFn"]
+__all__ = ["CachedFn", "Prefetcher", "ProposeFn", "merge_proposals"]
 
 #: Says which of an array of keys the cache holds (a bool array of the same length).
 CachedFn = Callable[[np.ndarray], np.ndarray]
 
 #: A prefetcher's ``propose``: (keys, hits, cached) -> (keys to load, confidences).
 ProposeFn = Callable[[np.ndarray, np.ndarray, CachedFn], tuple[np.ndarray, np.ndarray]]
+
+
+def merge_proposals(
+    a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two prefetchers' proposals for the same batch as one list, most confident first
+    (ties keep ``a``'s first). A list that is empty leaves the other as it is."""
+    if not len(b[0]):
+        return a
+    if not len(a[0]):
+        return b
+    keys = np.concatenate([a[0], b[0]])
+    confidence = np.concatenate([a[1], b[1]])
+    order = np.argsort(-confidence, kind="stable")
+    return keys[order], confidence[order]
 
 
 class Prefetcher(abc.ABC):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -121,6 +122,10 @@ class LearnedPrefetcher(Prefetcher):
         #: A second histogram that inference times also go to (the A/B router's, while
         #: this prefetcher serves one of its arms), or None.
         self.latency_sink: LatencyHistogram | None = None
+        #: Which candidate keys this prefetcher may propose (a bool array for a uint64
+        #: array), or None: any. An A/B router's arm serves only its share of the keys
+        #: (predis.mlops.router), and is cut to it before scoring.
+        self.serves: Callable[[np.ndarray], np.ndarray] | None = None
         self.model_version = 0 if model is None else 1
 
     @property
@@ -217,6 +222,12 @@ class LearnedPrefetcher(Prefetcher):
         threshold = self.threshold
         if threshold >= 1.0:  # "never" (float32 probabilities can round up to exactly 1.0)
             return _EMPTY  # so the model need not run at all
+        serves = self.serves
+        if serves is not None:
+            mine = serves(cand)
+            cand, feat = cand[mine], feat[mine]
+            if len(cand) == 0:
+                return _EMPTY
         fresh = ~np.asarray(cached(cand), dtype=bool)
         cand, feat = cand[fresh], feat[fresh]
         if len(cand) == 0:

@@ -28,7 +28,7 @@ import numpy as np
 from predis import _core
 from predis.access_log import EVENT_DTYPE, AccessOp, KeyKind
 from predis.errors import InvalidArgumentError
-from predis.prefetch.base import Prefetcher, ProposeFn
+from predis.prefetch.base import Prefetcher, ProposeFn, merge_proposals
 from predis.prefetch.executor import PrefetchExecutor
 from predis.prefetch.learned import LearnedPrefetcher
 from predis.prefetch.model import TrainConfig, train_model
@@ -133,8 +133,10 @@ class PrefetchRuntime:
         latency = getattr(prefetcher, "latency", None)
         self._latency = latency if isinstance(latency, LatencyHistogram) else LatencyHistogram()
         self._stop = threading.Event()
-        # What each batch is handed to: the prefetcher's propose, or one it routes to.
-        self._propose: ProposeFn = prefetcher.propose
+        # What each batch is handed to: the prefetcher's propose, or one it routes to, and
+        # a second one whose proposals are merged in (an A/B test's other arm). One tuple,
+        # replaced whole, so a batch reads a consistent pair.
+        self._route: tuple[ProposeFn, ProposeFn | None] = (prefetcher.propose, None)
         self._finished = False
         self._thread = threading.Thread(target=self._run, name="predis-prefetch-drain", daemon=True)
         try:
@@ -148,10 +150,17 @@ class PrefetchRuntime:
 
     # ---- for a prefetcher that routes (Prefetcher.attach) ----
 
-    def route(self, propose: ProposeFn | None) -> None:
+    def route(self, propose: ProposeFn | None, second: ProposeFn | None = None) -> None:
         """Hand the next batches to ``propose`` instead of the prefetcher's own (None: its
-        own again). Any thread; a batch in flight finishes where it started."""
-        self._propose = propose if propose is not None else self.prefetcher.propose
+        own again) and, if given, to ``second`` too, its proposals merged in by confidence
+        (:func:`~predis.prefetch.base.merge_proposals`: an A/B test's two arms, each
+        proposing its own keys). Any thread; a batch in flight finishes where it started."""
+        if propose is None:
+            if second is not None:
+                raise InvalidArgumentError("a second proposer needs a first")
+            self._route = (self.prefetcher.propose, None)
+        else:
+            self._route = (propose, second)
 
     def attach_demand_tap(self, tap: _core.DemandTap | None) -> bool:
         """Have the cache's drains offer their demand gets to ``tap`` (None: stop); False
@@ -235,7 +244,12 @@ class PrefetchRuntime:
         all_keys = np.concatenate(self._batch_keys)
         all_hits = np.concatenate(self._batch_hits)
         self._batch_keys, self._batch_hits, self._batched = [], [], 0
-        proposed, confidence = self._propose(all_keys, all_hits, cached)
+        propose, second = self._route
+        proposed, confidence = propose(all_keys, all_hits, cached)
+        if second is not None:
+            more = second(all_keys, all_hits, cached)
+            if len(more[0]):  # most batches of a test: one arm or neither proposes
+                proposed, confidence = merge_proposals((proposed, confidence), more)
         for key, conf in zip(proposed.tolist(), confidence.tolist(), strict=True):
             self.executor.submit(key, conf)
 
