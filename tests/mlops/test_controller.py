@@ -3,6 +3,7 @@ and scheduled triggers, the event log, and bad configuration."""
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import numpy as np
@@ -276,3 +277,38 @@ def test_a_drift_is_placed_at_its_own_request_not_at_its_chunks_end(tmp_path):
     assert change < placed < change + 1_000  # ADWIN needs a few hundred requests, not 3,192
     assert placed % 64 == 0  # at a block's edge (blocks of 64 from the first request)
     loop.close()
+
+
+def test_looks_at_a_watch_start_every_decide_every_then_space_out_as_it_grows(tmp_path, zipf_bytes):
+    """The first looks come every decide_every requests; later ones every sixteenth of the
+    requests the watch has seen, up to stream_every. The router's chunks end at the looks."""
+    reg = registry(tmp_path, zipf_bytes)
+    meta = reg.register(zipf_bytes, feature_schema=FEATURE_NAMES, training_window=(0, 1))
+    watch = ABConfig(min_requests=10**6, max_requests=10**7, watch_requests=10**7)
+    config = LoopConfig(retrain=RETRAIN, ab=watch, decide_every=64, stream_every=1_024)
+    loop = MLOpsLoop(reg, config)
+    seen: list[tuple[int, int, int, str]] = []  # chunk end, its length, next chunk, state
+    loop.router.subscribe(
+        lambda r, k, _h: seen.append((r.released, len(k), r.look_every, loop.state))
+    )
+    rng = np.random.default_rng(5)
+    with loop:
+        loop.force_promote(meta.version, "a test of the looks")
+        assert loop.wait_idle(60)
+        assert loop.state == "watching"
+        start = loop.router.requests
+        keys = rng.integers(0, 1 << 40, size=40_000, dtype=np.uint64)
+        hits = rng.random(len(keys)) < 0.5
+        for i in range(0, len(keys), 16):
+            loop.router.propose(keys[i : i + 16], hits[i : i + 16], np.isnan)
+        assert loop.state == "watching"  # no decision: min_requests is out of reach
+    looks = [(end, n, nxt) for end, n, nxt, state in seen if state == "watching"]
+    assert len(looks) > 40
+    for (end, _, nxt), (_, n_after, _) in itertools.pairwise(looks):
+        assert nxt == max(64, min((end - start) // 16, 1_024))
+        # The next chunk ends at the next look (its first whole batch of 16 past it).
+        assert n_after == -(-nxt // 16) * 16
+    spacing = [nxt for _, _, nxt in looks]
+    assert spacing[:16] == [64] * 16
+    assert spacing[-1] == 1_024
+    assert spacing == sorted(spacing)
