@@ -6,8 +6,11 @@ import threading
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
-from predis import InvalidArgumentError
+from predis import InvalidArgumentError, PredisError
 from predis.prefetch import (
     FEATURE_NAMES,
     ModelFormatError,
@@ -16,6 +19,7 @@ from predis.prefetch import (
     TrainConfig,
     train_model,
 )
+from predis.prefetch.xgb_predict import DensePredictor
 
 
 def test_model_learns_sessions_and_calibrates(sessions_model: PrefetchModel):
@@ -150,3 +154,95 @@ def test_batch_size_must_match_the_model(sessions_model):
         LearnedPrefetcher(sessions_model, batch_size=32)
     with pytest.raises(InvalidArgumentError, match="batches of"):
         LearnedPrefetcher(batch_size=16).swap_model(sessions_model)
+
+
+ROWS = st.integers(1, 64).flatmap(
+    lambda n: hnp.arrays(
+        np.float32,
+        (n, len(FEATURE_NAMES)),
+        elements=st.one_of(
+            st.floats(-1e6, 1e6, width=32),
+            st.sampled_from([np.nan, np.inf, -np.inf, 0.0, -0.0]),
+        ),
+    )
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=ROWS)
+def test_the_c_api_predictor_gives_xgboosts_own_numbers(sessions_model: PrefetchModel, rows):
+    predictor = DensePredictor(sessions_model.booster)
+    expected = sessions_model.booster.inplace_predict(rows, validate_features=False)
+    assert np.array_equal(predictor(rows), np.asarray(expected, dtype=np.float32))
+    assert np.array_equal(sessions_model.predict(rows), predictor(rows))
+
+
+def test_the_model_predicts_through_the_c_api_and_refuses_other_rows(
+    sessions_model: PrefetchModel,
+):
+    sessions_model.predict(np.zeros((2, len(FEATURE_NAMES)), dtype=np.float32))
+    # This XGBoost's library is reachable: the fast path is the one in use, not the
+    # inplace_predict fallback.
+    assert isinstance(sessions_model._predictor, DensePredictor)
+    predictor = DensePredictor(sessions_model.booster)
+    for bad in (
+        np.zeros((2, len(FEATURE_NAMES)), dtype=np.float64),
+        np.zeros((len(FEATURE_NAMES), 2), dtype=np.float32).T,
+        np.zeros(len(FEATURE_NAMES), dtype=np.float32),
+    ):
+        with pytest.raises(PredisError, match="C-contiguous float32 matrix"):
+            predictor(bad)
+    with pytest.raises(PredisError, match="XGBoost prediction failed"):
+        predictor(np.zeros((2, 3), dtype=np.float32))  # not the model's feature count
+
+
+def test_an_early_stopped_booster_predicts_with_every_tree_as_inplace_predict_does():
+    """Booster.inplace_predict uses every tree, whatever early stopping recorded (a model
+    is cut at its best iteration when trained): so does the C API predictor."""
+    xgb = pytest.importorskip("xgboost")
+    rng = np.random.default_rng(3)
+    x = rng.random((2_000, len(FEATURE_NAMES)), dtype=np.float32)
+    y = (x[:, 0] + 0.3 * rng.random(2_000) > 0.8).astype(np.float32)
+    train, valid = xgb.DMatrix(x[:1_500], y[:1_500]), xgb.DMatrix(x[1_500:], y[1_500:])
+    booster = xgb.train(
+        {"objective": "binary:logistic", "eta": 0.9, "max_depth": 6, "nthread": 1},
+        train,
+        num_boost_round=200,
+        evals=[(valid, "valid")],
+        early_stopping_rounds=3,
+        verbose_eval=False,
+    )
+    assert booster.best_iteration + 1 < booster.num_boosted_rounds()
+    rows = rng.random((300, len(FEATURE_NAMES)), dtype=np.float32)
+    expected = booster.inplace_predict(rows, validate_features=False)
+    assert np.array_equal(DensePredictor(booster)(rows), expected)
+    best = booster[: booster.best_iteration + 1].inplace_predict(rows, validate_features=False)
+    assert not np.array_equal(DensePredictor(booster)(rows), best)
+
+
+def test_threads_predicting_at_once_each_get_their_own_rows(sessions_model: PrefetchModel):
+    """The library's result buffer is per thread: real threads predicting different rows
+    at the same time each get theirs."""
+    rng = np.random.default_rng(9)
+    batches = [
+        rng.random((int(rng.integers(1, 50)), len(FEATURE_NAMES)), dtype=np.float32) * 20
+        for _ in range(8)
+    ]
+    expected = [sessions_model.booster.inplace_predict(b, validate_features=False) for b in batches]
+    failures: list[int] = []
+    barrier = threading.Barrier(len(batches))
+
+    def work(i: int) -> None:
+        barrier.wait()
+        for _ in range(300):
+            if not np.array_equal(sessions_model.predict(batches[i]), expected[i]):
+                failures.append(i)
+                return
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(batches))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert failures == []
+    assert all(not t.is_alive() for t in threads)

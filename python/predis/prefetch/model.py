@@ -2,7 +2,8 @@
 
 :func:`train_model` learns it from a key sequence (a trace, or the keys of the collector's
 segments) and picks the confidence threshold on a held-out tail; :class:`PrefetchModel`
-scores candidate rows with ``inplace_predict`` and round-trips through UBJ bytes, the form
+scores candidate rows with XGBoost's in-place prediction (through its C API:
+:mod:`predis.prefetch.xgb_predict`) and round-trips through UBJ bytes, the form
 the model registry stores.
 """
 
@@ -21,6 +22,7 @@ import numpy as np
 from predis.errors import InvalidArgumentError, PredisError
 from predis.prefetch import ubj
 from predis.prefetch.features import FEATURE_NAMES, TrackerConfig, candidate_rows, label_within
+from predis.prefetch.xgb_predict import DensePredictor, InplacePredictor, predictor_for
 
 __all__ = [
     "Fit",
@@ -126,6 +128,10 @@ class PrefetchModel:
     batch_size: int
     threshold: float
     metrics: dict[str, float] = field(default_factory=dict)
+    # How the booster predicts (predis.prefetch.xgb_predict), made at the first prediction.
+    _predictor: DensePredictor | InplacePredictor | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Probability that each row's candidate is requested within the horizon."""
@@ -134,9 +140,10 @@ class PrefetchModel:
             raise InvalidArgumentError(f"features must be (n, {len(FEATURE_NAMES)}), got {x.shape}")
         if len(x) == 0:
             return np.empty(0, dtype=np.float32)
-        return np.asarray(
-            self.booster.inplace_predict(x, validate_features=False), dtype=np.float32
-        )
+        predictor = self._predictor
+        if predictor is None or predictor.booster is not self.booster:
+            predictor = self._predictor = predictor_for(self.booster)
+        return predictor(x)
 
     def to_bytes(self) -> bytes:
         """UBJ bytes of the booster, with the serving metadata as a booster attribute."""
