@@ -94,3 +94,45 @@ def test_replay_cost_per_request(benchmark, workload, prefetch):
         _, batches, seconds = prefetchers[-1].latency.snapshot()
         benchmark.extra_info["inference_us_per_request"] = 1e6 * seconds / len(keys)
         benchmark.extra_info["inference_us_per_batch"] = 1e6 * seconds / max(1, batches)
+
+
+def test_model_predict_per_batch(benchmark, workload):
+    """One batch's inference, side by side in one run: XGBoost's ``inplace_predict`` and
+    the same library function called through its C API (what ``PrefetchModel.predict``
+    uses), on the candidate rows of real batches. ``extra_info`` has each peer's median µs
+    per call and the C API's ratio to ``inplace_predict``."""
+    import time
+
+    from predis.prefetch.xgb_predict import DensePredictor, InplacePredictor
+
+    keys, model = workload
+    benchmark.group = "prefetch: one batch's inference (peers side by side)"
+    tracker = model.tracker.make()
+    rows = []
+    for start in range(0, 8_000, model.batch_size):
+        _, cand, feat = tracker.observe(keys[start : start + model.batch_size], True)
+        if len(cand):
+            rows.append(np.ascontiguousarray(feat, dtype=np.float32))
+    peers = {
+        "inplace_predict": InplacePredictor(model.booster),
+        "c_api": DensePredictor(model.booster),
+    }
+
+    def run() -> dict[str, object]:
+        took: dict[str, list[float]] = {name: [] for name in peers}
+        for j in range(10):  # the peers alternate, in turned order, so drift hits both alike
+            for name in list(peers)[j % 2 :] + list(peers)[: j % 2]:
+                predict = peers[name]
+                t0 = time.perf_counter()
+                for r in rows:
+                    predict(r)
+                took[name].append((time.perf_counter() - t0) / len(rows) * 1e6)
+        median = {name: sorted(v)[len(v) // 2] for name, v in took.items()}
+        return {
+            "us_per_call": median,
+            "c_api_vs_inplace_predict": median["c_api"] / median["inplace_predict"],
+            "rows_per_call": sum(len(r) for r in rows) / len(rows),
+        }
+
+    result = benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info.update(result)
