@@ -188,15 +188,20 @@ def test_a_cache_dropped_during_an_experiment_is_freed_and_its_runtime_ends(mode
 
 
 class Recording(LearnedPrefetcher):
-    """A real LearnedPrefetcher that keeps what it proposed."""
+    """A real LearnedPrefetcher that keeps what it proposed, and whether its candidates
+    were cut to an arm's keys when the call began."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.proposed: list[int] = []
+        self.cut: list[int] = []  # proposed by calls that began with `serves` set
 
     def propose(self, keys, hits, cached, **kwargs):
+        cut = self.serves is not None
         out, conf = super().propose(keys, hits, cached, **kwargs)
         self.proposed += out.tolist()
+        if cut:
+            self.cut += out.tolist()
         return out, conf
 
 
@@ -210,24 +215,25 @@ def test_on_a_live_cache_each_arm_proposes_only_its_keys_until_the_roles_end(mod
         roles = router.start_test(challenger, 0.5)
         split = roles.split
         assert split is not None
-        del champion.proposed[:]
         serve(cache, router, stream(3_000, seed=12))
-        # The runtime called both arms directly: each proposed keys of its own arm only
-        # (no batch was in flight at the change: serve() waits for the drain).
-        assert champion.proposed
-        assert challenger.proposed
-        assert not split.is_challenger(np.array(champion.proposed, dtype=np.uint64)).any()
-        assert split.is_challenger(np.array(challenger.proposed, dtype=np.uint64)).all()
+        # The runtime called both arms directly: each proposed keys of its own arm only.
+        # (A batch the drain thread was still scoring at the change began uncut, and is
+        # left out: `cut` holds what calls that began under the test proposed.)
+        assert champion.cut
+        assert challenger.cut == challenger.proposed
+        assert not split.is_challenger(np.array(champion.cut, dtype=np.uint64)).any()
+        assert split.is_challenger(np.array(challenger.cut, dtype=np.uint64)).all()
         router.end_experiment()
         # Back to the champion alone: its candidates are no longer cut, and the challenger
         # is no arm of this router any more.
         assert champion.serves is None
         assert challenger.serves is None
         assert challenger.latency_sink is None
-        del champion.proposed[:]
+        before = len(champion.proposed)
         serve(cache, router, stream(3_000, seed=13))
-    assert champion.proposed
-    assert split.is_challenger(np.array(champion.proposed, dtype=np.uint64)).any()
+    after = champion.proposed[before:]
+    assert after
+    assert split.is_challenger(np.array(after, dtype=np.uint64)).any()
 
 
 def test_arms_are_cut_to_their_sides_through_every_change_of_roles(model):
