@@ -199,10 +199,20 @@ class Recording(LearnedPrefetcher):
     def propose(self, keys, hits, cached, **kwargs):
         cut = self.serves is not None
         out, conf = super().propose(keys, hits, cached, **kwargs)
-        self.proposed += out.tolist()
+        got = out.tolist()
         if cut:
-            self.cut += out.tolist()
+            self.cut += got
+        self.proposed += got
         return out, conf
+
+
+def settled(cache: Cache) -> None:
+    """Wait for the drain thread's batch in flight, if any, to finish (serve() waits for
+    the tap, which the drain fills before it calls the models)."""
+    runtime = cache.prefetch_runtime
+    assert runtime is not None
+    with runtime._step_lock:
+        pass
 
 
 def test_on_a_live_cache_each_arm_proposes_only_its_keys_until_the_roles_end(model):
@@ -216,6 +226,7 @@ def test_on_a_live_cache_each_arm_proposes_only_its_keys_until_the_roles_end(mod
         split = roles.split
         assert split is not None
         serve(cache, router, stream(3_000, seed=12))
+        settled(cache)
         # The runtime called both arms directly: each proposed keys of its own arm only.
         # (A batch the drain thread was still scoring at the change began uncut, and is
         # left out: `cut` holds what calls that began under the test proposed.)
@@ -229,6 +240,7 @@ def test_on_a_live_cache_each_arm_proposes_only_its_keys_until_the_roles_end(mod
         assert champion.serves is None
         assert challenger.serves is None
         assert challenger.latency_sink is None
+        settled(cache)
         before = len(champion.proposed)
         serve(cache, router, stream(3_000, seed=13))
     after = champion.proposed[before:]
@@ -254,3 +266,16 @@ def test_arms_are_cut_to_their_sides_through_every_change_of_roles(model):
     router.rollback()
     assert champion.serves is None
     assert challenger.serves is None
+    # A promotion without a test, then its watch ended: cut, then whole again.
+    third = LearnedPrefetcher(model)
+    roles = router.install(third, 0.2)
+    assert roles.split is not None
+    side = roles.split.is_challenger(keys)
+    assert (third.serves(keys) == ~side).all()
+    assert (roles.other.serves(keys) == side).all()
+    router.end_experiment()
+    assert third.serves is None
+    assert roles.other.serves is None
+    # A new router does not inherit a cut an earlier one left on its champion.
+    third.serves = roles.split.is_challenger_u64
+    assert ABRouter(third).champion.serves is None

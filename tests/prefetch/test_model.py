@@ -246,3 +246,31 @@ def test_threads_predicting_at_once_each_get_their_own_rows(sessions_model: Pref
         t.join(120)
     assert failures == []
     assert all(not t.is_alive() for t in threads)
+
+
+def test_a_model_that_has_predicted_still_pickles_and_copies(sessions_model: PrefetchModel):
+    import copy
+    import pickle
+
+    rows = np.random.default_rng(2).random((20, len(FEATURE_NAMES)), dtype=np.float32)
+    expected = sessions_model.predict(rows)  # the C API predictor is made and kept
+    own_bytes = pickle.dumps(sessions_model)
+    for clone in (pickle.loads(own_bytes), copy.deepcopy(sessions_model)):  # noqa: S301 - our own bytes
+        assert np.array_equal(clone.predict(rows), expected)
+        assert clone.threshold == sessions_model.threshold
+
+
+def test_without_the_c_api_the_model_predicts_through_inplace_predict(
+    sessions_model: PrefetchModel, monkeypatch
+):
+    from predis.prefetch import xgb_predict
+
+    def unreachable():
+        raise OSError("no library here")
+
+    rows = np.random.default_rng(4).random((30, len(FEATURE_NAMES)), dtype=np.float32)
+    expected = sessions_model.predict(rows)
+    monkeypatch.setattr(xgb_predict, "_functions", unreachable)
+    predictor = xgb_predict.predictor_for(sessions_model.booster)
+    assert isinstance(predictor, xgb_predict.InplacePredictor)
+    assert np.array_equal(predictor(rows), expected)

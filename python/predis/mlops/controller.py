@@ -97,9 +97,9 @@ class LoopConfig:
             The sequential test stays valid however often it is looked at; a look costs
             about 90,000 instructions (the statistics and the decision in Python), so
             looks every 1,024 requests cost about 90 instructions a request, and every
-            16,384 about 6, while a decision comes at most a sixteenth of its sample (and
-            never more than ``decide_every`` requests) later than with a look after every
-            request.
+            16,384 about 6, while a decision comes at most ``decide_every`` requests, or
+            a sixteenth of its sample (up to ``stream_every``), later than with a look
+            after every request.
         warm_requests: recent requests a new challenger's candidate generator learns from
             before it serves (so it does not start cold against the champion).
     """
@@ -339,7 +339,10 @@ class MLOpsLoop:
                 self._feeding = None
             self._check_schedule(position)
         elif state in ("testing", "watching") and position >= self._next_look:
-            self._plan_next_look(position)
+            with self._lock:  # the actions thread may have started another test or watch
+                if self.state != state or position < self._next_look:
+                    return
+                self._plan_next_look(position)
             self._look(router.roles, state)
 
     def on_drift(self, event: DriftEvent) -> None:
@@ -395,11 +398,12 @@ class MLOpsLoop:
         self.router.look_every = every
 
     def _plan_next_look(self, position: int) -> None:
-        """The look after the one at ``position``: ``decide_every`` requests on, or once
-        the test has run longer, a ``LOOK_GROWTH``-th of its requests so far, up to
-        ``stream_every``. The mSPRT stays valid whenever it is looked at; a decision comes
-        at most that share of its sample late, and the looks' cost per request falls as
-        the test grows (a look is about 90,000 instructions)."""
+        """The look after the one at ``position`` (called holding the loop's lock):
+        ``decide_every`` requests on, or once the test has run longer, a
+        ``LOOK_GROWTH``-th of its requests so far, up to ``stream_every``. The mSPRT
+        stays valid whenever it is looked at; a decision comes at most that share of
+        its sample late, and the looks' cost per request falls as the test grows (a
+        look is about 90,000 instructions)."""
         c = self.config
         grown = min((position - self._looks_from) // LOOK_GROWTH, c.stream_every)
         every = max(c.decide_every, grown)

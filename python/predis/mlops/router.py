@@ -21,27 +21,27 @@ proposing more.
 **What it costs the host.** Serving a live cache (:meth:`ABRouter.attach`, called by the
 cache's prefetch runtime), the router is not on the batch path at all: the runtime calls
 the roles' models directly (the champion, or during an experiment both arms, merging their
-lists, with no counting), the cache's drains copy each demand get's key and hit bit into a
-native tap (a few instructions a request, the GIL released), and the router's own thread
-takes the tap in chunks of ``stream_every`` requests (``look_every`` during an
-experiment), counts them for the roles that served them (per arm and split bucket during
-an experiment: one native tally of the chunk, each key's bucket remembered by the split)
-and hands them to the listeners (the loop's drift detector, training window and test).
-Only the first batch after a change of roles comes here. Driven batch by batch instead (a
-replay, or a prefetcher that wraps the router), a batch between experiments costs the
-champion's own call plus a few attribute updates: the batch's keys and hit bits are held,
-and every ``listen_every`` requests the held chunk is counted (one numpy call) and handed
-to the listeners in one piece. During an experiment the chunks are ``look_every``
-requests, and each is counted per arm and split bucket when it is released (the same
-tally), so the per-arm counts trail ``requests`` by at most a chunk, as the champion's do
-between experiments. Both arms run their models on every batch
-(``experiment_scoring="every"``, the default): twice the model calls of serving while it
-lasts. With ``"alternate"`` the arms take turns: on each batch one arm runs its model, on
-the batch it skipped and this one together, so a test makes no more model calls than
-serving does; both arms are treated alike, so the comparison stays fair, but half of each
-arm's proposals come a batch late, which shrinks the effect a test can see (in
-tests/mlops/test_loop_scenarios.py's phase change, +4.8 points instead of about +9.5, too
-little to decide within 20,000 requests per arm).
+lists, or with alternate scoring the arm whose turn it is; with no counting), the cache's
+drains copy each demand get's key and hit bit into a native tap (a few instructions a
+request, the GIL released), and the router's own thread takes the tap in chunks of
+``stream_every`` requests (``look_every`` during an experiment), counts them for the roles
+that served them (per arm and split bucket during an experiment: one native tally of the
+chunk, each key's bucket remembered by the split) and hands them to the listeners (the
+loop's drift detector, training window and test). Only the first batch after a change of
+roles comes here. Driven batch by batch instead (a replay, or a prefetcher that wraps the
+router), a batch between experiments costs the champion's own call plus a few attribute
+updates: the batch's keys and hit bits are held, and every ``listen_every`` requests the
+held chunk is counted (one numpy call) and handed to the listeners in one piece. During an
+experiment the chunks are ``look_every`` requests, and each is counted per arm and split
+bucket when it is released (the same tally), so the per-arm counts trail ``requests`` by
+at most a chunk, as the champion's do between experiments. Both arms run their models on
+every batch (``experiment_scoring="every"``, the default): twice the model calls of
+serving while it lasts. With ``"alternate"`` the arms take turns: on each batch one arm
+runs its model, on the batch it skipped and this one together, so a test makes no more
+model calls than serving does; both arms are treated alike, so the comparison stays fair,
+but half of each arm's proposals come a batch late, which shrinks the effect a test can
+see (in tests/mlops/test_loop_scenarios.py's phase change, +4.8 points instead of about
++9.5, too little to decide within 20,000 requests per arm).
 """
 
 from __future__ import annotations
@@ -198,8 +198,9 @@ class ABRouter(Prefetcher):
             (and per count of the champion's hits): the per-batch work is then a few
             attribute updates, the rest runs once per chunk.
         look_every: requests per chunk during an experiment, where the listeners look
-            at the test's decision (the loop's ``decide_every``: a smaller chunk decides
-            sooner, a bigger one costs less per request).
+            at the test's decision (the loop sets it at each look: ``decide_every`` at
+            first, then further apart; a smaller chunk decides sooner, a bigger one costs
+            less per request).
         stream_every: serving a live cache (:meth:`attach`), requests per chunk that the
             router's own thread takes from the cache's tap between experiments: the
             chunk's work is not on the serving thread, and a bigger chunk costs less per
@@ -266,6 +267,7 @@ class ABRouter(Prefetcher):
         self.max_hold_s = float(max_hold_s)
         self.experiment_scoring = experiment_scoring
         champion.max_per_request = self.max_per_request
+        champion.serves = None  # whatever an earlier router left: the champion serves all
         self._roles = Roles(champion)
         self._change = threading.Lock()  # serialises role changes, not batches
         self._listeners: list[BatchListener] = []

@@ -451,7 +451,8 @@ class RetrainingSource:
                     out.append(sample("predis_abtest_hit_ratio", counts.hit_rate, labels))
         experiment = loop.experiment
         if experiment is not None:
-            # The sequential test as of the loop's latest look (every decide_every requests).
+            # The sequential test as of the loop's latest look (every decide_every requests
+            # at first, then further apart).
             seq = experiment.sequential()
             test = {"test": self.name}
             out.append(sample("predis_abtest_p_value", seq.p_value, test))

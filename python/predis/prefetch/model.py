@@ -133,6 +133,13 @@ class PrefetchModel:
         default=None, init=False, repr=False, compare=False
     )
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The predictor holds ctypes function pointers, which do not pickle; a copy makes
+        # its own at its first prediction.
+        state = self.__dict__.copy()
+        state["_predictor"] = None
+        return state
+
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Probability that each row's candidate is requested within the horizon."""
         x = np.ascontiguousarray(features, dtype=np.float32)

@@ -24,15 +24,18 @@ __all__ = ["DensePredictor", "InplacePredictor", "predictor_for"]
 
 _U64P = ctypes.POINTER(ctypes.c_uint64)
 _F32P = ctypes.POINTER(ctypes.c_float)
+_TYPESTR = np.dtype(np.float32).str.encode()  # native byte order, as the rows are
 
 
 @functools.cache
 def _functions() -> tuple[Any, Any]:
-    """XGBoost's prediction and error functions, from the library its Python package
-    loaded (dlopen hands back the same copy)."""
-    from xgboost import libpath  # noqa: PLC0415 - heavy; only with a model
+    """XGBoost's prediction and error functions, from the very library its Python
+    package loaded (a booster's handle must not cross into another copy)."""
+    from xgboost import core  # noqa: PLC0415 - heavy; only with a model
 
-    lib = ctypes.CDLL(libpath.find_lib_path()[0])
+    lib = getattr(core, "_LIB", None)
+    if not isinstance(lib, ctypes.CDLL):
+        raise OSError("this xgboost's library handle is not reachable")
     predict = lib.XGBoosterPredictFromDense
     predict.argtypes = [
         ctypes.c_void_p,  # the booster
@@ -78,10 +81,11 @@ class DensePredictor:
         if rows.dtype != np.float32 or rows.ndim != 2 or not rows.flags.c_contiguous:
             raise PredisError("DensePredictor takes a C-contiguous float32 matrix")
         n, width = rows.shape
-        interface = b'{"data":[%d,true],"shape":[%d,%d],"typestr":"<f4","version":3}' % (
+        interface = b'{"data":[%d,true],"shape":[%d,%d],"typestr":"%s","version":3}' % (
             rows.ctypes.data,
             n,
             width,
+            _TYPESTR,
         )
         shape, dims, out = _U64P(), ctypes.c_uint64(), _F32P()
         rc = self._predict(
