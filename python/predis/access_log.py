@@ -9,7 +9,7 @@ import enum
 
 import numpy as np
 
-__all__ = ["EVENT_DTYPE", "AccessOp", "KeyKind"]
+__all__ = ["EVENT_DTYPE", "GET", "INT_KEY", "PREFETCH", "AccessOp", "KeyKind"]
 
 EVENT_DTYPE = np.dtype(
     [
@@ -40,3 +40,11 @@ class KeyKind(enum.IntEnum):
 
     INT = 0
     BYTES = 1
+
+
+# The codes to compare event fields with, as numpy scalars: numpy compares an array with an
+# IntEnum member through a slow generic conversion (about 7 us against under 1 us for a
+# uint8 on a batch of 16), and the prefetch runtime compares on every drain.
+GET = np.uint8(AccessOp.GET)
+PREFETCH = np.uint8(AccessOp.PREFETCH)
+INT_KEY = np.uint8(KeyKind.INT)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from predis.access_log import EVENT_DTYPE, AccessOp, KeyKind
+from predis.access_log import EVENT_DTYPE, GET, INT_KEY
 from predis.errors import InvalidArgumentError
 from predis.mlops.segments import read_segment
 from predis.security.crypto import KeyRing
@@ -24,6 +24,7 @@ def demand_keys(events: np.ndarray) -> np.ndarray:
     """The keys of the demand ``get`` events of int keys, oldest first.
 
     Example:
+        >>> from predis.access_log import AccessOp
         >>> ev = np.zeros(3, dtype=EVENT_DTYPE)
         >>> ev["key"] = [5, 6, 7]
         >>> ev["op"] = [AccessOp.GET, AccessOp.PREFETCH, AccessOp.GET]
@@ -32,7 +33,7 @@ def demand_keys(events: np.ndarray) -> np.ndarray:
     """
     if not isinstance(events, np.ndarray) or events.dtype != EVENT_DTYPE:
         raise InvalidArgumentError("events must be an EVENT_DTYPE array (Cache.drain_events())")
-    mask = (events["op"] == AccessOp.GET) & (events["key_kind"] == KeyKind.INT)
+    mask = (events["op"] == GET) & (events["key_kind"] == INT_KEY)
     return np.ascontiguousarray(events["key"][mask])
 
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from predis import _core
-from predis.access_log import EVENT_DTYPE, AccessOp, KeyKind
+from predis.access_log import EVENT_DTYPE, GET, INT_KEY, PREFETCH
 from predis.errors import InvalidArgumentError
 from predis.prefetch.base import Prefetcher, ProposeFn, merge_proposals
 from predis.prefetch.executor import PrefetchExecutor
@@ -224,9 +224,9 @@ class PrefetchRuntime:
     def feed(self, events: np.ndarray, cached: Callable[[np.ndarray], np.ndarray]) -> None:
         """Process drained events: account, batch demand gets, propose, submit."""
         ops = events["op"]
-        ints = events["key_kind"] == KeyKind.INT
-        is_get = (ops == AccessOp.GET) & ints
-        is_prefetch = (ops == AccessOp.PREFETCH) & ints
+        ints = events["key_kind"] == INT_KEY
+        is_get = (ops == GET) & ints
+        is_prefetch = (ops == PREFETCH) & ints
         self._settle(events[is_get | is_prefetch])
         gets = events[is_get]
         if len(gets) == 0:
@@ -259,7 +259,7 @@ class PrefetchRuntime:
         stored again while pending, or aged out of the pending window, was wasted."""
         if len(events) == 0:
             return
-        prefetch = (events["op"] == AccessOp.PREFETCH).tolist()
+        prefetch = (events["op"] == PREFETCH).tolist()
         with self._lock:
             pending = self._pending
             if not pending and not any(prefetch):
