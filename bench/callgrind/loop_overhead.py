@@ -6,7 +6,8 @@ when the loop's threads have a core of their own.
 
     python bench/callgrind/loop_overhead.py [--batches 1024] [--chunk 16384] [--events 65536]
         [--test-age 0]
-        [--max-serving N --max-ab N --max-collector N] [--max-serving-held N ...]
+        [--max-serving N --max-ab N --max-ab-routing N --max-collector N]
+        [--max-serving-held N ...]
 
 Each peer runs in its own process under ``valgrind --tool=callgrind --separate-threads=yes``,
 twice: with N and with 3N batches of 16 requests. The difference of the counts of all its
@@ -28,6 +29,10 @@ either). The peers:
   it to have begun R requests earlier (only the spacing of its looks sees that: a test
   past 262,144 requests is looked at every 16,384). The loop's
   own work is this less ``runtime``;
+- ``pair``: ``runtime`` with a second idle prefetcher routed beside the first, as the
+  runtime calls an A/B test's two arms (``PrefetchRuntime.route``), without the router:
+  ``pair`` less ``runtime`` is what calling the second arm costs, ``ab`` less ``pair`` the
+  test's own routing (the split's counts, the looks, the chunks);
 - ``champion``: the LearnedPrefetcher with a trained model, scoring every batch (what the
   host already pays for prefetching), called directly;
 - ``get``: the host's single-key gets of the same requests.
@@ -43,7 +48,8 @@ Run with the GIL released: the inclusive cost of predis's ``without_gil`` calls 
 drain and the demand tap, ADWIN, the split hash, the segment filter) and of zstd's
 compression. Everything else counts as held, numpy's GIL-free copies included.
 
-With ``--max-serving``, ``--max-ab`` (instructions per request of the loop's own work) and
+With ``--max-serving``, ``--max-ab``, ``--max-ab-routing`` (instructions per request of the
+loop's own work; ``ab-routing``: ``ab`` less ``pair``) and
 ``--max-collector`` (per event), and their ``-held`` twins for the GIL-held counts, it is a
 regression check: CI runs it small so, with room above the figures in docs/benchmarks.md,
 and a count above its limit exits 1.
@@ -65,7 +71,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BATCH = 16
-PEERS = ("runtime", "serving", "ab", "champion", "get")
+PEERS = ("runtime", "pair", "serving", "ab", "champion", "get")
 
 
 def _worker(
@@ -121,7 +127,7 @@ def _worker(
     # Every runtime peer builds the same loop, so the heaps they count on start alike.
     loop = _idle_loop(tmp, False)
     router = loop.router
-    prefetcher: Prefetcher = _Idle() if peer == "runtime" else router
+    prefetcher: Prefetcher = _Idle() if peer in ("runtime", "pair") else router
     # The router's thread takes the tap every stream_every requests (look_every during a
     # test). Between experiments it never wakes here (a chunk bigger than the run, no time
     # limit): this thread takes the tap at those same points instead (every `chunk`
@@ -132,6 +138,8 @@ def _worker(
     router.max_hold_s = 3600.0
     router.stream_every = 1 << 20
     runtime = PrefetchRuntime(cache, prefetcher, start=False, train_after=None)
+    if peer == "pair":
+        runtime.route(prefetcher.propose, _Idle().propose)
     get, step, flush = cache.get, runtime.step, prefetcher.flush
     cache._drain_native()  # what the set-up logged
     flush()  # ... taken now, so the chunks start with the counted requests
@@ -260,7 +268,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--events", type=int, default=1 << 16, help="events for the collector")
     p.add_argument("--jobs", type=int, default=2, help="valgrind runs at once")
     p.add_argument("--json", type=Path, help="also write the figures here")
-    for name, unit in (("serving", "request"), ("ab", "request"), ("collector", "event")):
+    for name, unit in (
+        ("serving", "request"),
+        ("ab", "request"),
+        ("ab-routing", "request"),
+        ("collector", "event"),
+    ):
         p.add_argument(
             f"--max-{name}",
             type=float,
@@ -331,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
             per_request["serving"] - per_request["runtime"]
         )
         figures[f"loop_ab_own_{kind}per_request"] = per_request["ab"] - per_request["runtime"]
+        figures[f"loop_ab_second_arm_{kind}per_request"] = (
+            per_request["pair"] - per_request["runtime"]
+        )
+        figures[f"loop_ab_routing_{kind}per_request"] = per_request["ab"] - per_request["pair"]
     totals = figures["instructions_per_request"]
     assert isinstance(totals, dict)
     host = totals["get"] + totals["champion"]
@@ -349,11 +366,13 @@ def main(argv: list[str] | None = None) -> int:
     for label, key, unit in (
         ("between experiments", "loop_serving_own_{}per_request", "request"),
         ("during an A/B test", "loop_ab_own_{}per_request", "request"),
+        ("  its second arm's call", "loop_ab_second_arm_{}per_request", "request"),
+        ("  its routing", "loop_ab_routing_{}per_request", "request"),
         ("collector", "collector_{}instructions_per_event", "event"),
     ):
         every, held = figures[key.format("")], figures[key.format("held_")]
         print(
-            f"  {label:20} {every:8,.0f} per {unit} ({float(every) / host:.3%}); "  # type: ignore[arg-type]
+            f"  {label:24} {every:8,.0f} per {unit} ({float(every) / host:.3%}); "  # type: ignore[arg-type]
             f"held {held:8,.0f} ({float(held) / host:.3%})"  # type: ignore[arg-type]
         )
     if args.json:
@@ -368,6 +387,12 @@ def main(argv: list[str] | None = None) -> int:
             ("collector", "collector_instructions_per_event", args.max_collector),
             ("serving (GIL held)", "loop_serving_own_held_per_request", args.max_serving_held),
             ("A/B (GIL held)", "loop_ab_own_held_per_request", args.max_ab_held),
+            ("A/B routing", "loop_ab_routing_per_request", args.max_ab_routing),
+            (
+                "A/B routing (GIL held)",
+                "loop_ab_routing_held_per_request",
+                args.max_ab_routing_held,
+            ),
             (
                 "collector (GIL held)",
                 "collector_held_instructions_per_event",

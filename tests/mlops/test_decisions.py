@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from predis import InvalidArgumentError
 from predis.mlops import MSPRT, ABConfig, ABTest, ArmStats, RollbackWatch
@@ -264,3 +266,33 @@ def test_cluster_variance_matches_independent_requests_and_grows_with_clusters()
     n50 = n * 50
     assert cluster_variance(h * 50, n50) == pytest.approx(p * (1 - p) / n.sum(), rel=0.01)
     assert cluster_variance(np.zeros(3, dtype=np.int64), np.array([0, 5, 0])) is None
+
+
+_arm_counts = st.tuples(
+    st.integers(0, 12_000),  # requests
+    st.floats(0.0, 1.0),  # hit rate
+    st.integers(0, 6_000),  # proposals
+    st.integers(0, 50),  # inference batches
+    st.floats(0.0, 0.05),  # their seconds
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    looks=st.lists(st.tuples(_arm_counts, _arm_counts), min_size=1, max_size=6),
+    watch=st.booleans(),
+)
+def test_verdict_is_decide_without_the_continue_statistics(looks, watch):
+    """The loop's cheap look gives decide()'s decision whenever that is not "continue",
+    and None exactly when it is, over a sequence of looks (the mSPRT keeps state)."""
+    make = RollbackWatch if watch else ABTest
+    full, cheap = make(CFG), make(CFG)
+    for a, b in looks:
+        base, other = arm(*a), arm(*b)
+        expected, got = full.decide(base, other), cheap.verdict(base, other)
+        if expected.action == "continue":
+            assert got is None
+            assert expected.statistics["msprt_p"] == full.sequential().p_value
+        else:
+            assert got == expected
+        assert cheap.sequential() == full.sequential()

@@ -411,13 +411,14 @@ class MLOpsLoop:
         self.router.look_every = every
 
     def _look(self, roles: Roles, state: str) -> None:
+        # verdict(): most looks continue, and a decision to continue needs no statistics.
         if state == "testing" and self._test is not None:
-            decision = self._test.decide(roles.champion_stats, roles.other_stats)
+            decision = self._test.verdict(roles.champion_stats, roles.other_stats)
         elif state == "watching" and self._watch is not None:
-            decision = self._watch.decide(roles.other_stats, roles.champion_stats)
+            decision = self._watch.verdict(roles.other_stats, roles.champion_stats)
         else:
             return
-        if decision.action != "continue":
+        if decision is not None:
             self.state = f"{state}:deciding"  # no second decision while this one is applied
             self._queue(state, {"decision": decision, "roles": roles})
 

@@ -263,12 +263,33 @@ class ABTest:
 
     def decide(self, champion: ArmStats, challenger: ArmStats) -> Decision:
         """The decision on the counts so far (cumulative ``ArmStats`` of each arm)."""
+        seq, decision = self._verdict(champion, challenger)
+        if decision is not None:
+            return decision
+        m = self._msprt
+        return Decision(
+            "continue",
+            "collecting",
+            _stats(champion, challenger, (m.champion, m.challenger), seq.p_value, None, None),
+        )
+
+    def verdict(self, champion: ArmStats, challenger: ArmStats) -> Decision | None:
+        """:meth:`decide`'s decision if it is not ``"continue"``, else None, without
+        building the statistics of a decision to continue: what the MLOps loop looks at on
+        every chunk of a running test, where most looks continue."""
+        return self._verdict(champion, challenger)[1]
+
+    def _verdict(
+        self, champion: ArmStats, challenger: ArmStats
+    ) -> tuple[MSPRTResult, Decision | None]:
         m = self._msprt
         _feed(m.champion, champion)
         _feed(m.challenger, challenger)
         seq = m.result()
         c = self.config
         at_horizon = min(champion.requests, challenger.requests) >= c.max_requests
+        if not seq.decided and not at_horizon:
+            return seq, None  # neither test can conclude: a decision to continue
         z = p_z = None
         if at_horizon:
             z, p_z = two_proportion_ztest(
@@ -290,29 +311,30 @@ class ABTest:
         if better:
             breach = self._guardrail(champion, challenger)
             if breach is not None:
-                return Decision("stop", f"better hit rate but a guardrail failed: {breach}", stats)
+                return seq, Decision(
+                    "stop", f"better hit rate but a guardrail failed: {breach}", stats
+                )
             test = "mSPRT" if seq.decided else "z-test at the horizon"
-            return Decision(
+            return seq, Decision(
                 "promote",
                 f"hit rate {challenger.hit_rate:.4f} vs {champion.hit_rate:.4f} "
                 f"({100 * diff:+.2f} pp, {test}), guardrails hold",
                 stats,
             )
         if worse:
-            return Decision(
+            return seq, Decision(
                 "stop",
                 f"significantly worse: hit rate {challenger.hit_rate:.4f} vs "
                 f"{champion.hit_rate:.4f} ({100 * diff:+.2f} pp)",
                 stats,
             )
-        if at_horizon:
-            return Decision(
-                "stop",
-                f"sample budget of {c.max_requests:,} requests per arm spent without a "
-                f"significant difference ({100 * diff:+.2f} pp)",
-                stats,
-            )
-        return Decision("continue", "collecting", stats)
+        # A decided mSPRT names a winner, so what is left is the horizon, undecided.
+        return seq, Decision(
+            "stop",
+            f"sample budget of {c.max_requests:,} requests per arm spent without a "
+            f"significant difference ({100 * diff:+.2f} pp)",
+            stats,
+        )
 
 
 class RollbackWatch:
@@ -335,24 +357,39 @@ class RollbackWatch:
 
     def decide(self, previous: ArmStats, new: ArmStats) -> Decision:
         """The watch's verdict on the counts so far."""
+        seq, decision = self._verdict(previous, new)
+        if decision is not None:
+            return decision
+        m = self._msprt
+        return Decision(
+            "continue",
+            "watching",
+            _stats(previous, new, (m.champion, m.challenger), seq.p_value, None, None),
+        )
+
+    def verdict(self, previous: ArmStats, new: ArmStats) -> Decision | None:
+        """:meth:`decide`'s verdict if it is not ``"continue"``, else None, without building
+        the statistics of a decision to continue (the MLOps loop's looks)."""
+        return self._verdict(previous, new)[1]
+
+    def _verdict(self, previous: ArmStats, new: ArmStats) -> tuple[MSPRTResult, Decision | None]:
         m = self._msprt
         _feed(m.champion, previous)
         _feed(m.challenger, new)
         seq = m.result()
         c = self.config
+        if not seq.decided and new.requests < c.watch_requests:
+            return seq, None  # no breach confirmed and budget left: a decision to continue
         stats = _stats(previous, new, (m.champion, m.challenger), seq.p_value, None, None)
         diff = stats["difference"]
         if seq.decided and seq.winner == "champion":
-            return Decision(
+            return seq, Decision(
                 "rollback",
                 f"hit rate {new.hit_rate:.4f} vs the previous champion's {previous.hit_rate:.4f} "
                 f"({100 * diff:+.2f} pp, beyond -{100 * c.rollback_threshold:.2f} pp; mSPRT "
                 f"p={seq.p_value:.2g})",
                 stats,
             )
-        done = (seq.decided and seq.winner == "challenger") or new.requests >= c.watch_requests
-        if not done:
-            return Decision("continue", "watching", stats)
         if not seq.decided and min(previous.requests, new.requests) >= c.min_requests:
             # The budget is spent undecided: one fixed-horizon look, one-sided, at the
             # breach threshold, with the same (cluster-aware) variance.
@@ -364,7 +401,7 @@ class RollbackWatch:
             p_breach = 0.5 * math.erfc(-z / math.sqrt(2))  # P(Z <= z)
             stats["z"], stats["z_p"] = z, p_breach
             if p_breach <= c.rollback_alpha / 2:
-                return Decision(
+                return seq, Decision(
                     "rollback",
                     f"hit rate {new.hit_rate:.4f} vs the previous champion's "
                     f"{previous.hit_rate:.4f} ({100 * diff:+.2f} pp, beyond "
@@ -374,13 +411,13 @@ class RollbackWatch:
                 )
         limit = previous.fetches_per_request * (1 + c.max_fetch_increase)
         if new.fetches_per_request > limit:
-            return Decision(
+            return seq, Decision(
                 "rollback",
                 f"back-end load {new.fetches_per_request:.3f} fetches/request is over the limit "
                 f"{limit:.3f} (previous champion {previous.fetches_per_request:.3f})",
                 stats,
             )
-        return Decision(
+        return seq, Decision(
             "pass",
             f"hit rate {new.hit_rate:.4f} vs the previous champion's {previous.hit_rate:.4f} "
             f"({100 * diff:+.2f} pp): no breach",
