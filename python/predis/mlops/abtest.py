@@ -200,12 +200,13 @@ def bucket_moments(bucket_requests: np.ndarray, bucket_hits: np.ndarray) -> np.n
     return np.array([np.count_nonzero(n), n.sum(), h.sum(), n @ n, h @ n, h @ h], dtype=np.int64)
 
 
-def cluster_variance_of_moments(moments: np.ndarray) -> float | None:
+def cluster_variance_of_moments(moments: np.ndarray | Sequence[int]) -> float | None:
     """:func:`cluster_variance` from the bucket counts' moments, in exact integer
     arithmetic: ``sum((h_b - p n_b)^2) = sum h^2 - 2p sum hn + p^2 sum n^2``. Only below
     :data:`EXACT_MOMENTS_REQUESTS` requests, where the int64 squares cannot have wrapped
     (use the arrays beyond)."""
-    m, total, hits, nn, hn, hh = moments.tolist()
+    values = moments.tolist() if isinstance(moments, np.ndarray) else moments
+    m, total, hits, nn, hn, hh = values
     if total >= EXACT_MOMENTS_REQUESTS:
         raise InvalidArgumentError(
             f"moments of {total:,} requests may have wrapped; use cluster_variance"
@@ -297,6 +298,22 @@ class MSPRT:
 
     def result(self) -> MSPRTResult:
         """The current state, without adding data."""
+        diff, ratio = self._update()
+        decided = self._p <= self.alpha
+        winner = None
+        if decided:
+            winner = "challenger" if diff - self.null_difference > 0 else "champion"
+        return MSPRTResult(diff, ratio, self._p, decided, winner)
+
+    def decided(self) -> bool:
+        """:meth:`result`'s ``decided``, without building the result (a look that only
+        needs to know whether to go on)."""
+        self._update()
+        return self._p <= self.alpha
+
+    def _update(self) -> tuple[float, float]:
+        """The difference and likelihood ratio on the counts so far; the running p-value
+        takes the ratio in."""
         a, b = self.champion, self.challenger
         diff = b.hit_rate - a.hit_rate
         shift = diff - self.null_difference
@@ -310,8 +327,4 @@ class MSPRT:
             )
             ratio = math.exp(min(log_ratio, 700.0))
             self._p = min(self._p, 1.0 / ratio)
-        decided = self._p <= self.alpha
-        winner = None
-        if decided:
-            winner = "challenger" if shift > 0 else "champion"
-        return MSPRTResult(diff, ratio, self._p, decided, winner)
+        return diff, ratio

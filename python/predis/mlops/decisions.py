@@ -94,8 +94,10 @@ class ArmStats:
         if self.bucket_requests is None or self.bucket_hits is None:
             return None
         moments = self.bucket_moments
-        if moments is not None and int(moments[1]) < EXACT_MOMENTS_REQUESTS:
-            return cluster_variance_of_moments(moments)
+        if moments is not None:
+            values = moments.tolist()  # one conversion: this runs at every look of a test
+            if values[1] < EXACT_MOMENTS_REQUESTS:
+                return cluster_variance_of_moments(values)
         return cluster_variance(self.bucket_hits, self.bucket_requests)
 
     @property
@@ -263,33 +265,29 @@ class ABTest:
 
     def decide(self, champion: ArmStats, challenger: ArmStats) -> Decision:
         """The decision on the counts so far (cumulative ``ArmStats`` of each arm)."""
-        seq, decision = self._verdict(champion, challenger)
+        decision = self.verdict(champion, challenger)
         if decision is not None:
             return decision
         m = self._msprt
+        p_seq = m.result().p_value
         return Decision(
             "continue",
             "collecting",
-            _stats(champion, challenger, (m.champion, m.challenger), seq.p_value, None, None),
+            _stats(champion, challenger, (m.champion, m.challenger), p_seq, None, None),
         )
 
     def verdict(self, champion: ArmStats, challenger: ArmStats) -> Decision | None:
         """:meth:`decide`'s decision if it is not ``"continue"``, else None, without
         building the statistics of a decision to continue: what the MLOps loop looks at on
         every chunk of a running test, where most looks continue."""
-        return self._verdict(champion, challenger)[1]
-
-    def _verdict(
-        self, champion: ArmStats, challenger: ArmStats
-    ) -> tuple[MSPRTResult, Decision | None]:
         m = self._msprt
         _feed(m.champion, champion)
         _feed(m.challenger, challenger)
-        seq = m.result()
         c = self.config
         at_horizon = min(champion.requests, challenger.requests) >= c.max_requests
-        if not seq.decided and not at_horizon:
-            return seq, None  # neither test can conclude: a decision to continue
+        if not m.decided() and not at_horizon:
+            return None  # neither test can conclude: a decision to continue
+        seq = m.result()
         z = p_z = None
         if at_horizon:
             z, p_z = two_proportion_ztest(
@@ -311,25 +309,23 @@ class ABTest:
         if better:
             breach = self._guardrail(champion, challenger)
             if breach is not None:
-                return seq, Decision(
-                    "stop", f"better hit rate but a guardrail failed: {breach}", stats
-                )
+                return Decision("stop", f"better hit rate but a guardrail failed: {breach}", stats)
             test = "mSPRT" if seq.decided else "z-test at the horizon"
-            return seq, Decision(
+            return Decision(
                 "promote",
                 f"hit rate {challenger.hit_rate:.4f} vs {champion.hit_rate:.4f} "
                 f"({100 * diff:+.2f} pp, {test}), guardrails hold",
                 stats,
             )
         if worse:
-            return seq, Decision(
+            return Decision(
                 "stop",
                 f"significantly worse: hit rate {challenger.hit_rate:.4f} vs "
                 f"{champion.hit_rate:.4f} ({100 * diff:+.2f} pp)",
                 stats,
             )
         # A decided mSPRT names a winner, so what is left is the horizon, undecided.
-        return seq, Decision(
+        return Decision(
             "stop",
             f"sample budget of {c.max_requests:,} requests per arm spent without a "
             f"significant difference ({100 * diff:+.2f} pp)",
@@ -357,33 +353,30 @@ class RollbackWatch:
 
     def decide(self, previous: ArmStats, new: ArmStats) -> Decision:
         """The watch's verdict on the counts so far."""
-        seq, decision = self._verdict(previous, new)
+        decision = self.verdict(previous, new)
         if decision is not None:
             return decision
         m = self._msprt
         return Decision(
             "continue",
             "watching",
-            _stats(previous, new, (m.champion, m.challenger), seq.p_value, None, None),
+            _stats(previous, new, (m.champion, m.challenger), m.result().p_value, None, None),
         )
 
     def verdict(self, previous: ArmStats, new: ArmStats) -> Decision | None:
         """:meth:`decide`'s verdict if it is not ``"continue"``, else None, without building
         the statistics of a decision to continue (the MLOps loop's looks)."""
-        return self._verdict(previous, new)[1]
-
-    def _verdict(self, previous: ArmStats, new: ArmStats) -> tuple[MSPRTResult, Decision | None]:
         m = self._msprt
         _feed(m.champion, previous)
         _feed(m.challenger, new)
-        seq = m.result()
         c = self.config
-        if not seq.decided and new.requests < c.watch_requests:
-            return seq, None  # no breach confirmed and budget left: a decision to continue
+        if not m.decided() and new.requests < c.watch_requests:
+            return None  # no breach confirmed and budget left: a decision to continue
+        seq = m.result()
         stats = _stats(previous, new, (m.champion, m.challenger), seq.p_value, None, None)
         diff = stats["difference"]
         if seq.decided and seq.winner == "champion":
-            return seq, Decision(
+            return Decision(
                 "rollback",
                 f"hit rate {new.hit_rate:.4f} vs the previous champion's {previous.hit_rate:.4f} "
                 f"({100 * diff:+.2f} pp, beyond -{100 * c.rollback_threshold:.2f} pp; mSPRT "
@@ -401,7 +394,7 @@ class RollbackWatch:
             p_breach = 0.5 * math.erfc(-z / math.sqrt(2))  # P(Z <= z)
             stats["z"], stats["z_p"] = z, p_breach
             if p_breach <= c.rollback_alpha / 2:
-                return seq, Decision(
+                return Decision(
                     "rollback",
                     f"hit rate {new.hit_rate:.4f} vs the previous champion's "
                     f"{previous.hit_rate:.4f} ({100 * diff:+.2f} pp, beyond "
@@ -411,13 +404,13 @@ class RollbackWatch:
                 )
         limit = previous.fetches_per_request * (1 + c.max_fetch_increase)
         if new.fetches_per_request > limit:
-            return seq, Decision(
+            return Decision(
                 "rollback",
                 f"back-end load {new.fetches_per_request:.3f} fetches/request is over the limit "
                 f"{limit:.3f} (previous champion {previous.fetches_per_request:.3f})",
                 stats,
             )
-        return seq, Decision(
+        return Decision(
             "pass",
             f"hit rate {new.hit_rate:.4f} vs the previous champion's {previous.hit_rate:.4f} "
             f"({100 * diff:+.2f} pp): no breach",
