@@ -106,6 +106,8 @@ def test_msprt_p_value_never_rises_and_waits_for_min_requests():
         test.record("champion", int(rng.binomial(40, 0.5)), 40)
         p = test.record("challenger", int(rng.binomial(40, 0.5)), 40).p_value
         assert p <= previous
+        assert test.p_value == p  # the running value, read without building a result
+        assert test.decided() == (p <= test.alpha)
         previous = p
 
 

@@ -305,6 +305,11 @@ class MSPRT:
             winner = "challenger" if diff - self.null_difference > 0 else "champion"
         return MSPRTResult(diff, ratio, self._p, decided, winner)
 
+    @property
+    def p_value(self) -> float:
+        """The always-valid p-value as of the latest :meth:`result` or :meth:`decided`."""
+        return self._p
+
     def decided(self) -> bool:
         """:meth:`result`'s ``decided``, without building the result (a look that only
         needs to know whether to go on)."""

@@ -269,7 +269,7 @@ class ABTest:
         if decision is not None:
             return decision
         m = self._msprt
-        p_seq = m.result().p_value
+        p_seq = m.p_value
         return Decision(
             "continue",
             "collecting",
@@ -360,7 +360,7 @@ class RollbackWatch:
         return Decision(
             "continue",
             "watching",
-            _stats(previous, new, (m.champion, m.challenger), m.result().p_value, None, None),
+            _stats(previous, new, (m.champion, m.challenger), m.p_value, None, None),
         )
 
     def verdict(self, previous: ArmStats, new: ArmStats) -> Decision | None:
