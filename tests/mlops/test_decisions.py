@@ -269,30 +269,53 @@ def test_cluster_variance_matches_independent_requests_and_grows_with_clusters()
 
 
 _arm_counts = st.tuples(
-    st.integers(0, 12_000),  # requests
+    # requests, the configuration's boundaries among them
+    st.one_of(st.integers(0, 12_000), st.sampled_from([CFG.min_requests, CFG.max_requests])),
     st.floats(0.0, 1.0),  # hit rate
     st.integers(0, 6_000),  # proposals
     st.integers(0, 50),  # inference batches
     st.floats(0.0, 0.05),  # their seconds
+    st.one_of(st.none(), st.integers(0, 2**32 - 1)),  # seed of per-bucket counts, or none
 )
+
+
+def _arm_with_buckets(requests, rate, proposals, batches, secs, seed):
+    """An arm's counts; with a seed, spread over split buckets (so the cluster variance,
+    from the bucket moments, is used)."""
+    if seed is None:
+        return arm(requests, rate, proposals, batches, secs)
+    rng = np.random.default_rng(seed)
+    a = ArmStats(proposals=proposals, inference_batches=batches, inference_seconds=secs)
+    a.add_batch(rng.integers(0, 10_000, requests), rng.random(requests) < rate)
+    return a
 
 
 @settings(max_examples=200, deadline=None)
 @given(
-    looks=st.lists(st.tuples(_arm_counts, _arm_counts), min_size=1, max_size=6),
+    # The third item: the second arm has the first's hit rate (no effect), so that some
+    # tests reach their budget undecided.
+    looks=st.lists(st.tuples(_arm_counts, _arm_counts, st.booleans()), min_size=1, max_size=6),
     watch=st.booleans(),
 )
 def test_verdict_is_decide_without_the_continue_statistics(looks, watch):
     """The loop's cheap look gives decide()'s decision whenever that is not "continue",
-    and None exactly when it is, over a sequence of looks (the mSPRT keeps state)."""
+    and None exactly when it is, over a sequence of looks (the mSPRT keeps state); a test
+    goes on exactly while its mSPRT is undecided and its budget is not spent."""
     make = RollbackWatch if watch else ABTest
     full, cheap = make(CFG), make(CFG)
-    for a, b in looks:
-        base, other = arm(*a), arm(*b)
+    for a, b, same in looks:
+        second = (b[0], a[1], *b[2:]) if same else b
+        base, other = _arm_with_buckets(*a), _arm_with_buckets(*second)
         expected, got = full.decide(base, other), cheap.verdict(base, other)
-        if expected.action == "continue":
+        seq = full.sequential()
+        if watch:
+            goes_on = not seq.decided and other.requests < CFG.watch_requests
+        else:
+            goes_on = not seq.decided and min(base.requests, other.requests) < CFG.max_requests
+        assert (expected.action == "continue") == goes_on
+        if goes_on:
             assert got is None
-            assert expected.statistics["msprt_p"] == full.sequential().p_value
+            assert expected.statistics["msprt_p"] == seq.p_value
         else:
             assert got == expected
-        assert cheap.sequential() == full.sequential()
+        assert cheap.sequential() == seq

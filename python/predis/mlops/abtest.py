@@ -200,11 +200,12 @@ def bucket_moments(bucket_requests: np.ndarray, bucket_hits: np.ndarray) -> np.n
     return np.array([np.count_nonzero(n), n.sum(), h.sum(), n @ n, h @ n, h @ h], dtype=np.int64)
 
 
-def cluster_variance_of_moments(moments: np.ndarray | Sequence[int]) -> float | None:
+def cluster_variance_of_moments(moments: np.ndarray | list[int]) -> float | None:
     """:func:`cluster_variance` from the bucket counts' moments, in exact integer
     arithmetic: ``sum((h_b - p n_b)^2) = sum h^2 - 2p sum hn + p^2 sum n^2``. Only below
     :data:`EXACT_MOMENTS_REQUESTS` requests, where the int64 squares cannot have wrapped
-    (use the arrays beyond)."""
+    (use the arrays beyond). ``moments``: the int64 array, or its ``tolist()`` (Python
+    ints: numpy integers would wrap in the products)."""
     values = moments.tolist() if isinstance(moments, np.ndarray) else moments
     m, total, hits, nn, hn, hh = values
     if total >= EXACT_MOMENTS_REQUESTS:
@@ -312,7 +313,8 @@ class MSPRT:
 
     def decided(self) -> bool:
         """:meth:`result`'s ``decided``, without building the result (a look that only
-        needs to know whether to go on)."""
+        needs to know whether to go on). Like :meth:`result`, it takes the counts so far
+        into the running p-value."""
         self._update()
         return self._p <= self.alpha
 

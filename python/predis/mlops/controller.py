@@ -94,10 +94,11 @@ class LoopConfig:
         decide_every: requests between the first looks at a running test or watch;
             once it has seen ``16 * decide_every`` requests, the looks come every
             sixteenth of its requests so far (``LOOK_GROWTH``), up to ``stream_every``.
-            The sequential test stays valid however often it is looked at; a look costs
-            about 90,000 instructions (the statistics and the decision in Python), so
-            looks every 1,024 requests cost about 90 instructions a request, and every
-            16,384 about 6, while a decision comes at most ``decide_every`` requests, or
+            The sequential test stays valid however often it is looked at; a look,
+            with the chunk it ends, holds the GIL for about 100,000 instructions (the
+            counts, the loop's listener and the test's verdict, in Python), so looks
+            every 1,024 requests cost about 100 instructions a request, and every 16,384
+            about 6, while a decision comes at most ``decide_every`` requests, or
             a sixteenth of its sample (up to ``stream_every``), later than with a look
             after every request.
         warm_requests: recent requests a new challenger's candidate generator learns from
@@ -403,7 +404,7 @@ class MLOpsLoop:
         ``LOOK_GROWTH``-th of its requests so far, up to ``stream_every``. The mSPRT
         stays valid whenever it is looked at; a decision comes at most that share of
         its sample late, and the looks' cost per request falls as the test grows (a
-        look is about 90,000 instructions)."""
+        look holds the GIL for about 100,000 instructions)."""
         c = self.config
         grown = min((position - self._looks_from) // LOOK_GROWTH, c.stream_every)
         every = max(c.decide_every, grown)

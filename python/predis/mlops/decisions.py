@@ -95,7 +95,7 @@ class ArmStats:
             return None
         moments = self.bucket_moments
         if moments is not None:
-            values = moments.tolist()  # one conversion: this runs at every look of a test
+            values = moments.tolist()  # Python ints, once: this runs at every look of a test
             if values[1] < EXACT_MOMENTS_REQUESTS:
                 return cluster_variance_of_moments(values)
         return cluster_variance(self.bucket_hits, self.bucket_requests)
@@ -260,7 +260,8 @@ class ABTest:
         return None
 
     def sequential(self) -> MSPRTResult:
-        """The sequential test's state as of the latest :meth:`decide` (for monitoring)."""
+        """The sequential test's state as of the latest :meth:`decide` or :meth:`verdict`
+        (for monitoring)."""
         return self._msprt.result()
 
     def decide(self, champion: ArmStats, challenger: ArmStats) -> Decision:
@@ -348,7 +349,8 @@ class RollbackWatch:
         )
 
     def sequential(self) -> MSPRTResult:
-        """The sequential test's state as of the latest :meth:`decide` (for monitoring)."""
+        """The sequential test's state as of the latest :meth:`decide` or :meth:`verdict`
+        (for monitoring)."""
         return self._msprt.result()
 
     def decide(self, previous: ArmStats, new: ArmStats) -> Decision:
