@@ -5,7 +5,7 @@ instructions, and those run with the GIL held, which are what a Python host wait
 when the loop's threads have a core of their own.
 
     python bench/callgrind/loop_overhead.py [--batches 1024] [--chunk 16384] [--events 65536]
-        [--test-age 0]
+        [--test-age 0 | --test-start]
         [--max-serving N --max-ab N --max-ab-routing N --max-collector N]
         [--max-serving-held N ...]
 
@@ -23,11 +23,12 @@ either). The peers:
   during an A/B test. The router reads the demand stream from the cache's native tap; the
   work its own thread does per chunk is done here on the calling thread, at the same
   points (every ``--chunk`` requests, the default ``stream_every``; during a test at each
-  of its looks: every ``decide_every``, 1,024, at first, then every sixteenth of the
+  of its looks: every ``decide_every``, 4,096, at first, then every eighth of the
   test's requests so far, up to ``stream_every``). The test starts as the loop starts one:
   after the set-up, so the split's memo starts cold; with ``--test-age R`` the loop takes
   it to have begun R requests earlier (only the spacing of its looks sees that: a test
-  past 262,144 requests is looked at every 16,384). The loop's
+  past 131,072 requests is looked at every 16,384); with ``--test-start`` the counted
+  stream is the test's first 2N batches instead (started after N, the memo cold). The loop's
   own work is this less ``runtime``;
 - ``pair``: ``runtime`` with a second idle prefetcher routed beside the first, as the
   runtime calls an A/B test's two arms (``PrefetchRuntime.route``), without the router:
@@ -143,21 +144,34 @@ def _worker(
     get, step, flush = cache.get, runtime.step, prefetcher.flush
     cache._drain_native()  # what the set-up logged
     flush()  # ... taken now, so the chunks start with the counted requests
-    if peer == "ab":
+    # With age < 0 (--test-start) the test starts after total // 3 batches, so the run of
+    # 3N counts its first 2N batches; the run of N starts it at its end, so both count the
+    # start itself, which cancels.
+    start_at = total // 3 if peer == "ab" and age < 0 else 0 if peer == "ab" else None
+
+    def begin() -> None:
+        flush()  # what came before the test is the roles' before it (empty at batch 0)
         # Started only now: the split's memo of key buckets has seen none of the set-up's
         # requests (the same keys), so it is as warm as the stream before it makes it. As
         # the loop starts a test, `age` requests ago: the loop spaces its looks by that.
-        loop._begin_test(_Idle(), 2, router.released - age)
+        loop._begin_test(_Idle(), 2, router.released - max(age, 0))
+
     since = 0
-    for keys, _ in batches:
+    for i, (keys, _) in enumerate(batches):
+        if i == start_at:
+            begin()
+            since = 0
         for k in keys.tolist():
             get(k)
         step(cache)
         since += BATCH
         # During a test the chunks end at its looks, which the loop spaces out as it grows.
-        if since >= (router.look_every if peer == "ab" else chunk):
+        testing = start_at is not None and i >= start_at
+        if since >= (router.look_every if testing else chunk):
             flush()
             since = 0
+    if start_at is not None and start_at >= n:
+        begin()  # as the longer run does there
     leave()
 
 
@@ -291,6 +305,12 @@ def main(argv: list[str] | None = None) -> int:
         help="requests the A/B test is taken to have run before the counted stream (the "
         "spacing of its looks)",
     )
+    p.add_argument(
+        "--test-start",
+        action="store_true",
+        help="count the test's first requests instead: it starts after N batches (its "
+        "densest looks, with the split's memo cold)",
+    )
     p.add_argument("--worker", nargs=7, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
@@ -303,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--batches must be a multiple of --chunk / 16, and --events >= 1024")
     if args.test_age < 0:
         p.error("--test-age must be >= 0")
+    if args.test_start and args.test_age:
+        p.error("--test-start and --test-age exclude each other")
+    age = -1 if args.test_start else args.test_age
     sys.path.insert(0, str(HERE.parent))
     from predis.prefetch import train_model
     from test_mlops_bench import ITEMS, KEYS, TRAIN  # the benchmark's own workload
@@ -321,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
                     runs,
                     pool.map(
                         lambda r: _count(
-                            r[0], r[1], 3 * n, model_path, args.events, args.chunk, args.test_age
+                            r[0], r[1], 3 * n, model_path, args.events, args.chunk, age
                         ),
                         runs,
                     ),

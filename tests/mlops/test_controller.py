@@ -21,6 +21,7 @@ from predis.mlops import (
     RetrainConfig,
     SegmentWindow,
 )
+from predis.mlops.controller import LOOK_GROWTH
 from predis.monitoring import Monitor
 from predis.prefetch import FEATURE_NAMES, TrainConfig, train_model
 from predis.security.crypto import KeyRing, generate_key_line
@@ -280,8 +281,9 @@ def test_a_drift_is_placed_at_its_own_request_not_at_its_chunks_end(tmp_path):
 
 
 def test_looks_at_a_watch_start_every_decide_every_then_space_out_as_it_grows(tmp_path, zipf_bytes):
-    """The first looks come every decide_every requests; later ones every sixteenth of the
-    requests the watch has seen, up to stream_every. The router's chunks end at the looks."""
+    """The first looks come every decide_every requests; later ones every LOOK_GROWTH-th of
+    the requests the watch has seen, up to stream_every. The router's chunks end at the
+    looks."""
     reg = registry(tmp_path, zipf_bytes)
     meta = reg.register(zipf_bytes, feature_schema=FEATURE_NAMES, training_window=(0, 1))
     watch = ABConfig(min_requests=10**6, max_requests=10**7, watch_requests=10**7)
@@ -305,10 +307,11 @@ def test_looks_at_a_watch_start_every_decide_every_then_space_out_as_it_grows(tm
     looks = [(end, n, nxt) for end, n, nxt, state in seen if state == "watching"]
     assert len(looks) > 40
     for (end, _, nxt), (_, n_after, _) in itertools.pairwise(looks):
-        assert nxt == max(64, min((end - start) // 16, 1_024))
+        assert nxt == max(64, min((end - start) // LOOK_GROWTH, 1_024))
         # The next chunk ends at the next look (its first whole batch of 16 past it).
         assert n_after == -(-nxt // 16) * 16
     spacing = [nxt for _, _, nxt in looks]
-    assert spacing[:16] == [64] * 16
+    assert spacing[:LOOK_GROWTH] == [64] * LOOK_GROWTH
+    assert spacing[LOOK_GROWTH] > 64
     assert spacing[-1] == 1_024
     assert spacing == sorted(spacing)

@@ -62,8 +62,9 @@ log = logging.getLogger("predis.mlops")
 STATES = ("serving", "training", "testing", "watching")
 
 #: Once a test or a watch has run a while, it is looked at every LOOK_GROWTH-th of the
-#: requests it has seen (see ``LoopConfig.decide_every``).
-LOOK_GROWTH = 16
+#: requests it has seen (see ``LoopConfig.decide_every``): a decision comes at most an
+#: eighth of its sample later than with a look after every request.
+LOOK_GROWTH = 8
 
 
 @dataclass(frozen=True)
@@ -92,15 +93,17 @@ class LoopConfig:
             ``min_drop`` (absolute) from the detector's mean before the change.
         min_drop: see ``degradation_only``.
         decide_every: requests between the first looks at a running test or watch;
-            once it has seen ``16 * decide_every`` requests, the looks come every
-            sixteenth of its requests so far (``LOOK_GROWTH``), up to ``stream_every``.
-            The sequential test stays valid however often it is looked at; a look,
-            with the chunk it ends, holds the GIL for about 100,000 instructions (the
+            once it has seen ``8 * decide_every`` requests, the looks come every eighth
+            of its requests so far (``LOOK_GROWTH``), up to ``stream_every``. The
+            sequential test stays valid however often it is looked at; a look, with the
+            chunk it ends, holds the GIL for about 70,000 to 100,000 instructions (the
             counts, the loop's listener and the test's verdict, in Python), so looks
-            every 1,024 requests cost about 100 instructions a request, and every 16,384
-            about 6, while a decision comes at most ``decide_every`` requests, or
-            a sixteenth of its sample (up to ``stream_every``), later than with a look
-            after every request.
+            every 4,096 requests cost about 20 instructions a request, and every 16,384
+            about 5, while a decision comes at most ``decide_every`` requests, or an
+            eighth of its sample (up to ``stream_every``), later than with a look after
+            every request. At a cache's pace, 4,096 requests are milliseconds; the first
+            look comes about when the smaller arm of a default test (a quarter of the
+            keys) reaches ``min_requests``, before which no look can decide.
         warm_requests: recent requests a new challenger's candidate generator learns from
             before it serves (so it does not start cold against the champion).
     """
@@ -116,7 +119,7 @@ class LoopConfig:
     drift_cooldown: int = 10_000
     degradation_only: bool = True
     min_drop: float = 0.02
-    decide_every: int = 1024
+    decide_every: int = 4096
     warm_requests: int = 20_000
 
     def __post_init__(self) -> None:
@@ -404,7 +407,7 @@ class MLOpsLoop:
         ``LOOK_GROWTH``-th of its requests so far, up to ``stream_every``. The mSPRT
         stays valid whenever it is looked at; a decision comes at most that share of
         its sample late, and the looks' cost per request falls as the test grows (a
-        look holds the GIL for about 100,000 instructions)."""
+        look holds the GIL for about 70,000 to 100,000 instructions)."""
         c = self.config
         grown = min((position - self._looks_from) // LOOK_GROWTH, c.stream_every)
         every = max(c.decide_every, grown)

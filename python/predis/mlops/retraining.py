@@ -101,15 +101,21 @@ class DemandWindow:
     def extend(self, keys: np.ndarray) -> None:
         """Append keys (oldest first)."""
         added = np.asarray(keys, dtype=np.uint64).ravel()
-        cap = len(self._buf)
-        keys = added[-cap:]  # only the newest `cap` can stay
-        n = len(keys)
+        count = len(added)
+        buf = self._buf
+        cap = len(buf)
+        kept = added if count <= cap else added[-cap:]  # only the newest `cap` can stay
+        n = len(kept)
         with self._lock:
-            start = (self.total + len(added) - n) % cap
-            first = min(n, cap - start)
-            self._buf[start : start + first] = keys[:first]
-            self._buf[: n - first] = keys[first:]
-            self.total += len(added)
+            start = (self.total + count - n) % cap
+            end = start + n
+            if end <= cap:  # the usual case, a chunk that does not wrap: one copy
+                buf[start:end] = kept
+            else:
+                first = cap - start
+                buf[start:] = kept[:first]
+                buf[: n - first] = kept[first:]
+            self.total += count
 
     def latest(self, n: int) -> np.ndarray:
         """A copy of the newest ``min(n, held)`` keys, oldest first."""
