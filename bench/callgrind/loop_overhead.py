@@ -203,8 +203,12 @@ def _count(
         # one instruction per byte of those, so a 32 KiB memcpy would weigh as much as
         # 32,000 instructions; glibc's vector loop does the same copy in about a thousand,
         # which is closer to what either costs on the CPU.
+        # No bytecode written either: a run that compiled a module (its .pyc stale after
+        # an install) while its peer run loaded it would differ by millions of
+        # instructions; this way both runs of a peer find the same .pyc files.
         env = {
             **os.environ,
+            "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONHASHSEED": "0",
             "OPENBLAS_NUM_THREADS": "1",
             "OMP_NUM_THREADS": "1",

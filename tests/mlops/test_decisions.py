@@ -25,6 +25,25 @@ def test_arm_stats_rates():
     assert ArmStats().as_dict()["hit_rate"] == 0.0  # no request, no division by zero
 
 
+def test_an_arms_first_bucket_counts_are_empty_with_their_moments():
+    """The counts start at zero with zero moments (not computed), and counts given without
+    moments get theirs computed; a tally then keeps them."""
+    from predis.mlops.abtest import bucket_moments
+
+    a = ArmStats()
+    requests, hits, moments = a.bucket_counts()
+    assert not requests.any()
+    assert not hits.any()
+    assert moments.tolist() == bucket_moments(requests, hits).tolist() == [0] * 6
+    assert a.bucket_counts()[2] is moments  # kept, not rebuilt
+    b = ArmStats(bucket_requests=np.array([3, 0, 2] + [0] * 9_997), bucket_hits=np.zeros(10_000))
+    b.bucket_hits[0] = 1
+    assert b.bucket_counts()[2].tolist() == [2, 5, 1, 13, 3, 1]
+    b.add_batch(np.array([2, 2]), np.array([True, False]))
+    want = bucket_moments(b.bucket_requests, b.bucket_hits)
+    assert b.bucket_counts()[2].tolist() == want.tolist()
+
+
 def test_clearly_better_challenger_is_promoted_by_the_msprt():
     d = ABTest(CFG).decide(arm(3_000, 0.30), arm(3_000, 0.40))
     assert d.action == "promote"

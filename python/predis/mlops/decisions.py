@@ -72,7 +72,9 @@ class ArmStats:
         if self.bucket_requests is None or self.bucket_hits is None:
             self.bucket_requests = np.zeros(BUCKETS, dtype=np.int64)
             self.bucket_hits = np.zeros(BUCKETS, dtype=np.int64)
-            self.bucket_moments = None
+            # Empty counts have zero moments: not computed (int64 dot products over
+            # 10,000 buckets are about a million instructions at every test's start).
+            self.bucket_moments = np.zeros(6, dtype=np.int64)
         if self.bucket_moments is None:  # counts given without them: theirs
             self.bucket_moments = bucket_moments(self.bucket_requests, self.bucket_hits)
         return self.bucket_requests, self.bucket_hits, self.bucket_moments
