@@ -145,8 +145,9 @@ def _worker(
     cache._drain_native()  # what the set-up logged
     flush()  # ... taken now, so the chunks start with the counted requests
     # With age < 0 (--test-start) the test starts after total // 3 batches, so the run of
-    # 3N counts its first 2N batches; the run of N starts it at its end, so both count the
-    # start itself, which cancels.
+    # 3N counts its first 2N batches; the run of N starts it at its end, so the start call
+    # itself cancels, while what the test sets up at its first chunks (the arms' bucket
+    # arrays, the memo's first keys) is counted, as the test's first requests pay it.
     start_at = total // 3 if peer == "ab" and age < 0 else 0 if peer == "ab" else None
 
     def begin() -> None:

@@ -62,8 +62,9 @@ log = logging.getLogger("predis.mlops")
 STATES = ("serving", "training", "testing", "watching")
 
 #: Once a test or a watch has run a while, it is looked at every LOOK_GROWTH-th of the
-#: requests it has seen (see ``LoopConfig.decide_every``): a decision comes at most an
-#: eighth of its sample later than with a look after every request.
+#: requests it has seen (see ``LoopConfig.decide_every``): past ``LOOK_GROWTH *
+#: decide_every`` requests, a decision comes at most an eighth of its sample later than
+#: with a look after every request (``decide_every`` requests before that).
 LOOK_GROWTH = 8
 
 
@@ -96,10 +97,10 @@ class LoopConfig:
             once it has seen ``8 * decide_every`` requests, the looks come every eighth
             of its requests so far (``LOOK_GROWTH``), up to ``stream_every``. The
             sequential test stays valid however often it is looked at; a look, with the
-            chunk it ends, holds the GIL for about 70,000 to 100,000 instructions (the
+            chunk it ends, holds the GIL for about 100,000 instructions (the
             counts, the loop's listener and the test's verdict, in Python), so looks
-            every 4,096 requests cost about 20 instructions a request, and every 16,384
-            about 5, while a decision comes at most ``decide_every`` requests, or an
+            every 4,096 requests cost about 25 instructions a request, and every 16,384
+            about 6, while a decision comes at most ``decide_every`` requests, or an
             eighth of its sample (up to ``stream_every``), later than with a look after
             every request. At a cache's pace, 4,096 requests are milliseconds; the first
             look comes about when the smaller arm of a default test (a quarter of the
@@ -407,7 +408,7 @@ class MLOpsLoop:
         ``LOOK_GROWTH``-th of its requests so far, up to ``stream_every``. The mSPRT
         stays valid whenever it is looked at; a decision comes at most that share of
         its sample late, and the looks' cost per request falls as the test grows (a
-        look holds the GIL for about 70,000 to 100,000 instructions)."""
+        look holds the GIL for about 100,000 instructions)."""
         c = self.config
         grown = min((position - self._looks_from) // LOOK_GROWTH, c.stream_every)
         every = max(c.decide_every, grown)
