@@ -321,28 +321,16 @@ class MSPRT:
     def _update(self) -> tuple[float, float]:
         """The difference and likelihood ratio on the counts so far; the running p-value
         takes the ratio in."""
-        # Written out (no hit_rate or arm_variance calls): the loop runs this at every
-        # look of a test, holding the GIL. The same arithmetic as arm_variance.
         a, b = self.champion, self.challenger
-        n_a, n_b = a.requests, b.requests
-        rate_a = a.hits / n_a if n_a else 0.0
-        rate_b = b.hits / n_b if n_b else 0.0
-        diff = rate_b - rate_a
+        diff = b.hit_rate - a.hit_rate
+        shift = diff - self.null_difference
         ratio = 1.0
-        if n_a >= self.min_requests and n_b >= self.min_requests:
-            var_a = rate_a * (1 - rate_a) / n_a
-            if a.variance is not None and a.variance > var_a:
-                var_a = a.variance
-            var_b = rate_b * (1 - rate_b) / n_b
-            if b.variance is not None and b.variance > var_b:
-                var_b = b.variance
+        if a.requests >= self.min_requests and b.requests >= self.min_requests:
             # Variance of the difference of the two sample means; a floor keeps degenerate
             # rates (0 or 1) from dividing by zero.
-            var = max(var_a + var_b, 1e-12)
-            shift = diff - self.null_difference
-            tau2 = self.tau2
-            log_ratio = 0.5 * math.log(var / (var + tau2)) + (
-                tau2 * shift * shift / (2 * var * (var + tau2))
+            var = max(arm_variance(a) + arm_variance(b), 1e-12)
+            log_ratio = 0.5 * math.log(var / (var + self.tau2)) + (
+                self.tau2 * shift * shift / (2 * var * (var + self.tau2))
             )
             ratio = math.exp(min(log_ratio, 700.0))
             self._p = min(self._p, 1.0 / ratio)
