@@ -148,7 +148,9 @@ def _worker(
     # 3N counts its first 2N batches; the run of N starts it at its end, so the start call
     # itself cancels, while what the test sets up at its first chunks (the arms' bucket
     # arrays, the memo's first keys) is counted, as the test's first requests pay it.
-    start_at = total // 3 if peer == "ab" and age < 0 else 0 if peer == "ab" else None
+    start_at = None  # the batch the test starts at (the ab peer only)
+    if peer == "ab":
+        start_at = total // 3 if age < 0 else 0
 
     def begin() -> None:
         flush()  # what came before the test is the roles' before it (empty at batch 0)
