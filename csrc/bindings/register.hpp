@@ -12,5 +12,6 @@ void register_split(pybind11::module_& m);
 void register_adwin(pybind11::module_& m);
 void register_segment(pybind11::module_& m);
 void register_tap(pybind11::module_& m);
+void register_msprt(pybind11::module_& m);
 
 }  // namespace predis::bindings

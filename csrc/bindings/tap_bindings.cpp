@@ -16,6 +16,26 @@ namespace py = pybind11;
 
 namespace predis::bindings {
 
+namespace {
+
+// Up to `max_count` kept requests, moved out (take) or copied (peek) by `move`, as (uint64
+// keys, bool hits). The caller serialises the consumer's calls, so what there is to move can
+// only grow until this one.
+template <typename Move>
+py::tuple out_arrays(std::uint64_t available, std::uint64_t max_count, Move move) {
+  const auto n = static_cast<py::ssize_t>(std::min<std::uint64_t>(available, max_count));
+  py::array_t<std::uint64_t> keys(n);
+  py::array_t<bool> hits(n);
+  auto* k = keys.mutable_data();
+  auto* h = reinterpret_cast<std::uint8_t*>(hits.mutable_data());
+  const std::size_t got = without_gil([&] { return move(k, h, static_cast<std::size_t>(n)); });
+  if (static_cast<py::ssize_t>(got) != n)
+    fail(ErrorKind::kInvalidArgument, "a DemandTap's take() and peek() calls must not overlap");
+  return py::make_tuple(keys, hits);
+}
+
+}  // namespace
+
 void register_tap(py::module_& m) {
   py::class_<DemandTap, std::shared_ptr<DemandTap>>(
       m, "DemandTap",
@@ -37,28 +57,32 @@ void register_tap(py::module_& m) {
                 [&] { return tap.wait(static_cast<std::size_t>(min_count), max_wait_s); });
           },
           py::arg("min_count"), py::arg("max_wait_s"),
-          "Wait (the GIL released) until `min_count` requests are kept, the oldest has waited "
-          "`max_wait_s`, or the tap is closed; returns how many are kept. One waiter at a "
-          "time.")
+          "Wait (the GIL released) until `min_count` requests not peeked at are kept, the "
+          "oldest kept has waited `max_wait_s`, or the tap is closed; returns how many are "
+          "kept, peeked at or not. One waiter at a time.")
       .def(
           "take",
           [](DemandTap& tap, std::uint64_t max_count) {
-            // The caller serialises takes, so what is kept can only grow until this one.
-            const auto n =
-                static_cast<py::ssize_t>(std::min<std::uint64_t>(tap.pending(), max_count));
-            py::array_t<std::uint64_t> keys(n);
-            py::array_t<bool> hits(n);
-            auto* k = keys.mutable_data();
-            auto* h = reinterpret_cast<std::uint8_t*>(hits.mutable_data());
-            const std::size_t got =
-                without_gil([&] { return tap.take(k, h, static_cast<std::size_t>(n)); });
-            if (static_cast<py::ssize_t>(got) != n)
-              fail(ErrorKind::kInvalidArgument, "DemandTap.take() calls must not overlap");
-            return py::make_tuple(keys, hits);
+            return out_arrays(tap.pending(), max_count,
+                              [&](std::uint64_t* k, std::uint8_t* h, std::size_t n) {
+                                return tap.take(k, h, n);
+                              });
           },
           py::arg("max_count"),
           "Take up to `max_count` kept requests, oldest first, without waiting: (uint64 keys, "
           "bool hits). Calls must not overlap.")
+      .def(
+          "peek",
+          [](DemandTap& tap, std::uint64_t max_count) {
+            return out_arrays(tap.pending() - tap.peeked(), max_count,
+                              [&](std::uint64_t* k, std::uint8_t* h, std::size_t n) {
+                                return tap.peek(k, h, n);
+                              });
+          },
+          py::arg("max_count"),
+          "Copy up to `max_count` kept requests not peeked at before, oldest first, and leave "
+          "them kept (take() moves them out later): (uint64 keys, bool hits). wait() counts "
+          "only the requests not peeked at. Calls must not overlap with each other or take().")
       .def("close", &DemandTap::close,
            "Wake a waiting take(); later drains offer nothing. Kept requests can still be "
            "taken.")
@@ -68,7 +92,9 @@ void register_tap(py::module_& m) {
                              "Demand gets of int keys offered so far, kept or dropped.")
       .def_property_readonly("taken", &DemandTap::taken)
       .def_property_readonly("pending", &DemandTap::pending)
-      .def_property_readonly("dropped", &DemandTap::dropped);
+      .def_property_readonly("dropped", &DemandTap::dropped)
+      .def_property_readonly("peeked", &DemandTap::peeked,
+                             "Kept requests already peeked at (the oldest kept ones).");
 }
 
 }  // namespace predis::bindings

@@ -4,6 +4,9 @@
 // event; the consumer waits without spinning until a chunk is full, or until the oldest
 // kept request has waited long enough, so the serving path carries no per-batch work for
 // the loop. Past `capacity` kept requests, new ones are counted as dropped, not kept.
+// The consumer may also peek: copy the kept requests it has not seen yet and leave them
+// kept, to be taken later with the rest (an A/B test's looks count the requests so far
+// without taking a chunk for the listeners each time).
 #pragma once
 
 #include <algorithm>
@@ -74,22 +77,25 @@ class DemandTap {
       seen_ += seen;
       dropped_ += seen - kept;
       if (before == 0 && count_ > 0) oldest_ = Clock::now();
-      // Wake the consumer when its chunk fills, or when its timer must start: once each.
-      wake = waiting_ && ((before < want_ && count_ >= want_) || (before == 0 && count_ > 0));
+      // Wake the consumer when its chunk of unpeeked requests fills, or when its timer
+      // must start: once each.
+      const std::size_t fresh_before = before - peeked_;
+      wake = waiting_ &&
+             ((fresh_before < want_ && count_ - peeked_ >= want_) || (before == 0 && count_ > 0));
     }
     if (wake) ready_.notify_one();
   }
 
-  // Consumer: waits until at least `min_count` requests are kept, the oldest kept one has
-  // waited `max_wait_s`, or the tap is closed; returns how many are kept then (take them
-  // with take()). One consumer at a time.
+  // Consumer: waits until at least `min_count` requests are kept that it has not peeked
+  // at, the oldest kept one has waited `max_wait_s`, or the tap is closed; returns how many
+  // are kept then, peeked or not (take them with take()). One consumer at a time.
   std::size_t wait(std::size_t min_count, double max_wait_s) {
     std::unique_lock<std::mutex> lock(mutex_);
     const auto max_wait = std::chrono::duration_cast<Clock::duration>(
         std::chrono::duration<double>(std::max(0.0, max_wait_s)));
     want_ = std::max<std::size_t>(1, min_count);
     waiting_ = true;
-    while (!closed_ && count_ < want_) {
+    while (!closed_ && count_ - peeked_ < want_) {
       if (count_ == 0) {
         ready_.wait(lock);
       } else if (ready_.wait_until(lock, oldest_ + max_wait) == std::cv_status::timeout) {
@@ -114,7 +120,26 @@ class DemandTap {
     }
     count_ -= n;
     taken_ += n;
+    peeked_ -= std::min(peeked_, n);
     // The rest were kept no earlier than oldest_, which stays: they are due no later.
+    return n;
+  }
+
+  // Consumer: copies up to `max` kept requests it has not peeked at yet, oldest first, to
+  // `keys` and `hits`, and leaves them kept (take() moves them out later, with the rest).
+  std::size_t peek(std::uint64_t* keys, std::uint8_t* hits, std::size_t max) {
+    const std::lock_guard<std::mutex> hold(mutex_);
+    const std::size_t cap = keys_.size();
+    const std::size_t n = std::min(max, count_ - peeked_);
+    std::size_t at = head_ + peeked_ < cap ? head_ + peeked_ : head_ + peeked_ - cap;
+    for (std::size_t done = 0; done < n;) {
+      const std::size_t run = std::min(n - done, cap - at);
+      std::copy_n(keys_.data() + at, run, keys + done);
+      std::copy_n(hits_.data() + at, run, hits + done);
+      at = at + run == cap ? 0 : at + run;
+      done += run;
+    }
+    peeked_ += n;
     return n;
   }
 
@@ -148,6 +173,11 @@ class DemandTap {
     const std::lock_guard<std::mutex> hold(mutex_);
     return dropped_;
   }
+  // Kept requests already peeked at (the oldest ones).
+  std::size_t peeked() const {
+    const std::lock_guard<std::mutex> hold(mutex_);
+    return peeked_;
+  }
 
  private:
   mutable std::mutex mutex_;
@@ -156,6 +186,7 @@ class DemandTap {
   std::vector<std::uint8_t> hits_;
   std::size_t head_ = 0;
   std::size_t count_ = 0;
+  std::size_t peeked_ = 0;  // of the count_ kept, the oldest peeked_ were peeked at
   std::uint64_t seen_ = 0;
   std::uint64_t taken_ = 0;
   std::uint64_t dropped_ = 0;

@@ -33,6 +33,7 @@ OPS = st.lists(
         st.tuples(st.just("delete"), st.integers(0, 40)),
         st.tuples(st.just("drain"), st.integers(1, 50)),
         st.tuples(st.just("take"), st.integers(1, 30)),
+        st.tuples(st.just("peek"), st.integers(1, 30)),
     ),
     max_size=200,
 )
@@ -49,6 +50,7 @@ def test_the_tap_keeps_each_int_demand_get_in_order_up_to_its_capacity(ops, capa
     seen = dropped = 0
     taken: list[tuple[int, bool]] = []
     expected: list[tuple[int, bool]] = []
+    peeked = 0  # of `kept`, the oldest `peeked` were peeked at
     for op, arg in ops:
         if op == "get":
             logged.append((arg, cache.get(arg) is not None))
@@ -69,6 +71,13 @@ def test_the_tap_keeps_each_int_demand_get_in_order_up_to_its_capacity(ops, capa
                 else:
                     dropped += 1
             del logged[:gets]
+        elif op == "peek":
+            # A copy of the next requests not peeked at; they stay kept.
+            keys, hits = tap.peek(arg)
+            assert list(zip(keys.tolist(), hits.tolist(), strict=True)) == kept[
+                peeked : peeked + arg
+            ]
+            peeked = min(len(kept), peeked + arg)
         else:
             keys, hits = tap.take(arg)
             assert keys.dtype == np.uint64
@@ -76,7 +85,9 @@ def test_the_tap_keeps_each_int_demand_get_in_order_up_to_its_capacity(ops, capa
             taken += list(zip(keys.tolist(), hits.tolist(), strict=True))
             expected += kept[:arg]
             del kept[:arg]
+            peeked = max(0, peeked - arg)
         assert (tap.seen, tap.pending, tap.dropped) == (seen, len(kept), dropped)
+        assert tap.peeked == peeked
     assert taken == expected
     assert tap.taken == len(taken)
 
@@ -125,6 +136,35 @@ def test_a_waiter_wakes_for_a_full_chunk_for_an_old_request_and_at_close():
     cache.get(1)
     cache._drain_native()
     assert tap.seen == 61  # a closed tap takes nothing more
+
+
+def test_a_waiter_counts_only_the_requests_not_peeked_at():
+    cache = _cache()
+    tap = _core.DemandTap(1000)
+    cache._core.attach_demand_tap(tap)
+    for k in range(40):
+        cache.get(k)
+    cache._drain_native()
+    assert tap.peek(1000)[0].tolist() == list(range(40))
+    got: list[int] = []
+    # 40 kept, all peeked at: a chunk of 30 is not there yet (no timer: an hour).
+    waiter = threading.Thread(target=lambda: got.append(tap.wait(30, 3600.0)))
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive()
+    for k in range(40, 75):
+        cache.get(k)
+    cache._drain_native()
+    waiter.join(60)
+    assert not waiter.is_alive()
+    assert got == [75]  # it counts the kept ones, peeked at or not
+    assert tap.peek(10)[0].tolist() == list(range(40, 50))
+    keys, _ = tap.take(45)  # the peeked ones and five more leave together
+    assert keys.tolist() == list(range(45))
+    assert (tap.peeked, tap.pending) == (5, 30)
+    assert tap.peek(1000)[0].tolist() == list(range(50, 75))
+    assert tap.take(1000)[0].tolist() == list(range(45, 75))
+    assert (tap.peeked, tap.pending, tap.taken) == (0, 0, 75)
 
 
 def test_detaching_stops_the_offers_and_bad_settings_are_refused():

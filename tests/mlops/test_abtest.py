@@ -355,3 +355,128 @@ def test_native_split_refuses_bad_input():
         split.bucket(3),
         split.bucket(4),
     ]
+
+
+def _reference_step(a, b, null_difference, tau2, min_requests, p):
+    """The mSPRT's step written out in Python: the reference the native one is held to."""
+
+    def rate(hits, n):
+        return hits / n if n else 0.0
+
+    def var(hits, n, cluster):
+        binomial = rate(hits, n) * (1 - rate(hits, n)) / n
+        return binomial if cluster is None else max(binomial, cluster)
+
+    diff = rate(b[0], b[1]) - rate(a[0], a[1])
+    ratio = 1.0
+    if a[1] >= min_requests and b[1] >= min_requests:
+        v = max(var(*a) + var(*b), 1e-12)
+        shift = diff - null_difference
+        log_ratio = 0.5 * np.log(v / (v + tau2)) + tau2 * shift * shift / (2 * v * (v + tau2))
+        ratio = float(np.exp(min(log_ratio, 700.0)))
+        p = min(p, 1.0 / ratio)
+    return diff, ratio, p
+
+
+_arm = st.integers(0, 10**7).flatmap(
+    lambda n: st.tuples(st.integers(0, n), st.just(n), st.one_of(st.none(), st.floats(0.0, 0.1)))
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    a=_arm,
+    b=_arm,
+    null_difference=st.floats(-0.5, 0.5),
+    tau=st.floats(1e-3, 0.5),
+    min_requests=st.integers(1, 10**6),
+    p=st.floats(0.0, 1.0),
+)
+def test_native_msprt_step_is_the_written_out_formula(a, b, null_difference, tau, min_requests, p):
+    got = _core.msprt_step(*a, *b, null_difference, tau * tau, min_requests, p)
+    want = _reference_step(a, b, null_difference, tau * tau, min_requests, p)
+    assert got == pytest.approx(want, rel=1e-12, abs=1e-300)
+    assert got[2] <= p  # the running p-value never rises
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    seeds=st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)),
+    sizes=st.tuples(st.integers(0, 3_000), st.integers(0, 3_000)),
+    clustered=st.tuples(st.booleans(), st.booleans()),
+    looks=st.integers(1, 4),
+)
+def test_a_look_from_bucket_moments_is_feeding_the_variances_then_deciding(
+    seeds, sizes, clustered, looks
+):
+    """MSPRT.look (one native call from the moments) leaves the test as setting each arm's
+    counts and variance from the arrays and calling decided() does, look after look."""
+    cheap, full = MSPRT(min_requests=50), MSPRT(min_requests=50)
+    arms = []
+    for seed, size, cluster in zip(seeds, sizes, clustered, strict=True):
+        rng = np.random.default_rng(seed)
+        n = rng.integers(0, 40, 10_000) if cluster else np.zeros(10_000, dtype=np.int64)
+        arms.append([n, np.zeros(10_000, dtype=np.int64), rng, size, cluster])
+    for _ in range(looks):
+        given_arms = []
+        for arm in arms:
+            n, h, rng, size, cluster = arm
+            buckets = rng.integers(0, 10_000, size)
+            np.add.at(n, buckets, 1)
+            np.add.at(h, buckets[rng.random(size) < 0.4], 1)
+            h[:] = np.minimum(h, n)
+            given_arms.append(
+                (int(h.sum()), int(n.sum()), bucket_moments(n, h) if cluster else None)
+            )
+        for counts, (hits, requests, moments), arm in zip(
+            (full.champion, full.challenger), given_arms, arms, strict=True
+        ):
+            counts.hits, counts.requests = hits, requests
+            counts.variance = cluster_variance(arm[1], arm[0]) if moments is not None else None
+        want = full.decided()
+        assert cheap.look(*given_arms) == want
+        for got, exp in ((cheap.champion, full.champion), (cheap.challenger, full.challenger)):
+            assert (got.hits, got.requests) == (exp.hits, exp.requests)
+            assert (got.variance is None) == (exp.variance is None)
+            if exp.variance is not None:
+                assert got.variance == pytest.approx(exp.variance, rel=1e-9, abs=1e-15)
+        assert cheap.p_value == pytest.approx(full.p_value, rel=1e-9)
+
+
+def test_a_look_past_the_exact_moments_changes_nothing_and_says_so():
+    test = MSPRT(min_requests=10)
+    test.look((5, 10, None), (6, 10, None))
+    before = (test.champion, test.challenger, test.p_value)
+    huge = np.array([2, 1 << 31, 1, 1 << 61, 1, 1], dtype=np.int64)
+    assert test.look((1, 1 << 31, huge), (6, 20, None)) is None
+    assert (test.champion, test.challenger, test.p_value) == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (11, 10, None, 5, 10, None),  # more hits than requests
+        (-1, 10, None, 5, 10, None),
+        (5, 10, np.arange(5), 5, 10, None),  # five moments, not six
+        (5, 10, None, 5, 10, "moments"),
+        (5, 10, np.array([2, 10, 12, 50, 25, 25]), 5, 10, None),  # hits over requests
+    ],
+)
+def test_a_look_refuses_counts_that_are_not_an_arms(args):
+    with pytest.raises(InvalidArgumentError):
+        _core.msprt_look(*args, 0.0, 0.0004, 1, 1.0)
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [(1.5, 0.0004, 1, 1.0), (0.0, 0.0, 1, 1.0), (0.0, 0.0004, 0, 1.0), (0.0, 0.0004, 1, 1.5)],
+)
+def test_a_step_refuses_a_test_that_cannot_be(tail):
+    with pytest.raises(InvalidArgumentError):
+        _core.msprt_step(5, 10, None, 5, 10, 0.001, *tail)
+
+
+def test_a_step_refuses_a_variance_that_is_not_one():
+    for bad in (float("nan"), -1.0, float("inf")):
+        with pytest.raises(InvalidArgumentError):
+            _core.msprt_step(5, 10, bad, 5, 10, None, 0.0, 0.0004, 1, 1.0)

@@ -201,28 +201,17 @@ def bucket_moments(bucket_requests: np.ndarray, bucket_hits: np.ndarray) -> np.n
 
 
 def cluster_variance_of_moments(moments: np.ndarray | list[int]) -> float | None:
-    """:func:`cluster_variance` from the bucket counts' moments, in exact integer
-    arithmetic: ``sum((h_b - p n_b)^2) = sum h^2 - 2p sum hn + p^2 sum n^2``. Only below
-    :data:`EXACT_MOMENTS_REQUESTS` requests, where the int64 squares cannot have wrapped
-    (use the arrays beyond). ``moments``: the int64 array, or its ``tolist()`` (Python
-    ints: numpy integers would wrap in the products)."""
-    values = moments.tolist() if isinstance(moments, np.ndarray) else moments
-    m, total, hits, nn, hn, hh = values
-    if total >= EXACT_MOMENTS_REQUESTS:
-        raise InvalidArgumentError(
-            f"moments of {total:,} requests may have wrapped; use cluster_variance"
-        )
-    if m < 2 or total <= 0:
-        return None
-    # N^2 * sum((h - p n)^2), with p = H / N, over N^4.
-    scaled = hh * total * total - 2 * hits * total * hn + hits * hits * nn
-    return m / (m - 1) * (scaled / total**4)
+    """:func:`cluster_variance` from the bucket counts' moments (:func:`bucket_moments`),
+    summed exactly (natively, in 128-bit integers): ``sum((h_b - p n_b)^2) = sum h^2 - 2p
+    sum hn + p^2 sum n^2``, whose terms cancel. Only below :data:`EXACT_MOMENTS_REQUESTS`
+    requests, where the int64 squares cannot have wrapped (use the arrays beyond)."""
+    return _core.cluster_variance_of_moments(moments)
 
 
 def arm_variance(arm: ArmCounts) -> float:
-    """The larger of the binomial and the cluster variance of an arm's hit rate."""
-    binomial = arm.hit_rate * (1 - arm.hit_rate) / arm.requests
-    return binomial if arm.variance is None else max(binomial, arm.variance)
+    """The larger of the binomial and the cluster variance of an arm's hit rate (an arm
+    with requests)."""
+    return _core.msprt_arm_variance(arm.hits, arm.requests, arm.variance)
 
 
 @dataclass
@@ -276,8 +265,8 @@ class MSPRT:
             raise InvalidArgumentError(f"alpha must be in (0, 1), got {alpha!r}")
         if not 0 < tau < 1:
             raise InvalidArgumentError(f"tau must be in (0, 1), got {tau!r}")
-        if min_requests < 1:
-            raise InvalidArgumentError("min_requests must be >= 1")
+        if not isinstance(min_requests, int) or min_requests < 1:
+            raise InvalidArgumentError(f"min_requests must be an int >= 1, got {min_requests!r}")
         self.alpha = alpha
         self.tau2 = tau * tau
         self.min_requests = min_requests
@@ -318,20 +307,43 @@ class MSPRT:
         self._update()
         return self._p <= self.alpha
 
+    def look(
+        self,
+        champion: tuple[int, int, np.ndarray | None],
+        challenger: tuple[int, int, np.ndarray | None],
+    ) -> bool | None:
+        """Set both arms' counts, each ``(hits, requests, bucket moments or None)`` (None:
+        its requests are independent), their cluster variances computed from the moments,
+        and take them into the running p-value, in one native call: whether the test has
+        decided. None, with nothing changed, when an arm's moments count
+        :data:`EXACT_MOMENTS_REQUESTS` requests or more (compute its variance from the
+        bucket arrays, set the counts and call :meth:`decided` instead)."""
+        out = _core.msprt_look(
+            *champion, *challenger, self.null_difference, self.tau2, self.min_requests, self._p
+        )
+        if out is None:
+            return None
+        a, b = self.champion, self.challenger
+        a.hits, a.requests, a.variance = champion[0], champion[1], out[3]
+        b.hits, b.requests, b.variance = challenger[0], challenger[1], out[4]
+        self._p = out[2]
+        return out[2] <= self.alpha
+
     def _update(self) -> tuple[float, float]:
         """The difference and likelihood ratio on the counts so far; the running p-value
-        takes the ratio in."""
+        takes the ratio in (a floor on the variance keeps degenerate rates, 0 or 1, from
+        dividing by zero; before both arms reach ``min_requests`` the ratio is 1)."""
         a, b = self.champion, self.challenger
-        diff = b.hit_rate - a.hit_rate
-        shift = diff - self.null_difference
-        ratio = 1.0
-        if a.requests >= self.min_requests and b.requests >= self.min_requests:
-            # Variance of the difference of the two sample means; a floor keeps degenerate
-            # rates (0 or 1) from dividing by zero.
-            var = max(arm_variance(a) + arm_variance(b), 1e-12)
-            log_ratio = 0.5 * math.log(var / (var + self.tau2)) + (
-                self.tau2 * shift * shift / (2 * var * (var + self.tau2))
-            )
-            ratio = math.exp(min(log_ratio, 700.0))
-            self._p = min(self._p, 1.0 / ratio)
+        diff, ratio, self._p = _core.msprt_step(
+            a.hits,
+            a.requests,
+            a.variance,
+            b.hits,
+            b.requests,
+            b.variance,
+            self.null_difference,
+            self.tau2,
+            self.min_requests,
+            self._p,
+        )
         return diff, ratio

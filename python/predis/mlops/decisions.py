@@ -214,6 +214,29 @@ def _feed(counts: ArmCounts, arm: ArmStats) -> None:
     counts.hits, counts.requests, counts.variance = arm.hits, arm.requests, arm.variance
 
 
+def _look(m: MSPRT, base: ArmStats, other: ArmStats) -> bool:
+    """Feed both arms' counts to the sequential test and take them in: whether it decided.
+    One native call with the arms' bucket moments (a look at a running test comes here
+    every few thousand requests); the arrays' variance beyond their exact range."""
+    decided = m.look(
+        (base.hits, base.requests, _moments(base)), (other.hits, other.requests, _moments(other))
+    )
+    if decided is None:
+        _feed(m.champion, base)
+        _feed(m.challenger, other)
+        decided = m.decided()
+    return decided
+
+
+def _moments(arm: ArmStats) -> np.ndarray | None:
+    """An arm's bucket moments (computed if it was given counts without them), or None when
+    it has no bucket counts (its requests taken as independent)."""
+    if arm.bucket_requests is None or arm.bucket_hits is None:
+        return None
+    moments = arm.bucket_moments
+    return moments if moments is not None else arm.bucket_counts()[2]
+
+
 def _stats(
     base: ArmStats,
     other: ArmStats,
@@ -284,11 +307,9 @@ class ABTest:
         building the statistics of a decision to continue: what the MLOps loop looks at on
         every chunk of a running test, where most looks continue."""
         m = self._msprt
-        _feed(m.champion, champion)
-        _feed(m.challenger, challenger)
         c = self.config
         at_horizon = min(champion.requests, challenger.requests) >= c.max_requests
-        if not m.decided() and not at_horizon:
+        if not _look(m, champion, challenger) and not at_horizon:
             return None  # neither test can conclude: a decision to continue
         seq = m.result()
         z = p_z = None
@@ -371,10 +392,8 @@ class RollbackWatch:
         """:meth:`decide`'s verdict if it is not ``"continue"``, else None, without building
         the statistics of a decision to continue (the MLOps loop's looks)."""
         m = self._msprt
-        _feed(m.champion, previous)
-        _feed(m.challenger, new)
         c = self.config
-        if not m.decided() and new.requests < c.watch_requests:
+        if not _look(m, previous, new) and new.requests < c.watch_requests:
             return None  # no breach confirmed and budget left: a decision to continue
         seq = m.result()
         stats = _stats(previous, new, (m.champion, m.challenger), seq.p_value, None, None)
