@@ -74,9 +74,9 @@ def test_the_tap_keeps_each_int_demand_get_in_order_up_to_its_capacity(ops, capa
         elif op == "peek":
             # A copy of the next requests not peeked at; they stay kept.
             keys, hits = tap.peek(arg)
-            assert list(zip(keys.tolist(), hits.tolist(), strict=True)) == kept[
-                peeked : peeked + arg
-            ]
+            assert (
+                list(zip(keys.tolist(), hits.tolist(), strict=True)) == kept[peeked : peeked + arg]
+            )
             peeked = min(len(kept), peeked + arg)
         else:
             keys, hits = tap.take(arg)
