@@ -21,10 +21,10 @@ either). The peers:
 - ``serving`` / ``ab``: the same runtime serving the loop's router (arms that do nothing,
   the loop's listener: drift detector, training window, schedule), between experiments /
   during an A/B test. The router reads the demand stream from the cache's native tap; the
-  work its own thread does per chunk is done here on the calling thread, at the same
-  points (every ``--chunk`` requests, the default ``stream_every``; during a test at each
-  of its looks: every ``decide_every``, 4,096, at first, then every eighth of the
-  test's requests so far, up to ``stream_every``). The test starts as the loop starts one:
+  work its own thread does is done here on the calling thread, at the same points (a
+  chunk every ``--chunk`` requests, the default ``stream_every``; during a test, the arms'
+  counts at each of its looks: every ``decide_every``, 4,096, at first, then every eighth
+  of the test's requests so far, up to ``stream_every``). The test starts as the loop starts one:
   after the set-up, so the split's memo starts cold; with ``--test-age R`` the loop takes
   it to have begun R requests earlier (only the spacing of its looks sees that: a test
   past 131,072 requests is looked at every 16,384); with ``--test-start`` the counted
@@ -129,13 +129,11 @@ def _worker(
     loop = _idle_loop(tmp, False)
     router = loop.router
     prefetcher: Prefetcher = _Idle() if peer in ("runtime", "pair") else router
-    # The router's thread takes the tap every stream_every requests (look_every during a
-    # test). Between experiments it never wakes here (a chunk bigger than the run, no time
-    # limit): this thread takes the tap at those same points instead (every `chunk`
-    # requests), so that what is counted does not depend on how valgrind schedules
-    # threads. During a test both take a chunk at each of its looks (the router's
-    # look_every, which the loop sets); which one takes it depends on the scheduling, the
-    # work per chunk does not.
+    # The router's thread takes the tap every stream_every requests (and during a test
+    # counts the arms at each look). Here it never wakes (a chunk bigger than the run, no
+    # time limit; it is waiting for that before the test starts): this thread does its
+    # work at the same points instead (every `chunk` requests, and at the test's looks),
+    # so that what is counted does not depend on how valgrind schedules threads.
     router.max_hold_s = 3600.0
     router.stream_every = 1 << 20
     runtime = PrefetchRuntime(cache, prefetcher, start=False, train_after=None)
@@ -152,8 +150,15 @@ def _worker(
     if peer == "ab":
         start_at = total // 3 if age < 0 else 0
 
+    tap = router._tap
+
     def begin() -> None:
         flush()  # what came before the test is the roles' before it (empty at batch 0)
+        # During the test the router takes a chunk for the listeners every `chunk`
+        # requests, as a live router does every stream_every; at its other looks it only
+        # counts (router._step, called here at the looks). Its thread is still waiting for
+        # the 2**20 requests it began waiting for before the test.
+        router.stream_every = chunk
         # Started only now: the split's memo of key buckets has seen none of the set-up's
         # requests (the same keys), so it is as warm as the stream before it makes it. As
         # the loop starts a test, `age` requests ago: the loop spaces its looks by that.
@@ -168,9 +173,13 @@ def _worker(
             get(k)
         step(cache)
         since += BATCH
-        # During a test the chunks end at its looks, which the loop spaces out as it grows.
-        testing = start_at is not None and i >= start_at
-        if since >= (router.look_every if testing else chunk):
+        # During a test the looks, which the loop spaces out as it grows, count the arms,
+        # and every `chunk` requests one also takes the chunk.
+        if start_at is not None and i >= start_at:
+            if since >= router.look_every:
+                router._step(tap)
+                since = 0
+        elif since >= chunk:
             flush()
             since = 0
     if start_at is not None and start_at >= n:
@@ -202,9 +211,10 @@ def _count(
             str(age),
         ]
         # No BLAS thread pool: its idle threads wake with the wall clock, which valgrind
-        # stretches differently in every run. And no `rep movsb` copies: callgrind counts
-        # one instruction per byte of those, so a 32 KiB memcpy would weigh as much as
-        # 32,000 instructions; glibc's vector loop does the same copy in about a thousand,
+        # stretches differently in every run. And no `rep movsb` copies or `rep stosb`
+        # fills: callgrind counts one instruction per byte of those, so a 32 KiB memcpy
+        # would weigh as much as 32,000 instructions (and clearing a test's four 80 KB
+        # bucket arrays 320,000); glibc's vector loops do the same in about a thirtieth,
         # which is closer to what either costs on the CPU.
         # No bytecode written either: a run that compiled a module (its .pyc stale after
         # an install) while its peer run loaded it would differ by millions of
@@ -215,7 +225,10 @@ def _count(
             "PYTHONHASHSEED": "0",
             "OPENBLAS_NUM_THREADS": "1",
             "OMP_NUM_THREADS": "1",
-            "GLIBC_TUNABLES": "glibc.cpu.x86_rep_movsb_threshold=4294967295",
+            "GLIBC_TUNABLES": (
+                "glibc.cpu.x86_rep_movsb_threshold=4294967295:"
+                "glibc.cpu.x86_rep_stosb_threshold=4294967295"
+            ),
         }
         run = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)  # nosec B603
         if run.returncode != 0:

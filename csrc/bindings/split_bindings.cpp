@@ -1,8 +1,10 @@
 // predis._core.TrafficSplitHash: the A/B split's keyed BLAKE2b of uint64 keys into buckets,
 // remembered per key (predis/split_memo.hpp), a whole array per call with the GIL released
 // (predis.mlops.abtest.TrafficSplit uses it).
+#include <algorithm>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -10,6 +12,7 @@
 #include "bindings/errors.hpp"
 #include "bindings/register.hpp"
 #include "bindings/without_gil.hpp"
+#include "predis/demand_tap.hpp"
 #include "predis/split_memo.hpp"
 
 namespace py = pybind11;
@@ -63,6 +66,53 @@ struct Arm {
   }
 };
 
+// Both sides' counts, checked: each array of its size, writeable, and no two overlapping
+// (one array in two roles would be counted into twice, and a moments array that is also a
+// count array would be garbage).
+struct Sides {
+  Arm low;
+  Arm high;
+};
+
+Sides sides_of(const SplitMemo& h, uint32_t cutoff, Counts& low_requests, Counts& low_hits,
+               Counts& low_moments, Counts& high_requests, Counts& high_hits,
+               Counts& high_moments) {
+  const uint32_t nb = h.n_buckets();
+  if (cutoff > nb) fail(ErrorKind::kInvalidArgument, "cutoff must be in [0, n_buckets]");
+  Sides sides{{counts_of(low_requests, nb, "low_requests"), counts_of(low_hits, nb, "low_hits"),
+               counts_of(low_moments, kMoments, "low_moments")},
+              {counts_of(high_requests, nb, "high_requests"), counts_of(high_hits, nb, "high_hits"),
+               counts_of(high_moments, kMoments, "high_moments")}};
+  const Counts* all[] = {&low_requests,  &low_hits,  &low_moments,
+                         &high_requests, &high_hits, &high_moments};
+  for (std::size_t i = 0; i < 6; ++i)
+    for (std::size_t j = i + 1; j < 6; ++j)
+      if (overlap(*all[i], *all[j]))
+        fail(ErrorKind::kInvalidArgument, "the six count arrays must be distinct, not overlapping");
+  return sides;
+}
+
+// Counts n keys and hit flags into their sides (call without the GIL).
+void tally_into(SplitMemo& h, const uint64_t* keys, const uint8_t* hits, std::size_t n,
+                uint32_t cutoff, const Sides& sides) {
+  h.each_bucket(keys, n, [&](std::size_t i, uint32_t b) {
+    (b < cutoff ? sides.low : sides.high).add(b, hits[i] ? 1 : 0);
+  });
+}
+
+// The sums a tally added: (low requests, low hits, high requests, high hits).
+struct Before {
+  int64_t values[4];
+
+  explicit Before(const Sides& s)
+      : values{s.low.moments[1], s.low.moments[2], s.high.moments[1], s.high.moments[2]} {}
+
+  py::tuple added(const Sides& s) const {
+    return py::make_tuple(s.low.moments[1] - values[0], s.low.moments[2] - values[1],
+                          s.high.moments[1] - values[2], s.high.moments[2] - values[3]);
+  }
+};
+
 }  // namespace
 
 void register_split(py::module_& m) {
@@ -112,35 +162,14 @@ void register_split(py::module_& m) {
              Counts high_hits, Counts high_moments) {
             if (keys.ndim() != 1 || hits.ndim() != 1 || keys.shape(0) != hits.shape(0))
               fail(ErrorKind::kInvalidArgument, "keys and hits must be 1-D and of one length");
-            const uint32_t nb = h.n_buckets();
-            if (cutoff > nb) fail(ErrorKind::kInvalidArgument, "cutoff must be in [0, n_buckets]");
-            Arm low{counts_of(low_requests, nb, "low_requests"),
-                    counts_of(low_hits, nb, "low_hits"),
-                    counts_of(low_moments, kMoments, "low_moments")};
-            Arm high{counts_of(high_requests, nb, "high_requests"),
-                     counts_of(high_hits, nb, "high_hits"),
-                     counts_of(high_moments, kMoments, "high_moments")};
-            // One array in two roles would be counted into twice (and a moments array
-            // that is also a count array would be garbage): the six must not overlap.
-            const Counts* all[] = {&low_requests,  &low_hits,  &low_moments,
-                                   &high_requests, &high_hits, &high_moments};
-            for (std::size_t i = 0; i < 6; ++i)
-              for (std::size_t j = i + 1; j < 6; ++j)
-                if (overlap(*all[i], *all[j]))
-                  fail(ErrorKind::kInvalidArgument,
-                       "the six count arrays must be distinct, not overlapping");
+            const Sides sides = sides_of(h, cutoff, low_requests, low_hits, low_moments,
+                                         high_requests, high_hits, high_moments);
             const auto n = static_cast<std::size_t>(keys.shape(0));
             const uint64_t* k = keys.data();
-            const bool* hit = hits.data();
-            const int64_t before[4] = {low.moments[1], low.moments[2], high.moments[1],
-                                       high.moments[2]};
-            without_gil([&] {
-              h.each_bucket(k, n, [&](std::size_t i, uint32_t b) {
-                (b < cutoff ? low : high).add(b, hit[i] ? 1 : 0);
-              });
-            });
-            return py::make_tuple(low.moments[1] - before[0], low.moments[2] - before[1],
-                                  high.moments[1] - before[2], high.moments[2] - before[3]);
+            const auto* hit = reinterpret_cast<const uint8_t*>(hits.data());
+            const Before before(sides);
+            without_gil([&] { tally_into(h, k, hit, n, cutoff, sides); });
+            return before.added(sides);
           },
           py::arg("keys"), py::arg("hits").noconvert(), py::arg("cutoff"),
           py::arg("low_requests").noconvert(), py::arg("low_hits").noconvert(),
@@ -152,6 +181,34 @@ void register_split(py::module_& m) {
           "hits squared over the buckets) are kept up to date with them. Returns (low requests, "
           "low "
           "hits, high requests, high hits) added.")
+      .def(
+          "tally_tap",
+          [](SplitMemo& h, DemandTap& tap, uint64_t max_count, uint32_t cutoff, Counts low_requests,
+             Counts low_hits, Counts low_moments, Counts high_requests, Counts high_hits,
+             Counts high_moments) {
+            const Sides sides = sides_of(h, cutoff, low_requests, low_hits, low_moments,
+                                         high_requests, high_hits, high_moments);
+            const Before before(sides);
+            const std::size_t got = without_gil([&] {
+              // The consumer's calls are serialised: nothing else peeks meanwhile.
+              const std::size_t n = static_cast<std::size_t>(
+                  std::min<uint64_t>(tap.pending() - tap.peeked(), max_count));
+              std::vector<uint64_t> keys(n);
+              std::vector<uint8_t> hits(n);
+              const std::size_t peeked = tap.peek(keys.data(), hits.data(), n);
+              tally_into(h, keys.data(), hits.data(), peeked, cutoff, sides);
+              return peeked;
+            });
+            return py::make_tuple(got, before.added(sides));
+          },
+          py::arg("tap"), py::arg("max_count"), py::arg("cutoff"),
+          py::arg("low_requests").noconvert(), py::arg("low_hits").noconvert(),
+          py::arg("low_moments").noconvert(), py::arg("high_requests").noconvert(),
+          py::arg("high_hits").noconvert(), py::arg("high_moments").noconvert(),
+          "tally() of the requests a DemandTap keeps that were not peeked at (up to "
+          "max_count, oldest first), peeked at: left kept, for a later take(). Returns (requests "
+          "peeked, (low requests, low hits, high requests, high hits) added). The tap's "
+          "consumer calls it, never overlapping its other calls.")
       .def(
           "digest", [](const SplitMemo& h, uint64_t key) { return h.digest(key); }, py::arg("key"),
           "One key's 8-byte digest read as a little-endian u64 (not remembered).");

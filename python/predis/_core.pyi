@@ -135,6 +135,18 @@ class TrafficSplitHash:
         high_hits: np.ndarray,
         high_moments: np.ndarray,
     ) -> tuple[int, int, int, int]: ...
+    def tally_tap(
+        self,
+        tap: DemandTap,
+        max_count: int,
+        cutoff: int,
+        low_requests: np.ndarray,
+        low_hits: np.ndarray,
+        low_moments: np.ndarray,
+        high_requests: np.ndarray,
+        high_hits: np.ndarray,
+        high_moments: np.ndarray,
+    ) -> tuple[int, tuple[int, int, int, int]]: ...
     def digest(self, key: int) -> int: ...
 
 class Adwin:

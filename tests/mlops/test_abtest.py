@@ -6,12 +6,14 @@ from __future__ import annotations
 import hashlib
 import platform
 import threading
+import warnings
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import predis
 from predis import InvalidArgumentError, _core
 from predis.mlops.abtest import (
     MSPRT,
@@ -480,3 +482,57 @@ def test_a_step_refuses_a_variance_that_is_not_one():
     for bad in (float("nan"), -1.0, float("inf")):
         with pytest.raises(InvalidArgumentError):
             _core.msprt_step(5, 10, bad, 5, 10, None, 0.0, 0.0004, 1, 1.0)
+
+
+def _sides():
+    return tuple(
+        (np.zeros(10_000, np.int64), np.zeros(10_000, np.int64), np.zeros(6, np.int64))
+        for _ in range(2)
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    keys=st.lists(st.integers(0, 3_000), max_size=400),
+    limit=st.integers(1, 500),
+    share=st.floats(0.05, 0.95),
+)
+def test_a_tally_of_a_taps_new_requests_is_the_tally_of_them_and_leaves_them_kept(
+    keys, limit, share
+):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a CPU-only build's fallback warning
+        cache = predis.Cache(1 << 20, max_items=500, backend="cpu")
+    tap = _core.DemandTap(1 << 12)
+    cache._core.attach_demand_tap(tap)
+    for k in keys:
+        if k % 3 == 0:
+            cache.put(k, b"v")
+        cache.get(k)
+    cache._drain_native()
+    split = TrafficSplit(SECRET, share)
+    got, want = _sides(), _sides()
+    n, sums = split.tally_tap(tap, limit, *got)
+    assert n == min(limit, len(keys))
+    assert (tap.pending, tap.peeked) == (len(keys), n)  # counted, still kept
+    taken_keys, taken_hits = tap.take(n)
+    assert split.tally_u64(taken_keys, taken_hits, *want) == sums
+    for g, w in zip(got, want, strict=True):
+        for a, b in zip(g, w, strict=True):
+            assert np.array_equal(a, b)
+    # What was left is new: the next tally counts it, and then nothing.
+    rest, _ = split.tally_tap(tap, 1 << 20, *got)
+    assert rest == len(keys) - n
+    assert split.tally_tap(tap, 1 << 20, *got) == (0, (0, 0, 0, 0))
+
+
+def test_a_tally_of_a_tap_refuses_count_arrays_that_are_not_an_arms():
+    split = TrafficSplit(SECRET, 0.5)
+    tap = _core.DemandTap(16)
+    (req, hits, moments), other = _sides()
+    with pytest.raises(InvalidArgumentError):
+        split.tally_tap(tap, 10, (req, req, moments), other)  # one array in two roles
+    with pytest.raises(InvalidArgumentError):
+        split.tally_tap(tap, 10, (req[:5], hits, moments), other)
+    with pytest.raises(TypeError):
+        split.tally_tap(tap, 10, (req.astype(np.int32), hits, moments), other)

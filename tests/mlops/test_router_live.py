@@ -279,3 +279,47 @@ def test_arms_are_cut_to_their_sides_through_every_change_of_roles(model):
     # A new router does not inherit a cut an earlier one left on its champion.
     third.serves = roles.split.is_challenger_u64
     assert ABRouter(third).champion.serves is None
+
+
+def test_during_an_experiment_looks_count_the_arms_between_chunks(model):
+    """Serving a live cache during an experiment, the router's thread counts the arms every
+    ``look_every`` requests and tells the count listeners, while the batch listeners get
+    chunks of ``stream_every``: every get is counted once and heard once, in order."""
+    champion, challenger = LearnedPrefetcher(model), LearnedPrefetcher(model)
+    router = ABRouter(champion, look_every=128, stream_every=1_024, max_hold_s=3600.0)
+    chunks: list[tuple[int, np.ndarray]] = []
+    router.subscribe(lambda r, k, _h: chunks.append((r.released, k.copy())))
+    looks: list[tuple[int, int, int]] = []
+
+    def on_counts(r: ABRouter, position: int) -> None:
+        s = r.roles
+        looks.append((position, s.champion_stats.requests + s.other_stats.requests, r.released))
+
+    def fails(_r: ABRouter, _position: int) -> None:
+        raise RuntimeError("a count listener that fails")
+
+    router.subscribe_counts(on_counts)
+    router.subscribe_counts(fails)
+    keys = stream(4_096, seed=9)
+    cache = live(router)
+    with cache:
+        roles = router.start_test(challenger, 0.5)
+        serve(cache, router, keys)
+    assert looks, "no look counted the arms between chunks"
+    positions = [p for p, _, _ in looks]
+    assert positions == sorted(set(positions))
+    for position, counted, released in looks:
+        assert counted == position  # every request up to the look, counted once
+        assert released < position < released + 1_024 + 64  # between two chunks
+    assert router.listener_errors == len(looks)  # the failing listener, at every look
+    got = np.concatenate([k for _, k in chunks])
+    assert got.tolist() == keys.tolist()  # every get heard once, in order
+    assert all(len(k) >= 1_024 for _, k in chunks[:-1])  # chunks of stream_every
+    assert len(chunks) < len(keys) // 1_024 + 2
+    stats = (roles.champion_stats, roles.other_stats)
+    assert sum(s.requests for s in stats) == len(keys)
+    for s in stats:
+        assert s.bucket_requests is not None
+        assert s.bucket_hits is not None
+        assert int(s.bucket_requests.sum()) == s.requests
+        assert int(s.bucket_hits.sum()) == s.hits

@@ -121,6 +121,19 @@ class TrafficSplit:
         hits added, then the champion's."""
         return self._native.tally(keys, hits, self._cutoff, *challenger, *champion)
 
+    def tally_tap(
+        self,
+        tap: _core.DemandTap,
+        max_count: int,
+        challenger: tuple[np.ndarray, np.ndarray, np.ndarray],
+        champion: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> tuple[int, tuple[int, int, int, int]]:
+        """:meth:`tally_u64` of the requests ``tap`` keeps that were not peeked at (up to
+        ``max_count``), peeked at natively (they stay in the tap for a later take): the
+        requests counted, and the sums as :meth:`tally_u64` returns them. Called by the
+        tap's one consumer."""
+        return self._native.tally_tap(tap, max_count, self._cutoff, *challenger, *champion)
+
     def is_challenger_u64(self, keys: np.ndarray) -> np.ndarray:
         """:meth:`is_challenger` for a C-contiguous uint64 array, without checks or copies
         (the router's per-batch path)."""

@@ -13,11 +13,12 @@ changes the registry and the router's roles. Its states::
 What runs beside serving is bookkeeping. Serving a live cache, the prefetch runtime calls
 the roles' models directly (the champion, or during a test or a watch both arms), and the
 router's own thread takes the cache's demand stream from a native tap every
-``stream_every`` requests (during a test or a watch, at each of its looks: every
-``decide_every`` requests at first, then further apart as it grows; or after
-``max_hold_s``), counts it and hands it on; driven batch by batch (a replay), the router
-holds each batch and every ``listen_every`` requests (at each look during a test or a
-watch) hands the chunk on.
+``stream_every`` requests (or after ``max_hold_s``), counts it and hands it on; during a
+test or a watch it also counts the arms at each look in between (every ``decide_every``
+requests at first, then further apart as the test grows), leaving the requests in the tap
+for the next chunk, and tells the loop (``_on_counts``). Driven batch by batch (a replay),
+the router holds each batch and every ``listen_every`` requests (at each look during a
+test or a watch) hands the chunk on.
 Either way the listener here extends the recent window, feeds the chunk's hit bits to the
 native ADWIN (the GIL released) and checks the schedule, or looks at the running test's
 decision.
@@ -96,11 +97,14 @@ class LoopConfig:
         decide_every: requests between the first looks at a running test or watch;
             once it has seen ``8 * decide_every`` requests, the looks come every eighth
             of its requests so far (``LOOK_GROWTH``), up to ``stream_every``. The
-            sequential test stays valid however often it is looked at; a look, with the
-            chunk it ends, holds the GIL for about 100,000 instructions (the
-            counts, the loop's listener and the test's verdict, in Python), so looks
-            every 4,096 requests cost about 25 instructions a request, and every 16,384
-            about 6, while a decision comes at most ``decide_every`` requests, or an
+            sequential test stays valid however often it is looked at. Serving a live
+            cache, a look between chunks holds the GIL for about 80,000 instructions (the
+            arms' counts, one native tally from the tap, and the test's verdict, one
+            native mSPRT step, with the Python around them), and one that also takes a
+            chunk for the listeners (every ``stream_every``) about 140,000
+            (bench/callgrind/look_cost.py), so looks every 4,096 requests cost about 23
+            instructions a request, and every 16,384 about 9, while a decision comes at
+            most ``decide_every`` requests, or an
             eighth of its sample (up to ``stream_every``), later than with a look after
             every request. At a cache's pace, 4,096 requests are milliseconds; the first
             look comes about when the smaller arm of a default test (a quarter of the
@@ -241,6 +245,7 @@ class MLOpsLoop:
         self._feeding: tuple[int, int] | None = None
         self._new_detector()
         self.router.subscribe(self._on_batch)
+        self.router.subscribe_counts(self._on_counts)
         if unloadable is not None:
             version = registry.aliases()["champion"]
             log.error("champion version %s cannot be loaded: %s", version, unloadable)
@@ -344,11 +349,21 @@ class MLOpsLoop:
                 self._feeding = None
             self._check_schedule(position)
         elif state in ("testing", "watching") and position >= self._next_look:
-            with self._lock:  # the actions thread may have started another test or watch
-                if self.state != state or position < self._next_look:
-                    return
-                self._plan_next_look(position)
-            self._look(router.roles, state)
+            self._look_at(router, state, position)
+
+    def _on_counts(self, router: ABRouter, position: int) -> None:
+        """The router counted the arms up to ``position`` between two chunks (serving a live
+        cache during a test or a watch): a look, if one is due."""
+        state = self.state
+        if not self._closed and state in ("testing", "watching") and position >= self._next_look:
+            self._look_at(router, state, position)
+
+    def _look_at(self, router: ABRouter, state: str, position: int) -> None:
+        with self._lock:  # the actions thread may have started another test or watch
+            if self.state != state or position < self._next_look:
+                return
+            self._plan_next_look(position)
+        self._look(router.roles, state)
 
     def on_drift(self, event: DriftEvent) -> None:
         """Take a confirmed drift: from the loop's own hit/miss detector, or from any other
@@ -408,7 +423,7 @@ class MLOpsLoop:
         ``LOOK_GROWTH``-th of its requests so far, up to ``stream_every``. The mSPRT
         stays valid whenever it is looked at; a decision comes at most that share of
         its sample late, and the looks' cost per request falls as the test grows (a
-        look holds the GIL for about 100,000 instructions)."""
+        look holds the GIL for 80,000 to 140,000 instructions; see ``decide_every``)."""
         c = self.config
         grown = min((position - self._looks_from) // LOOK_GROWTH, c.stream_every)
         every = max(c.decide_every, grown)

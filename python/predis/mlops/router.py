@@ -24,24 +24,27 @@ the roles' models directly (the champion, or during an experiment both arms, mer
 lists, or with alternate scoring the arm whose turn it is; with no counting), the cache's
 drains copy each demand get's key and hit bit into a native tap (a few instructions a
 request, the GIL released), and the router's own thread takes the tap in chunks of
-``stream_every`` requests (``look_every`` during an experiment), counts them for the roles
-that served them (per arm and split bucket during an experiment: one native tally of the
-chunk, each key's bucket remembered by the split) and hands them to the listeners (the
-loop's drift detector, training window and test). Only the first batch after a change of
-roles comes here. Driven batch by batch instead (a replay, or a prefetcher that wraps the
-router), a batch between experiments costs the champion's own call plus a few attribute
-updates: the batch's keys and hit bits are held, and every ``listen_every`` requests the
-held chunk is counted (one numpy call) and handed to the listeners in one piece. During an
-experiment the chunks are ``look_every`` requests, and each is counted per arm and split
-bucket when it is released (the same tally), so the per-arm counts trail ``requests`` by
-at most a chunk, as the champion's do between experiments. Both arms run their models on
-every batch (``experiment_scoring="every"``, the default): twice the model calls of
-serving while it lasts. With ``"alternate"`` the arms take turns: on each batch one arm
-runs its model, on the batch it skipped and this one together, so a test makes no more
-model calls than serving does; both arms are treated alike, so the comparison stays fair,
-but half of each arm's proposals come a batch late, which shrinks the effect a test can
-see (in tests/mlops/test_loop_scenarios.py's phase change, +4.8 points instead of about
-+9.5, too little to decide within 20,000 requests per arm).
+``stream_every`` requests, counts them for the roles that served them (per arm and split
+bucket during an experiment: one native tally of the chunk, each key's bucket remembered by
+the split) and hands them to the listeners (the loop's drift detector, training window and
+test). During an experiment it also counts the arms every ``look_every`` requests in
+between, with one native call that tallies the requests the tap keeps (they stay there for
+the chunk), and tells the count listeners (the loop's look at its test). Only the first
+batch after a change of roles comes here. Driven batch by batch instead (a replay, or a
+prefetcher that wraps the router), a batch between experiments costs the champion's own
+call plus a few attribute updates: the batch's keys and hit bits are held, and every
+``listen_every`` requests the held chunk is counted (one numpy call) and handed to the
+listeners in one piece. During an experiment the chunks are ``look_every`` requests, and
+each is counted per arm and split bucket when it is released (the same tally), so the
+per-arm counts trail ``requests`` by at most a chunk, as the champion's do between
+experiments. Both arms run their models on every batch (``experiment_scoring="every"``, the
+default): twice the model calls of serving while it lasts. With ``"alternate"`` the arms
+take turns: on each batch one arm runs its model, on the batch it skipped and this one
+together, so a test makes no more model calls than serving does; both arms are treated
+alike, so the comparison stays fair, but half of each arm's proposals come a batch late,
+which shrinks the effect a test can see (in tests/mlops/test_loop_scenarios.py's phase
+change, +4.8 points instead of about +9.5, too little to decide within 20,000 requests per
+arm).
 """
 
 from __future__ import annotations
@@ -109,6 +112,11 @@ EXPERIMENT_SCORING = ("alternate", "every")
 #: requests, in order, on the caller's thread. The arrays are read-only.
 BatchListener = Callable[["ABRouter", np.ndarray, np.ndarray], object]
 
+#: Called with (router, position) when, serving a live cache during an experiment, the
+#: router has counted the requests up to ``position`` for the arms without handing them to
+#: the batch listeners yet (a look between chunks; see :meth:`ABRouter.attach`).
+CountListener = Callable[["ABRouter", int], object]
+
 
 def _count_arms(roles: Roles, keys: np.ndarray, hits: np.ndarray) -> None:
     """Count an experiment's requests (uint64 keys, bool hits), each in its key's arm and
@@ -117,13 +125,29 @@ def _count_arms(roles: Roles, keys: np.ndarray, hits: np.ndarray) -> None:
     if split is None:
         raise InvalidArgumentError("an experiment's roles have a split")
     other, champion = roles.other_stats, roles.champion_stats
-    n_other, hits_other, n_champion, hits_champion = split.tally_u64(
-        keys, hits, other.bucket_counts(), champion.bucket_counts()
+    _add_sums(roles, split.tally_u64(keys, hits, other.bucket_counts(), champion.bucket_counts()))
+
+
+def _count_arms_in_tap(roles: Roles, tap: _core.DemandTap) -> int:
+    """:func:`_count_arms` of the requests the tap keeps that were not peeked at, peeked
+    at (left in the tap); how many."""
+    split = roles.split
+    if split is None:
+        raise InvalidArgumentError("an experiment's roles have a split")
+    n, sums = split.tally_tap(
+        tap, TAP_CAPACITY, roles.other_stats.bucket_counts(), roles.champion_stats.bucket_counts()
     )
-    other.requests += n_other
-    other.hits += hits_other
-    champion.requests += n_champion
-    champion.hits += hits_champion
+    _add_sums(roles, sums)
+    return n
+
+
+def _add_sums(roles: Roles, sums: tuple[int, int, int, int]) -> None:
+    """Add a tally's sums (the other arm's requests and hits, then the champion's)."""
+    other, champion = roles.other_stats, roles.champion_stats
+    other.requests += sums[0]
+    other.hits += sums[1]
+    champion.requests += sums[2]
+    champion.hits += sums[3]
 
 
 @dataclass
@@ -200,7 +224,9 @@ class ABRouter(Prefetcher):
         look_every: requests per chunk during an experiment, where the listeners look
             at the test's decision (the loop sets it at each look: ``decide_every`` at
             first, then further apart; a smaller chunk decides sooner, a bigger one costs
-            less per request).
+            less per request). Serving a live cache, the requests between two looks are
+            counted for the arms without a chunk (the count listeners are told), and
+            the chunks stay ``stream_every``.
         stream_every: serving a live cache (:meth:`attach`), requests per chunk that the
             router's own thread takes from the cache's tap between experiments: the
             chunk's work is not on the serving thread, and a bigger chunk costs less per
@@ -271,6 +297,7 @@ class ABRouter(Prefetcher):
         self._roles = Roles(champion)
         self._change = threading.Lock()  # serialises role changes, not batches
         self._listeners: list[BatchListener] = []
+        self._count_listeners: list[CountListener] = []
         # Every arm's model times go here as well as to the arm's own histogram.
         self.latency = LatencyHistogram()
         champion.latency_sink = self.latency
@@ -337,6 +364,14 @@ class ABRouter(Prefetcher):
         if not callable(listener):
             raise InvalidArgumentError("a batch listener must be callable(router, keys, hits)")
         self._listeners.append(listener)
+
+    def subscribe_counts(self, listener: CountListener) -> None:
+        """Call ``listener(router, position)`` when, serving a live cache during an
+        experiment, the arms' counts reach ``position`` between two chunks (on the router's
+        own thread); the chunk's requests reach the batch listeners later, in order."""
+        if not callable(listener):
+            raise InvalidArgumentError("a count listener must be callable(router, position)")
+        self._count_listeners.append(listener)
 
     def _check_peer(self, p: LearnedPrefetcher) -> None:
         if not isinstance(p, LearnedPrefetcher):
@@ -615,9 +650,11 @@ class ABRouter(Prefetcher):
 
         From here on the router reads the demand stream from the cache's drains, through a
         native tap, instead of from its batches: its own thread takes the tap in chunks of
-        ``stream_every`` requests (``look_every`` during an experiment, or sooner once the
-        oldest has waited ``max_hold_s``), counts them for the roles that served them and
-        hands them to the listeners. The runtime calls the roles' models directly: the
+        ``stream_every`` requests (or sooner once the oldest has waited ``max_hold_s``),
+        counts them for the roles that served them and hands them to the listeners; during
+        an experiment it counts the arms every ``look_every`` requests in between too,
+        leaving the requests in the tap, and tells the count listeners
+        (:meth:`subscribe_counts`). The runtime calls the roles' models directly: the
         champion between experiments, so the loop adds no Python work to a batch at all,
         and during an experiment both arms, with no counting on the batch path. Only the
         first batch after a change of roles comes here, to settle the old roles' counts.
@@ -680,7 +717,8 @@ class ABRouter(Prefetcher):
             self._arms = None
 
     def _follow(self, tap: _core.DemandTap) -> None:
-        """The tap's thread: waits (without the GIL) for a chunk, then takes it."""
+        """The tap's thread: waits (without the GIL) for a chunk, or during an experiment
+        for a look's worth of requests, then takes the chunk or counts the look."""
         while True:
             try:
                 every = self.stream_every if self._roles.other is None else self.look_every
@@ -688,12 +726,62 @@ class ABRouter(Prefetcher):
                 hold = min(max(float(self.max_hold_s), 0.0), 3600.0)
                 if not tap.wait(max(1, int(every)), hold) and tap.closed:
                     return
-                self._take(tap)
+                self._step(tap)
             except Exception:  # the thread outlives a bad chunk, as the runtime's does
                 log.exception("A/B router: taking the demand stream failed; continuing")
                 if tap.closed:
                     return
                 time.sleep(0.1)  # not a hot loop if it keeps failing
+
+    def _step(self, tap: _core.DemandTap) -> None:
+        """What the tap's thread does once its wait is over: during an experiment, while
+        fewer than ``stream_every`` requests are kept and at least ``look_every`` of them
+        are new, count the new ones for the arms and tell the count listeners (a look,
+        without a chunk: the batch listeners, the copies into their windows and the arrays
+        they are handed come once per ``stream_every`` requests); otherwise take the chunk
+        and hand it on."""
+        if self._roles.other is not None and not tap.closed:
+            kept = tap.pending
+            if (
+                kept < self.stream_every
+                and kept - tap.peeked >= max(1, int(self.look_every))
+                and self._count_new(tap)
+            ):
+                return
+        self._take(tap)
+
+    def _count_new(self, tap: _core.DemandTap) -> bool:
+        """Count the requests kept in the tap since the last take or look for the
+        experiment's arms that served them, leave them there, and tell the count listeners.
+        False, with nothing done, when the runtime still serves the champion alone (an
+        experiment began and its first batch has not come yet: a take counts these for the
+        champion) or nothing is new."""
+        with self._observe_lock:
+            served = self._served
+            if served is None or served[0].split is None:
+                return False
+            if not _count_arms_in_tap(served[0], tap):  # one native call: peeked, tallied
+                return False
+            self._settle_served(remark=True)
+            position = self._released + tap.peeked
+            for listener in self._count_listeners:
+                try:
+                    listener(self, position)
+                except Exception:  # as a batch listener's: logged, the stream goes on
+                    self.listener_errors += 1
+                    log.exception("A/B router count listener %r failed", listener)
+        return True
+
+    def _count_served(self, roles: Roles, keys: np.ndarray, hits: np.ndarray) -> None:
+        """Count requests that the runtime served with ``roles``' models directly, and the
+        model work done since the last count."""
+        if roles.split is None:
+            stats = roles.champion_stats
+            stats.requests += len(keys)
+            stats.hits += int(np.count_nonzero(hits))
+        else:
+            _count_arms(roles, keys, hits)
+        self._settle_served(remark=True)
 
     def _take(self, tap: _core.DemandTap) -> None:
         """Take what the tap holds and hand it on (counts, then the listeners), in order."""
@@ -705,6 +793,7 @@ class ABRouter(Prefetcher):
         n = min(TAP_CAPACITY, tap.pending - leave)
         if n <= 0:
             return
+        counted = tap.peeked  # the oldest kept: counted at a look already
         keys, hits = tap.take(n)
         keys.flags.writeable = hits.flags.writeable = False  # listeners only read them
         with self._count_lock:
@@ -713,14 +802,12 @@ class ABRouter(Prefetcher):
             self._released = self._tap_base + tap.taken + tap.dropped
         served = self._served
         try:
-            if served is not None:  # the models served these directly: counted for their roles
-                roles = served[0]
-                if roles.split is None:
-                    stats = roles.champion_stats
-                    stats.requests += len(keys)
-                    stats.hits += int(np.count_nonzero(hits))
-                else:
-                    _count_arms(roles, keys, hits)
+            if served is not None and counted < n:
+                # The models served these directly: counted for their roles. (Requests
+                # counted at a look and left in the tap by a change of roles, at most the
+                # batch that brought the change, stay with the roles they were counted for.)
+                self._count_served(served[0], keys[counted:], hits[counted:])
+            elif served is not None:
                 self._settle_served(remark=True)
         finally:  # taken from the tap: the listeners see it even if counting failed
             self._tell(keys, hits)
