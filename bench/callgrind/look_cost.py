@@ -8,7 +8,8 @@ peer), a test starts after the set-up, and at each of its looks (every ``decide_
 requests at first, then further apart) this thread does what the router's own thread does
 there: it counts the arms (and every ``--chunk`` requests, the live router's
 ``stream_every``, also takes the chunk for the listeners). Each look is bracketed by
-``os.getpid()`` calls and callgrind dumps its counts before each one, so every look is
+``os.getpgrp()`` calls (which nothing else here makes: the count of dumps is checked) and
+callgrind dumps its counts before each one, so every look is
 counted on its own, in the same process: no difference of two runs, so none of their
 noise. The GIL-free share is the inclusive cost of predis's ``without_gil`` calls (the
 split's hashing and tally, the tap's copies), as in loop_overhead.py.
@@ -31,10 +32,12 @@ BATCH = 16
 
 
 def _worker(batches: int, chunk: int) -> None:
-    """Serve ``batches`` batches with a test running, bracketing each look by getpid()."""
+    """Serve ``batches`` batches with a test running, bracketing each look by getpgrp()."""
     import gc
 
     sys.path.insert(0, str(HERE.parent))
+    from loop_overhead import begin_test_unnudged
+
     from predis.prefetch.runtime import PrefetchRuntime
     from test_mlops_bench import _demand_batches, _Idle, _idle_loop
 
@@ -51,7 +54,7 @@ def _worker(batches: int, chunk: int) -> None:
     get, step = cache.get, runtime.step
     cache._drain_native()
     router.flush()
-    loop._begin_test(_Idle(), 2, router.released)
+    begin_test_unnudged(loop, _Idle(), router.released)
     router.stream_every = chunk
     tap = router._tap
     since = looks = 0
@@ -62,9 +65,9 @@ def _worker(batches: int, chunk: int) -> None:
         since += BATCH
         if since >= router.look_every:
             took = tap.pending >= chunk
-            os.getpid()
+            os.getpgrp()
             router._step(tap)
-            os.getpid()
+            os.getpgrp()
             print(f"look {looks} {router.requests} {int(took)}", file=sys.stderr)
             since = 0
             looks += 1
@@ -94,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             "valgrind",
             "--tool=callgrind",
             "--separate-threads=yes",
-            "--dump-before=getpid",
+            "--dump-before=getpgrp",
             f"--callgrind-out-file={out}",
             sys.executable,
             str(Path(__file__).resolve()),
@@ -117,20 +120,23 @@ def main(argv: list[str] | None = None) -> int:
         if run.returncode != 0:
             raise SystemExit(f"exit {run.returncode}\n{run.stderr[-3000:]}")
         marks = [line.split() for line in run.stderr.splitlines() if line.startswith("look ")]
-        # The main thread's dumps: each getpid() dumps what ran since the one before (the
-        # imports call it too), so a look is the dump made at its closing getpid(), and the
-        # last look's is the last numbered dump (what ran after it is dumped at the exit).
+        # The main thread's dumps: each getpgrp() dumps what ran since the one before, so
+        # look k is the dump made at its closing call, the (2k + 2)-th (what ran after the
+        # last one is dumped at the exit, unnumbered).
         dumps = {
             int(m[1]): f
             for f in Path(tmp).glob("cg.out.*-01")
             if (m := re.match(r"cg\.out\.(\d+)-01$", f.name))
         }
-        last = max(dumps, default=0)
-        if not marks or last < 2 * len(marks):
+        if not marks:
             raise SystemExit("no looks were counted: more --batches")
+        if sorted(dumps) != list(range(1, 2 * len(marks) + 1)):
+            raise SystemExit(
+                f"{len(dumps)} dumps for {len(marks)} looks: something else called getpgrp()"
+            )
         looks = []
         for k, (_, _, position, took) in enumerate(marks):
-            part = dumps[last - 2 * (len(marks) - 1 - k)]
+            part = dumps[2 * k + 2]
             totals = [
                 int(line.split()[1])
                 for line in part.read_text().splitlines()

@@ -18,7 +18,8 @@ namespace predis::bindings {
 
 namespace {
 
-using Moments = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
+// Safe casts only: int64 arrays and lists of ints, never truncated floats.
+using Moments = py::array_t<std::int64_t, py::array::c_style>;
 
 constexpr py::ssize_t kMoments = 6;
 
@@ -81,11 +82,13 @@ double variance_arg(const py::handle& given) {
 }  // namespace
 
 void register_msprt(py::module_& m) {
+  m.attr("EXACT_MOMENTS_REQUESTS") = kExactMomentsRequests;
   m.def(
       "cluster_variance_of_moments",
       [](const py::handle& moments) -> py::object {
+        if (moments.is_none()) fail(ErrorKind::kInvalidArgument, "moments must be six integers");
         double v = 0;
-        if (moments.is_none() || !variance_of(moments, v))
+        if (!variance_of(moments, v))
           fail(ErrorKind::kInvalidArgument,
                "moments of 2**31 or more requests may have wrapped; use the bucket arrays");
         return variance_or_none(v);

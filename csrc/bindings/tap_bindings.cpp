@@ -83,6 +83,9 @@ void register_tap(py::module_& m) {
           "Copy up to `max_count` kept requests not peeked at before, oldest first, and leave "
           "them kept (take() moves them out later): (uint64 keys, bool hits). wait() counts "
           "only the requests not peeked at. Calls must not overlap with each other or take().")
+      .def("nudge", &DemandTap::nudge,
+           "End the waiter's current wait (or its next one) early: it returns what is kept, "
+           "so that it can wait again for another count.")
       .def("close", &DemandTap::close,
            "Wake a waiting take(); later drains offer nothing. Kept requests can still be "
            "taken.")

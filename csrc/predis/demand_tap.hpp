@@ -95,7 +95,7 @@ class DemandTap {
         std::chrono::duration<double>(std::max(0.0, max_wait_s)));
     want_ = std::max<std::size_t>(1, min_count);
     waiting_ = true;
-    while (!closed_ && count_ - peeked_ < want_) {
+    while (!closed_ && !nudged_ && count_ - peeked_ < want_) {
       if (count_ == 0) {
         ready_.wait(lock);
       } else if (ready_.wait_until(lock, oldest_ + max_wait) == std::cv_status::timeout) {
@@ -103,7 +103,18 @@ class DemandTap {
       }
     }
     waiting_ = false;
+    nudged_ = false;
     return count_;
+  }
+
+  // Ends the consumer's current wait (or its next one) early, so that it can wait again for
+  // another count (its settings changed).
+  void nudge() {
+    {
+      const std::lock_guard<std::mutex> hold(mutex_);
+      nudged_ = true;
+    }
+    ready_.notify_all();
   }
 
   // Consumer: moves up to `max` kept requests, oldest first, out to `keys` and `hits`.
@@ -192,6 +203,7 @@ class DemandTap {
   std::uint64_t dropped_ = 0;
   std::size_t want_ = 1;
   bool waiting_ = false;
+  bool nudged_ = false;
   bool closed_ = false;
   Clock::time_point oldest_{};
 };

@@ -167,6 +167,28 @@ def test_a_waiter_counts_only_the_requests_not_peeked_at():
     assert (tap.peeked, tap.pending, tap.taken) == (0, 0, 75)
 
 
+def test_a_nudge_ends_a_wait_early_once():
+    tap = _core.DemandTap(100)
+    got: list[int] = []
+    waiter = threading.Thread(target=lambda: got.append(tap.wait(50, 3600.0)))
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive()  # nothing kept, no timer: it would wait for good
+    tap.nudge()
+    waiter.join(60)
+    assert not waiter.is_alive()
+    assert got == [0]
+    tap.nudge()  # with no one waiting: the next wait returns at once, and only that one
+    assert tap.wait(50, 3600.0) == 0
+    waiter = threading.Thread(target=lambda: got.append(tap.wait(50, 3600.0)))
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive()
+    tap.close()
+    waiter.join(60)
+    assert got == [0, 0]
+
+
 def test_detaching_stops_the_offers_and_bad_settings_are_refused():
     cache = _cache()
     tap = _core.DemandTap(10)

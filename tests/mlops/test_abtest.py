@@ -119,6 +119,8 @@ def test_msprt_p_value_never_rises_and_waits_for_min_requests():
         lambda: MSPRT(alpha=0),
         lambda: MSPRT(tau=1.5),
         lambda: MSPRT(min_requests=0),
+        lambda: MSPRT(min_requests=True),
+        lambda: MSPRT(min_requests=100.0),
         lambda: MSPRT().record("treatment", 1, 2),
         lambda: MSPRT().record("champion", 3, 2),
         lambda: TrafficSplit(b"short", 0.5),
@@ -476,6 +478,15 @@ def test_a_look_refuses_counts_that_are_not_an_arms(args):
 def test_a_step_refuses_a_test_that_cannot_be(tail):
     with pytest.raises(InvalidArgumentError):
         _core.msprt_step(5, 10, None, 5, 10, 0.001, *tail)
+
+
+def test_moments_are_integers_never_truncated_floats():
+    assert MSPRT(min_requests=np.int64(100)).min_requests == 100
+    with pytest.raises(InvalidArgumentError):
+        cluster_variance_of_moments(np.array([2.5, 10.7, 5.0, 50.0, 25.0, 25.0]))
+    with pytest.raises(InvalidArgumentError, match="six integers"):
+        cluster_variance_of_moments(None)
+    assert cluster_variance_of_moments([2, 10, 5, 50, 25, 25]) == 0.25
 
 
 def test_a_step_refuses_a_variance_that_is_not_one():

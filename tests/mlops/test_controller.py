@@ -315,3 +315,59 @@ def test_looks_at_a_watch_start_every_decide_every_then_space_out_as_it_grows(tm
     assert spacing[LOOK_GROWTH] > 64
     assert spacing[-1] == 1_024
     assert spacing == sorted(spacing)
+
+
+def test_on_a_live_cache_a_watch_is_looked_at_and_decided_between_chunks(tmp_path, zipf_bytes):
+    """Serving a live cache, the router counts the arms at the loop's looks without taking
+    a chunk (its chunks here would be 2**20 requests, never reached): the looks come on
+    the loop's schedule, their counts cover the watch's requests up to them, and the
+    watch ends on a decision made at one of them."""
+    reg = registry(tmp_path, zipf_bytes)
+    meta = reg.register(zipf_bytes, feature_schema=FEATURE_NAMES, training_window=(0, 1))
+    ab = ABConfig(min_requests=100, max_requests=10**6, watch_requests=1_500)
+    config = LoopConfig(retrain=RETRAIN, ab=ab, decide_every=256, stream_every=1 << 20)
+    loop = MLOpsLoop(reg, config)
+    loop.router.max_hold_s = 3600.0
+    chunks: list[str] = []  # the loop's state at each chunk handed to the listeners
+    loop.router.subscribe(lambda _r, _k, _h: chunks.append(loop.state))
+    looks: list[tuple[int, int, int]] = []  # position, the watch's start, its arms' requests
+    look_at = loop._look_at
+
+    def recorded(router, state, position):
+        roles = router.roles
+        arms = roles.champion_stats.requests + roles.other_stats.requests
+        looks.append((position, loop._looks_from, arms))
+        look_at(router, state, position)
+
+    loop._look_at = recorded
+    live = Cache(
+        1 << 16,
+        max_items=CACHE,
+        loader=lambda k: k.to_bytes(8, "little"),
+        prefetcher=loop.router,
+    )
+    demand = sessions(12_000, seed=8)
+    with loop, live:
+        loop.force_promote(meta.version, "a watch looked at between chunks")
+        assert loop.wait_idle(60)
+        assert loop.state == "watching"
+        deadline = time.monotonic() + 120  # waits for background threads, not timing checks
+        sent = 0
+        while loop.state == "watching" and sent < len(demand):
+            for k in demand[sent : sent + 64].tolist():
+                live.get(k)
+            sent += 64
+            while loop.router.requests < sent - 48 and time.monotonic() < deadline:
+                time.sleep(0.0005)
+        assert loop.wait_idle(60)
+        assert loop.state == "serving", f"the watch did not end: {len(looks)} looks"
+    kinds = loop.events.kinds()
+    assert "watch-passed" in kinds or "rollback" in kinds, kinds
+    assert looks, f"no look at the watch: {chunks}"
+    assert "watching" not in chunks  # no chunk was taken while the watch ran
+    for (position, _, _), (after, _, _) in itertools.pairwise(looks):
+        assert after - position >= 256  # on the loop's schedule
+    for position, start, arms in looks:
+        # Every request of the watch up to the look is counted: the first batch under the
+        # new roles, at most a drain's worth (64 gets here) and a batch, may fall either side.
+        assert abs(arms - (position - start)) <= 64 + 16

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -200,8 +201,9 @@ def cluster_variance(bucket_hits: np.ndarray, bucket_requests: np.ndarray) -> fl
     return m / (m - 1) * float(resid @ resid) / (total * total)
 
 
-#: Below this many requests an arm's moments fit in int64s: sum n^2 <= N^2 < 2^62.
-EXACT_MOMENTS_REQUESTS = 1 << 31
+#: Below this many requests an arm's moments fit in int64s: sum n^2 <= N^2 < 2^62
+#: (2**31, the native statistics' bound).
+EXACT_MOMENTS_REQUESTS: int = _core.EXACT_MOMENTS_REQUESTS
 
 
 def bucket_moments(bucket_requests: np.ndarray, bucket_hits: np.ndarray) -> np.ndarray:
@@ -278,7 +280,15 @@ class MSPRT:
             raise InvalidArgumentError(f"alpha must be in (0, 1), got {alpha!r}")
         if not 0 < tau < 1:
             raise InvalidArgumentError(f"tau must be in (0, 1), got {tau!r}")
-        if not isinstance(min_requests, int) or min_requests < 1:
+        try:
+            if isinstance(min_requests, bool):
+                raise TypeError
+            min_requests = operator.index(min_requests)
+        except TypeError:
+            raise InvalidArgumentError(
+                f"min_requests must be an int >= 1, got {min_requests!r}"
+            ) from None
+        if min_requests < 1:
             raise InvalidArgumentError(f"min_requests must be an int >= 1, got {min_requests!r}")
         self.alpha = alpha
         self.tau2 = tau * tau

@@ -103,7 +103,8 @@ class LoopConfig:
             native mSPRT step, with the Python around them), and one that also takes a
             chunk for the listeners (every ``stream_every``) about 140,000
             (bench/callgrind/look_cost.py), so looks every 4,096 requests cost about 23
-            instructions a request, and every 16,384 about 9, while a decision comes at
+            instructions a request once warm (27 over a test's first 32,768 requests),
+            and every 16,384 about 9, while a decision comes at
             most ``decide_every`` requests, or an
             eighth of its sample (up to ``stream_every``), later than with a look after
             every request. At a cache's pace, 4,096 requests are milliseconds; the first

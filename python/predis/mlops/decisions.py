@@ -96,10 +96,8 @@ class ArmStats:
         if self.bucket_requests is None or self.bucket_hits is None:
             return None
         moments = self.bucket_moments
-        if moments is not None:
-            values = moments.tolist()  # Python ints, once: this runs at every look of a test
-            if values[1] < EXACT_MOMENTS_REQUESTS:
-                return cluster_variance_of_moments(values)
+        if moments is not None and int(moments[1]) < EXACT_MOMENTS_REQUESTS:
+            return cluster_variance_of_moments(moments)
         return cluster_variance(self.bucket_hits, self.bucket_requests)
 
     @property

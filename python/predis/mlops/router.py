@@ -409,6 +409,9 @@ class ABRouter(Prefetcher):
             # Batches come here again; the first one under the new roles settles the old
             # ones' counts and, between experiments, hands the champion back to the runtime.
             runtime.route(None)
+        tap = self._tap
+        if tap is not None:
+            tap.nudge()  # its thread waits again, for the new roles' chunk or look
         return roles
 
     def start_test(self, challenger: LearnedPrefetcher, share: float) -> Roles:
@@ -742,23 +745,23 @@ class ABRouter(Prefetcher):
         and hand it on."""
         if self._roles.other is not None and not tap.closed:
             kept = tap.pending
-            if (
-                kept < self.stream_every
-                and kept - tap.peeked >= max(1, int(self.look_every))
-                and self._count_new(tap)
-            ):
-                return
+            if kept < self.stream_every and kept - tap.peeked >= max(1, int(self.look_every)):
+                try:
+                    if self._count_new(tap):
+                        return
+                except Exception:  # the chunk still goes on, counted the take's way
+                    log.exception("A/B router: counting a look failed; taking the chunk")
         self._take(tap)
 
     def _count_new(self, tap: _core.DemandTap) -> bool:
         """Count the requests kept in the tap since the last take or look for the
         experiment's arms that served them, leave them there, and tell the count listeners.
-        False, with nothing done, when the runtime still serves the champion alone (an
-        experiment began and its first batch has not come yet: a take counts these for the
-        champion) or nothing is new."""
+        False, with nothing done, when the roles have changed and the runtime's first batch
+        under the new ones has not settled the old ones yet (a take then counts these for
+        the old roles, as without looks), or nothing is new."""
         with self._observe_lock:
             served = self._served
-            if served is None or served[0].split is None:
+            if served is None or served[0] is not self._roles or served[0].split is None:
                 return False
             if not _count_arms_in_tap(served[0], tap):  # one native call: peeked, tallied
                 return False
@@ -803,9 +806,11 @@ class ABRouter(Prefetcher):
         served = self._served
         try:
             if served is not None and counted < n:
-                # The models served these directly: counted for their roles. (Requests
-                # counted at a look and left in the tap by a change of roles, at most the
-                # batch that brought the change, stay with the roles they were counted for.)
+                # The models served these directly: counted for their roles. (Looks count
+                # only while the roles served are the current ones, so what a change of
+                # roles leaves in the tap was not counted at a look, but for a race between
+                # the change and a look under way: at most a drain's worth, which stays
+                # with the roles it was counted for.)
                 self._count_served(served[0], keys[counted:], hits[counted:])
             elif served is not None:
                 self._settle_served(remark=True)
