@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--batches and --chunk must be positive")
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not on PATH")
-    from loop_overhead import _without_gil  # the harness's GIL-free share, one definition
+    # The harness's environment and GIL-free share: one definition of each.
+    from loop_overhead import _without_gil, callgrind_env
 
     with tempfile.TemporaryDirectory(prefix="predis-look-cg-") as tmp:
         out = Path(tmp) / "cg.out"
@@ -105,17 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             str(args.batches),
             str(args.chunk),
         ]
-        env = {
-            **os.environ,  # as loop_overhead.py runs its workers, for the same reasons
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONHASHSEED": "0",
-            "OPENBLAS_NUM_THREADS": "1",
-            "OMP_NUM_THREADS": "1",
-            "GLIBC_TUNABLES": (
-                "glibc.cpu.x86_rep_movsb_threshold=4294967295:"
-                "glibc.cpu.x86_rep_stosb_threshold=4294967295"
-            ),
-        }
+        env = callgrind_env()  # as loop_overhead.py runs its workers
         run = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)  # nosec B603
         if run.returncode != 0:
             raise SystemExit(f"exit {run.returncode}\n{run.stderr[-3000:]}")

@@ -201,6 +201,30 @@ def _worker(
     leave()
 
 
+def callgrind_env() -> dict[str, str]:
+    """The environment a profiled worker runs in, so that its counts repeat."""
+    # No BLAS thread pool: its idle threads wake with the wall clock, which valgrind
+    # stretches differently in every run. And no `rep movsb` copies or `rep stosb`
+    # fills: callgrind counts one instruction per byte of those, so a 32 KiB memcpy
+    # would weigh as much as 32,000 instructions (and clearing a test's four 80 KB
+    # bucket arrays 320,000); glibc's vector loops do the same in about a thirtieth,
+    # which is closer to what either costs on the CPU.
+    # No bytecode written either: a run that compiled a module (its .pyc stale after
+    # an install) while its peer run loaded it would differ by millions of
+    # instructions; this way both runs of a peer find the same .pyc files.
+    return {
+        **os.environ,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "GLIBC_TUNABLES": (
+            "glibc.cpu.x86_rep_movsb_threshold=4294967295:"
+            "glibc.cpu.x86_rep_stosb_threshold=4294967295"
+        ),
+    }
+
+
 def _count(
     peer: str, n: int, total: int, model_path: str, events: int, chunk: int, age: int
 ) -> tuple[int, int]:
@@ -224,26 +248,7 @@ def _count(
             str(chunk),
             str(age),
         ]
-        # No BLAS thread pool: its idle threads wake with the wall clock, which valgrind
-        # stretches differently in every run. And no `rep movsb` copies or `rep stosb`
-        # fills: callgrind counts one instruction per byte of those, so a 32 KiB memcpy
-        # would weigh as much as 32,000 instructions (and clearing a test's four 80 KB
-        # bucket arrays 320,000); glibc's vector loops do the same in about a thirtieth,
-        # which is closer to what either costs on the CPU.
-        # No bytecode written either: a run that compiled a module (its .pyc stale after
-        # an install) while its peer run loaded it would differ by millions of
-        # instructions; this way both runs of a peer find the same .pyc files.
-        env = {
-            **os.environ,
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONHASHSEED": "0",
-            "OPENBLAS_NUM_THREADS": "1",
-            "OMP_NUM_THREADS": "1",
-            "GLIBC_TUNABLES": (
-                "glibc.cpu.x86_rep_movsb_threshold=4294967295:"
-                "glibc.cpu.x86_rep_stosb_threshold=4294967295"
-            ),
-        }
+        env = callgrind_env()
         run = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)  # nosec B603
         if run.returncode != 0:
             raise SystemExit(f"{peer} x{n}: exit {run.returncode}\n{run.stderr[-3000:]}")

@@ -65,6 +65,16 @@ void check_test(double null_difference, double tau2, std::int64_t min_requests, 
   if (!(p >= 0 && p <= 1)) fail(ErrorKind::kInvalidArgument, "p must be in [0, 1]");
 }
 
+// The step on two arms' counts and variances (NaN: none), the counts checked (the test's
+// settings are the caller's to check first).
+MsprtStep step_of(std::int64_t champion_hits, std::int64_t champion_requests, double va,
+                  std::int64_t challenger_hits, std::int64_t challenger_requests, double vb,
+                  double null_difference, double tau2, std::int64_t min_requests, double p) {
+  const MsprtArm a = arm_of(champion_hits, champion_requests, va, "champion");
+  const MsprtArm b = arm_of(challenger_hits, challenger_requests, vb, "challenger");
+  return msprt_step(a, b, null_difference, tau2, min_requests, p);
+}
+
 py::object variance_or_none(double v) {
   if (std::isnan(v)) return py::none();
   return py::float_(v);
@@ -113,11 +123,10 @@ void register_msprt(py::module_& m) {
          std::int64_t challenger_requests, const py::handle& challenger_variance,
          double null_difference, double tau2, std::int64_t min_requests, double p) {
         check_test(null_difference, tau2, min_requests, p);
-        const MsprtArm a =
-            arm_of(champion_hits, champion_requests, variance_arg(champion_variance), "champion");
-        const MsprtArm b = arm_of(challenger_hits, challenger_requests,
-                                  variance_arg(challenger_variance), "challenger");
-        const MsprtStep s = msprt_step(a, b, null_difference, tau2, min_requests, p);
+        const MsprtStep s =
+            step_of(champion_hits, champion_requests, variance_arg(champion_variance),
+                    challenger_hits, challenger_requests, variance_arg(challenger_variance),
+                    null_difference, tau2, min_requests, p);
         return py::make_tuple(s.difference, s.ratio, s.p);
       },
       py::arg("champion_hits"), py::arg("champion_requests"), py::arg("champion_variance"),
@@ -136,9 +145,9 @@ void register_msprt(py::module_& m) {
         double vb = 0;
         if (!variance_of(champion_moments, va) || !variance_of(challenger_moments, vb))
           return py::none();
-        const MsprtArm a = arm_of(champion_hits, champion_requests, va, "champion");
-        const MsprtArm b = arm_of(challenger_hits, challenger_requests, vb, "challenger");
-        const MsprtStep s = msprt_step(a, b, null_difference, tau2, min_requests, p);
+        const MsprtStep s =
+            step_of(champion_hits, champion_requests, va, challenger_hits, challenger_requests, vb,
+                    null_difference, tau2, min_requests, p);
         return py::make_tuple(s.difference, s.ratio, s.p, variance_or_none(va),
                               variance_or_none(vb));
       },

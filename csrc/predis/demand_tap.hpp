@@ -120,15 +120,8 @@ class DemandTap {
   // Consumer: moves up to `max` kept requests, oldest first, out to `keys` and `hits`.
   std::size_t take(std::uint64_t* keys, std::uint8_t* hits, std::size_t max) {
     const std::lock_guard<std::mutex> hold(mutex_);
-    const std::size_t cap = keys_.size();
     const std::size_t n = std::min(max, count_);
-    for (std::size_t done = 0; done < n;) {
-      const std::size_t run = std::min(n - done, cap - head_);
-      std::copy_n(keys_.data() + head_, run, keys + done);
-      std::copy_n(hits_.data() + head_, run, hits + done);
-      head_ = head_ + run == cap ? 0 : head_ + run;
-      done += run;
-    }
+    head_ = copy_out(head_, n, keys, hits);
     count_ -= n;
     taken_ += n;
     peeked_ -= std::min(peeked_, n);
@@ -142,14 +135,7 @@ class DemandTap {
     const std::lock_guard<std::mutex> hold(mutex_);
     const std::size_t cap = keys_.size();
     const std::size_t n = std::min(max, count_ - peeked_);
-    std::size_t at = head_ + peeked_ < cap ? head_ + peeked_ : head_ + peeked_ - cap;
-    for (std::size_t done = 0; done < n;) {
-      const std::size_t run = std::min(n - done, cap - at);
-      std::copy_n(keys_.data() + at, run, keys + done);
-      std::copy_n(hits_.data() + at, run, hits + done);
-      at = at + run == cap ? 0 : at + run;
-      done += run;
-    }
+    copy_out(head_ + peeked_ < cap ? head_ + peeked_ : head_ + peeked_ - cap, n, keys, hits);
     peeked_ += n;
     return n;
   }
@@ -191,6 +177,21 @@ class DemandTap {
   }
 
  private:
+  // Copies the n kept requests from slot `at` on (wrapping) to keys and hits; returns the
+  // slot after them. Call holding the mutex.
+  std::size_t copy_out(std::size_t at, std::size_t n, std::uint64_t* keys,
+                       std::uint8_t* hits) const {
+    const std::size_t cap = keys_.size();
+    for (std::size_t done = 0; done < n;) {
+      const std::size_t run = std::min(n - done, cap - at);
+      std::copy_n(keys_.data() + at, run, keys + done);
+      std::copy_n(hits_.data() + at, run, hits + done);
+      at = at + run == cap ? 0 : at + run;
+      done += run;
+    }
+    return at;
+  }
+
   mutable std::mutex mutex_;
   std::condition_variable ready_;
   std::vector<std::uint64_t> keys_;
