@@ -95,8 +95,14 @@ def main() -> int:
         "bytes_per_key_model": BYTES_PER_KEY,
     }
 
+    def save() -> None:
+        # After each stage, so a failure later leaves the figures measured so far.
+        with open(args.out, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=1, default=str)
+
     d2d = d2d_bytes_per_s(cp, args.repeats, sync)
     result["d2d_copy_bytes_per_s"] = d2d
+    save()
 
     # Distinct, well-spread keys: multiplying by an odd constant is a bijection mod 2^64.
     keys = cp.arange(1, resident + 1, dtype=cp.uint64) * cp.uint64(0x9E3779B97F4A7C15)
@@ -106,6 +112,7 @@ def main() -> int:
         cache.mput(keys[start : start + (1 << 24)], vals[start : start + (1 << 24)])
     sync()
     result["fill_s"] = time.perf_counter() - t0
+    print(f"filled {resident} keys in {result['fill_s']:.2f} s", flush=True)
     assert len(cache) == resident, (len(cache), resident)
 
     rows = []
@@ -130,8 +137,10 @@ def main() -> int:
             "update_bandwidth_fraction": n / t_upd * BYTES_PER_KEY["insert_or_assign"] / d2d,
         }
         rows.append(row)
+        print(f"device-resident batch {n}: {row}", flush=True)
         del out
     result["device_resident"] = rows
+    save()
 
     # New keys into a full cache: every insert evicts one entry.
     cache.mput(
@@ -161,6 +170,7 @@ def main() -> int:
             }
         )
     result["insert_with_eviction"] = evict_rows
+    save()
 
     # numpy input against the PCIe copy bound measured now.
     n = 1 << 24
@@ -197,8 +207,29 @@ def main() -> int:
         "mput_fraction_of_bound": (n / t_np_put) / bound,
     }
     result["stats"] = dataclasses.asdict(cache.stats())
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=1, default=str)
+    save()
+
+    # The peer, side by side: the CPU backend on this host, the same keys from numpy.
+    n_cpu = 1 << 22
+    cpu = predis.Cache(
+        n_cpu * 64, max_items=n_cpu * 2, backend="cpu", sample_rate=0.0, max_value_size=64
+    )
+    cpu.mput(hk[:n_cpu], hv[:n_cpu])
+    cpu_out = np.empty((n_cpu, 8), dtype=np.uint8)
+    t_cpu = median_s(lambda: cpu.get_into(hk[:n_cpu], cpu_out), args.repeats, sync)
+    assert np.array_equal(cpu_out, hv[:n_cpu])
+    t_gpu = median_s(lambda: cache.get_into(hk[:n_cpu], cpu_out), args.repeats, sync)
+    out_dev = cp.empty((n_cpu, 8), dtype=cp.uint8)
+    t_gpu_dev = median_s(lambda: cache.get_into(keys[:n_cpu], out_dev), args.repeats, sync)
+    result["cpu_peer"] = {
+        "batch": n_cpu,
+        "cpu_get_into_numpy_keys_per_s": n_cpu / t_cpu,
+        "cuda_get_into_numpy_keys_per_s": n_cpu / t_gpu,
+        "cuda_get_into_device_keys_per_s": n_cpu / t_gpu_dev,
+        "cuda_over_cpu_numpy": t_cpu / t_gpu,
+        "cuda_device_over_cpu_numpy": t_cpu / t_gpu_dev,
+    }
+    save()
 
     print(f"device {result['device']['name']}; d2d copy {d2d / 1e9:.0f} GB/s")
     print(f"{'batch':>10} {'find G/s':>9} {'bw':>6} {'update G/s':>11} {'bw':>6}")
@@ -220,10 +251,18 @@ def main() -> int:
         f"{ni['get_into_keys_per_s'] / 1e9:.3f} ({ni['get_into_fraction_of_bound']:.0%}), "
         f"mput {ni['mput_keys_per_s'] / 1e9:.3f} ({ni['mput_fraction_of_bound']:.0%})"
     )
+    peer = result["cpu_peer"]
+    print(
+        f"get_into of {n_cpu} keys: CPU backend"
+        f" {peer['cpu_get_into_numpy_keys_per_s'] / 1e6:.1f} M/s; CUDA from numpy"
+        f" {peer['cuda_get_into_numpy_keys_per_s'] / 1e6:.1f} M/s"
+        f" ({peer['cuda_over_cpu_numpy']:.1f}x); CUDA from device arrays"
+        f" {peer['cuda_get_into_device_keys_per_s'] / 1e6:.1f} M/s"
+        f" ({peer['cuda_device_over_cpu_numpy']:.1f}x)"
+    )
     verdict = goals(result)
     result["goals"] = verdict
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=1, default=str)
+    save()
     for line in verdict:
         print(line)
     return 0

@@ -20,6 +20,7 @@ log() { printf '\n== %s (%s)\n' "$1" "$(date -u +%T)" | tee -a "$summary"; }
 note() { printf '%s\n' "$*" | tee -a "$summary"; }
 start=$(date +%s)
 
+command -v nvcc >/dev/null || export PATH="/usr/local/cuda/bin:$PATH"
 log "machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt" | tee -a "$summary"
 note "python: $(python3 --version 2>&1); cores: $(nproc); nvcc: $(nvcc --version | tail -1)"
