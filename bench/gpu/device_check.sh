@@ -8,6 +8,8 @@
 # and writes results under $OUT: summary.txt, info.json, gpu_tests.xml/.txt, cuda_bench.json,
 # core_tests.txt, build.txt.
 #   bash bench/gpu/device_check.sh          everything
+#   bash bench/gpu/device_check.sh gpu      steps 1 to 3 only
+#   bash bench/gpu/device_check.sh profile  step 1, then bench/gpu/profile_calls.py
 #   bash bench/gpu/device_check.sh table    only the kernel prototype (bench/gpu/gpu_table_bench.cu)
 set -uo pipefail
 what=${1:-all}
@@ -53,8 +55,15 @@ python3 -c 'import json, predis; print(json.dumps({"build": predis.build_info(),
 python3 -c 'import predis, sys; d = predis.cuda_devices(); sys.exit(0 if d["devices"] else 1)' ||
   { note "NO USABLE DEVICE: $(cat "$OUT/info.json")"; exit 1; }
 
+if [ "$what" = profile ]; then
+  log "profile of each batch call (bench/gpu/profile_calls.py)"
+  timeout 240 python3 bench/gpu/profile_calls.py --out "$OUT" 2>&1 | tail -150
+  note "profile exit status: ${PIPESTATUS[0]}"
+  exit 0
+fi
+
 log "2. pytest -m gpu"
-timeout 200 python3 -m pytest tests -m gpu -q -p no:cacheprovider -rs \
+timeout 200 python3 -m pytest tests/gpu -m gpu -q -p no:cacheprovider -rs \
   --junitxml="$OUT/gpu_tests.xml" >"$OUT/gpu_tests.txt" 2>&1
 note "pytest -m gpu exit status: $?"
 tail -25 "$OUT/gpu_tests.txt" | tee -a "$summary"
@@ -64,6 +73,7 @@ timeout 200 python3 bench/gpu/cuda_cache_bench.py --out "$OUT/cuda_bench.json" 2
   tee "$OUT/cuda_bench.txt" | tee -a "$summary"
 note "benchmark exit status: ${PIPESTATUS[0]}"
 
+[ "$what" = gpu ] && { log "done in $(($(date +%s) - start)) s"; exit 0; }
 left=$((460 - ($(date +%s) - start)))
 log "4. core tests on the GPU machine (backend='auto' is 'cuda' here; ${left}s left)"
 if [ "$left" -gt 30 ]; then

@@ -327,15 +327,14 @@ class CoreCache {
     }
     const auto width = static_cast<std::size_t>(out.shape(1));
     auto found = bool_array(kl.size());
-    std::vector<uint32_t> lengths(kl.size());
     auto* f = reinterpret_cast<uint8_t*>(found.mutable_data());
     auto* o = static_cast<uint8_t*>(out.mutable_data());
-    std::size_t too_long = 0;
+    TooLong too_long;
     {
       py::gil_scoped_release nogil;
-      too_long = table_->get_into(kl.batch(), o, width, f, lengths.data());
+      too_long = table_->get_into(kl.batch(), o, width, f);
     }
-    report_too_long(too_long, f, lengths, width);
+    report_too_long(too_long, width);
     return found;
   }
 
@@ -547,15 +546,14 @@ class CoreCache {
     const std::size_t n = k.rows();
     const std::size_t width = out.width();
     auto found = bool_array(n);
-    std::vector<uint32_t> lengths(n);
     auto* f = reinterpret_cast<uint8_t*>(found.mutable_data());
-    std::size_t too_long = 0;
+    TooLong too_long;
     {
       py::gil_scoped_release nogil;
       too_long = ops.get_into_device(device_keys(k), n, reinterpret_cast<uint8_t*>(out.ptr), width,
-                                     f, lengths.data(), out.stream != 0 ? out.stream : k.stream);
+                                     f, out.stream != 0 ? out.stream : k.stream);
     }
-    report_too_long(too_long, f, lengths, width);
+    report_too_long(too_long, width);
     return found;
   }
 
@@ -574,31 +572,30 @@ class CoreCache {
                    ttl_ns, v.stream != 0 ? v.stream : k.stream);
   }
 
-  static void report_too_long(std::size_t too_long, const uint8_t* f,
-                              const std::vector<uint32_t>& lengths, std::size_t width) {
-    if (too_long == 0) return;
-    for (std::size_t i = 0; i < lengths.size(); ++i) {
-      if (!f[i] && lengths[i] > width) {
-        fail(ErrorKind::kValueTooLarge,
-             std::to_string(too_long) + " value(s) longer than the row width " +
-                 std::to_string(width) + "; the first is at index " + std::to_string(i) + " with " +
-                 std::to_string(lengths[i]) + " bytes");
-      }
-    }
+  static void report_too_long(const TooLong& too_long, std::size_t width) {
+    if (too_long.count == 0) return;
+    fail(ErrorKind::kValueTooLarge,
+         std::to_string(too_long.count) + " value(s) longer than the row width " +
+             std::to_string(width) + "; the first is at index " +
+             std::to_string(too_long.first_index) + " with " +
+             std::to_string(too_long.first_length) + " bytes");
   }
 
   // index < 0 for single-key calls.
+  // The messages are built only on failure: this runs once per key of a batch.
   void check_value(const KeyRef& key, std::size_t len, long long index) const {
     const TableConfig& c = table_->config();
-    const std::string where = index < 0 ? std::string() : " at index " + std::to_string(index);
+    const auto where = [index] {
+      return index < 0 ? std::string() : " at index " + std::to_string(index);
+    };
     if (len > c.max_value_size) {
-      fail(ErrorKind::kValueTooLarge, "value of " + std::to_string(len) + " bytes" + where +
+      fail(ErrorKind::kValueTooLarge, "value of " + std::to_string(len) + " bytes" + where() +
                                           " exceeds max_value_size " +
                                           std::to_string(c.max_value_size));
     }
     if (table_->footprint(key.kind, key.len, static_cast<uint32_t>(len)) > c.capacity_bytes) {
-      fail(ErrorKind::kValueTooLarge,
-           "entry" + where + " needs more than capacity_bytes " + std::to_string(c.capacity_bytes));
+      fail(ErrorKind::kValueTooLarge, "entry" + where() + " needs more than capacity_bytes " +
+                                          std::to_string(c.capacity_bytes));
     }
   }
 

@@ -451,13 +451,13 @@ void CpuTable::get_batch(const KeyBatch& keys, std::vector<uint8_t>& data, int64
   log.counters.add(Counter::kMisses, keys.n - hits);
 }
 
-std::size_t CpuTable::get_into(const KeyBatch& keys, uint8_t* out, std::size_t width,
-                               uint8_t* found, uint32_t* lengths) {
+TooLong CpuTable::get_into(const KeyBatch& keys, uint8_t* out, std::size_t width,
+                           uint8_t* found) {
   CallLog log(*this, keys.n, Op::kGetBatch);
   const uint64_t now = clock_.now();
   const uint64_t tick = tick_.fetch_add(keys.n, std::memory_order_relaxed);
   uint64_t hits = 0;
-  std::size_t too_long = 0;
+  TooLong too_long;
   for_each_pipelined(keys, [&](std::size_t i, const Placement& p) {
     const KeyRef key = keys.at(i);
     uint8_t* row = out + i * width;
@@ -471,9 +471,8 @@ std::size_t CpuTable::get_into(const KeyBatch& keys, uint8_t* out, std::size_t w
     const std::size_t written = hit && fits ? size : 0;
     if (written < width) std::memset(row + written, 0, width - written);
     found[i] = hit && fits ? 1 : 0;
-    lengths[i] = size;
     hits += hit ? 1 : 0;
-    too_long += hit && !fits ? 1 : 0;
+    if (hit && !fits) too_long.note(i, size);
     log.event(key, now, AccessOp::kGet, hit, size);
   });
   log.counters.add(Counter::kHits, hits);

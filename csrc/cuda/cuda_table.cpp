@@ -307,12 +307,16 @@ bool CudaTable::get(const KeyRef& key, ValueSink& sink) {
 bool CudaTable::contains(const KeyRef& key) {
   ScopedLatency timed(stats_, Op::kContains);
   uint8_t out = 0;
-  contains_batch(KeyBatch{1, nullptr, &key}, &out);
+  contains_many(KeyBatch{1, nullptr, &key}, &out);
   return out != 0;
 }
 
 void CudaTable::contains_batch(const KeyBatch& keys, uint8_t* out) {
   ScopedLatency timed(stats_, Op::kContainsBatch);
+  contains_many(keys, out);
+}
+
+void CudaTable::contains_many(const KeyBatch& keys, uint8_t* out) {
   std::lock_guard<std::mutex> guard(mu_);
   bind_device();
   CallLog log(*this, 0);
@@ -325,8 +329,8 @@ void CudaTable::contains_batch(const KeyBatch& keys, uint8_t* out) {
       });
 }
 
-std::size_t CudaTable::get_into(const KeyBatch& keys, uint8_t* out, std::size_t width,
-                                uint8_t* found, uint32_t* lengths) {
+TooLong CudaTable::get_into(const KeyBatch& keys, uint8_t* out, std::size_t width,
+                            uint8_t* found) {
   ScopedLatency timed(stats_, Op::kGetBatch);
   std::lock_guard<std::mutex> guard(mu_);
   bind_device();
@@ -335,7 +339,7 @@ std::size_t CudaTable::get_into(const KeyBatch& keys, uint8_t* out, std::size_t 
   const uint64_t tick = tick_;
   tick_ += keys.n;
   uint64_t hits = 0;
-  std::size_t too_long = 0;
+  TooLong too_long;
   pipelined_lookup(
       keys, kChunk, true, now, tick, log,
       [&](Lane& lane, std::size_t m) {
@@ -358,9 +362,8 @@ std::size_t CudaTable::get_into(const KeyBatch& keys, uint8_t* out, std::size_t 
         for (std::size_t j = 0; j < m; ++j) {
           const bool hit = st[j] == kHit;
           const uint32_t size = hit ? lane.length.host()[j] : 0;
-          lengths[begin + j] = size;
           hits += hit ? 1 : 0;
-          too_long += hit && size > width ? 1 : 0;
+          if (hit && size > width) too_long.note(begin + j, size);
           log.event(keys.at(begin + j), now, AccessOp::kGet, hit, size);
         }
       });
@@ -612,6 +615,10 @@ void CudaTable::enforce_limits(CallLog& log, const Protected& protect) {
 
 std::size_t CudaTable::erase_batch(const KeyBatch& keys, uint8_t* erased) {
   ScopedLatency timed(stats_, Op::kDeleteBatch);
+  return erase_many(keys, erased);
+}
+
+std::size_t CudaTable::erase_many(const KeyBatch& keys, uint8_t* erased) {
   std::lock_guard<std::mutex> guard(mu_);
   bind_device();
   const std::size_t n = keys.n;
@@ -654,7 +661,7 @@ std::size_t CudaTable::erase_staged(Lane& lane, const DevKeys& k, uint64_t now, 
 bool CudaTable::erase(const KeyRef& key) {
   ScopedLatency timed(stats_, Op::kDelete);
   uint8_t erased = 0;
-  erase_batch(KeyBatch{1, nullptr, &key}, &erased);
+  erase_many(KeyBatch{1, nullptr, &key}, &erased);
   return erased != 0;
 }
 
@@ -697,9 +704,8 @@ std::size_t CudaTable::drain_events(AccessEvent* out, std::size_t max) {
 
 // ---- batches in device memory (not logged: their keys never visit the host) ----
 
-std::size_t CudaTable::get_into_device(const uint64_t* keys, std::size_t n, uint8_t* out,
-                                       std::size_t width, uint8_t* found, uint32_t* lengths,
-                                       uintptr_t stream) {
+TooLong CudaTable::get_into_device(const uint64_t* keys, std::size_t n, uint8_t* out,
+                                   std::size_t width, uint8_t* found, uintptr_t stream) {
   ScopedLatency timed(stats_, Op::kGetBatch);
   std::lock_guard<std::mutex> guard(mu_);
   bind_device();
@@ -725,15 +731,16 @@ std::size_t CudaTable::get_into_device(const uint64_t* keys, std::size_t n, uint
   lane.stream.sync();
   if (n != 0) std::memcpy(found, lane.found.host(), n);
   const unsigned long long hits = tally_.host()[kTallyHits];
-  const auto too_long = static_cast<std::size_t>(tally_.host()[kTallyTooLong]);
-  if (tally_.host()[kTallyExpired] != 0 || too_long != 0) {
-    // Rare: entries dropped as expired to release, or lengths to report.
+  TooLong too_long;
+  if (tally_.host()[kTallyExpired] != 0 || tally_.host()[kTallyTooLong] != 0) {
+    // Rare: entries dropped as expired to release, or values too long to report.
     lane.status.down(n, s);
     lane.length.down(n, s);
     lane.stream.sync();
     settle_lookup(lane, n, log);
     for (std::size_t i = 0; i < n; ++i) {
-      lengths[i] = lane.status.host()[i] == kHit ? lane.length.host()[i] : 0;
+      const uint32_t length = lane.length.host()[i];
+      if (lane.status.host()[i] == kHit && length > width) too_long.note(i, length);
     }
   }
   log.counters.add(Counter::kHits, hits);

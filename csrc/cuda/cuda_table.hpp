@@ -68,8 +68,8 @@ class CudaTable final : public Table, public DeviceBatchOps {
 
   void get_batch(const KeyBatch& keys, std::vector<uint8_t>& data, int64_t* offsets,
                  uint8_t* found) override;
-  std::size_t get_into(const KeyBatch& keys, uint8_t* out, std::size_t width, uint8_t* found,
-                       uint32_t* lengths) override;
+  TooLong get_into(const KeyBatch& keys, uint8_t* out, std::size_t width,
+                   uint8_t* found) override;
   void put_batch(const KeyBatch& keys, const ValueRef* values, uint64_t ttl_ns) override;
   std::size_t erase_batch(const KeyBatch& keys, uint8_t* erased) override;
   void contains_batch(const KeyBatch& keys, uint8_t* out) override;
@@ -89,8 +89,8 @@ class CudaTable final : public Table, public DeviceBatchOps {
   uint64_t now() const noexcept override { return clock_.now(); }
 
   DeviceBatchOps* device_ops() noexcept override { return this; }
-  std::size_t get_into_device(const uint64_t* keys, std::size_t n, uint8_t* out, std::size_t width,
-                              uint8_t* found, uint32_t* lengths, uintptr_t stream) override;
+  TooLong get_into_device(const uint64_t* keys, std::size_t n, uint8_t* out, std::size_t width,
+                          uint8_t* found, uintptr_t stream) override;
   void contains_device(const uint64_t* keys, std::size_t n, uint8_t* out,
                        uintptr_t stream) override;
   void put_device(const uint64_t* keys, std::size_t n, const uint8_t* values, std::size_t width,
@@ -154,6 +154,9 @@ class CudaTable final : public Table, public DeviceBatchOps {
   void insert_staged(Lane& lane, std::size_t n, const DevKeys& k, const uint64_t* words_dev,
                      const uint8_t* forms_dev, uint8_t form_all, uint64_t expiry, uint64_t now,
                      uint64_t tick, bool prefetched, uint64_t demote);
+  // The bodies of the single-key and batch calls, which time themselves as their own Op.
+  void contains_many(const KeyBatch& keys, uint8_t* out);
+  std::size_t erase_many(const KeyBatch& keys, uint8_t* erased);
   void put_many(const KeyBatch& keys, const ValueRef* values, uint64_t ttl_ns, bool prefetched,
                 double confidence);
   std::size_t erase_staged(Lane& lane, const DevKeys& k, uint64_t now, uint8_t* erased,

@@ -75,19 +75,33 @@ struct StatsSnapshot {
   std::array<LatencyHistogram, kNumOps> latency;  // sampled call durations, per Op
 };
 
+// The values of a get_into batch longer than their row: how many, and the one at the lowest
+// index, for the error. A summary, not a per-key array, so a batch whose values fit (nearly
+// every batch) needs no host buffer of n lengths.
+struct TooLong {
+  std::size_t count = 0;
+  std::size_t first_index = 0;
+  uint32_t first_length = 0;
+
+  void note(std::size_t index, uint32_t length) noexcept {
+    if (count++ == 0 || index < first_index) {
+      first_index = index;
+      first_length = length;
+    }
+  }
+};
+
 // Batches whose keys and values are already in device memory (the CUDA backend; see
 // Table::device_ops). `stream` is the producer's CUDA stream (a cudaStream_t as an integer;
-// 0 when none was given): the table orders its work after everything queued there. found,
-// lengths and erased are host arrays; out and values are device arrays.
+// 0 when none was given): the table orders its work after everything queued there. found
+// and erased are host arrays; out and values are device arrays.
 class DeviceBatchOps {
  public:
-  // keys (n) device uint64; out (n, width) device, row-major; found (n) host; lengths (n)
-  // host, filled only when the return value (how many values did not fit) is non-zero:
-  // the outcome is tallied on the device, so a batch that fits copies back `found` alone.
+  // keys (n) device uint64; out (n, width) device, row-major; found (n) host. The outcome
+  // is tallied on the device, so a batch whose values fit copies back `found` alone.
   // Same row rules as Table::get_into.
-  virtual std::size_t get_into_device(const uint64_t* keys, std::size_t n, uint8_t* out,
-                                      std::size_t width, uint8_t* found, uint32_t* lengths,
-                                      uintptr_t stream) = 0;
+  virtual TooLong get_into_device(const uint64_t* keys, std::size_t n, uint8_t* out,
+                                  std::size_t width, uint8_t* found, uintptr_t stream) = 0;
   virtual void contains_device(const uint64_t* keys, std::size_t n, uint8_t* out,
                                uintptr_t stream) = 0;  // out (n) host
   // values (n, width) device, row-major: row i is key i's value.
@@ -123,11 +137,10 @@ class Table {
   // data gets the found values back to back; offsets (n+1) host; found (n) host.
   virtual void get_batch(const KeyBatch& keys, std::vector<uint8_t>& data, int64_t* offsets,
                          uint8_t* found) = 0;
-  // out (n, width) host, row-major; found (n) host; lengths (n) host. A value longer than
-  // width is not copied: its row is zeroed, found is 0 and lengths holds its true length.
-  // Returns how many values did not fit.
-  virtual std::size_t get_into(const KeyBatch& keys, uint8_t* out, std::size_t width,
-                               uint8_t* found, uint32_t* lengths) = 0;
+  // out (n, width) host, row-major; found (n) host. A value longer than width is not
+  // copied: its row is zeroed and found is 0; the result counts such values.
+  virtual TooLong get_into(const KeyBatch& keys, uint8_t* out, std::size_t width,
+                           uint8_t* found) = 0;
   virtual void put_batch(const KeyBatch& keys, const ValueRef* values,
                          uint64_t ttl_ns) = 0;                                 // values (n) host
   virtual std::size_t erase_batch(const KeyBatch& keys, uint8_t* erased) = 0;  // erased (n) host
