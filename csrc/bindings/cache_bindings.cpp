@@ -574,11 +574,11 @@ class CoreCache {
 
   static void report_too_long(const TooLong& too_long, std::size_t width) {
     if (too_long.count == 0) return;
-    fail(ErrorKind::kValueTooLarge,
-         std::to_string(too_long.count) + " value(s) longer than the row width " +
-             std::to_string(width) + "; the first is at index " +
-             std::to_string(too_long.first_index) + " with " +
-             std::to_string(too_long.first_length) + " bytes");
+    fail(ErrorKind::kValueTooLarge, std::to_string(too_long.count) +
+                                        " value(s) longer than the row width " +
+                                        std::to_string(width) + "; the first is at index " +
+                                        std::to_string(too_long.first_index) + " with " +
+                                        std::to_string(too_long.first_length) + " bytes");
   }
 
   // index < 0 for single-key calls.

@@ -451,8 +451,7 @@ void CpuTable::get_batch(const KeyBatch& keys, std::vector<uint8_t>& data, int64
   log.counters.add(Counter::kMisses, keys.n - hits);
 }
 
-TooLong CpuTable::get_into(const KeyBatch& keys, uint8_t* out, std::size_t width,
-                           uint8_t* found) {
+TooLong CpuTable::get_into(const KeyBatch& keys, uint8_t* out, std::size_t width, uint8_t* found) {
   CallLog log(*this, keys.n, Op::kGetBatch);
   const uint64_t now = clock_.now();
   const uint64_t tick = tick_.fetch_add(keys.n, std::memory_order_relaxed);

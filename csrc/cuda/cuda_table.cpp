@@ -329,8 +329,7 @@ void CudaTable::contains_many(const KeyBatch& keys, uint8_t* out) {
       });
 }
 
-TooLong CudaTable::get_into(const KeyBatch& keys, uint8_t* out, std::size_t width,
-                            uint8_t* found) {
+TooLong CudaTable::get_into(const KeyBatch& keys, uint8_t* out, std::size_t width, uint8_t* found) {
   ScopedLatency timed(stats_, Op::kGetBatch);
   std::lock_guard<std::mutex> guard(mu_);
   bind_device();

@@ -68,8 +68,7 @@ class CudaTable final : public Table, public DeviceBatchOps {
 
   void get_batch(const KeyBatch& keys, std::vector<uint8_t>& data, int64_t* offsets,
                  uint8_t* found) override;
-  TooLong get_into(const KeyBatch& keys, uint8_t* out, std::size_t width,
-                   uint8_t* found) override;
+  TooLong get_into(const KeyBatch& keys, uint8_t* out, std::size_t width, uint8_t* found) override;
   void put_batch(const KeyBatch& keys, const ValueRef* values, uint64_t ttl_ns) override;
   std::size_t erase_batch(const KeyBatch& keys, uint8_t* erased) override;
   void contains_batch(const KeyBatch& keys, uint8_t* out) override;
