@@ -361,8 +361,17 @@ class CoreCache {
       }
       const auto width = static_cast<std::size_t>(arr.shape(1));
       const auto* base = static_cast<const uint8_t*>(arr.data());
+      const KeyBatch& batch = kl.batch();
+      if (batch.ints != nullptr) {
+        // Int keys and rows of one width: every entry has the same footprint, so the
+        // first key's check is every key's.
+        if (n != 0) check_value(batch.at(0), width, 0);
+      } else {
+        for (std::size_t i = 0; i < n; ++i) {
+          check_value(batch.at(i), width, static_cast<long long>(i));
+        }
+      }
       for (std::size_t i = 0; i < n; ++i) {
-        check_value(kl.batch().at(i), width, static_cast<long long>(i));
         refs[i] = ValueRef{base + i * width, static_cast<uint32_t>(width)};
       }
       owner = arr;
