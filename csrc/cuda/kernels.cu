@@ -359,6 +359,40 @@ __global__ void gather_rows_kernel(Found f, std::size_t n, uint8_t* out, std::si
   if (lane == 0) found[i] = fits ? 1 : 0;
 }
 
+// Rows of at most kNarrowRow bytes: one thread per key (a warp per key, as above, would leave
+// most of its lanes idle). kWords: rows of exactly 8 bytes at an 8-byte aligned address, one
+// store each.
+constexpr std::size_t kNarrowRow = 32;
+
+template <bool kWords>
+__global__ void gather_narrow_rows_kernel(Found f, std::size_t n, uint8_t* out, std::size_t width,
+                                          uint8_t* found) {
+  const uint64_t i = uint64_t{blockIdx.x} * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const bool hit = f.status[i] == kHit;
+  const uint32_t len = hit ? f.length[i] : 0;
+  const bool fits = hit && len <= width;
+  found[i] = fits ? 1 : 0;
+  if constexpr (kWords) {
+    uint64_t w = 0;
+    if (fits) {
+      const uint8_t form = f.form[i];
+      if (form_inline(form)) {  // the value's bytes are the word's low bytes
+        w = len == 8 ? f.word[i] : f.word[i] & ((uint64_t{1} << (8 * len)) - 1);
+      } else {
+        const uint8_t* src = value_bytes(f.word[i], form);
+        for (uint32_t b = 0; b < len; ++b) w |= uint64_t{src[b]} << (8 * b);
+      }
+    }
+    reinterpret_cast<uint64_t*>(out)[i] = w;
+  } else {
+    uint8_t* row = out + i * width;
+    const uint8_t* src = fits ? value_bytes(f.word[i], f.form[i]) : nullptr;
+    const std::size_t copied = fits ? len : 0;
+    for (std::size_t b = 0; b < width; ++b) row[b] = b < copied ? src[b] : 0;
+  }
+}
+
 __global__ void pack_inline_kernel(const uint8_t* values, std::size_t width, std::size_t n,
                                    uint64_t* words) {
   const uint64_t i = uint64_t{blockIdx.x} * blockDim.x + threadIdx.x;
@@ -480,7 +514,13 @@ void launch_gather(const Found& f, std::size_t n, const int64_t* offsets, uint8_
 void launch_gather_rows(const Found& f, std::size_t n, uint8_t* out, std::size_t width,
                         uint8_t* found, cudaStream_t s) {
   if (n == 0) return;
-  gather_rows_kernel<<<blocks_for(uint64_t{n} * 32), kBlock, 0, s>>>(f, n, out, width, found);
+  if (width == 8 && reinterpret_cast<uintptr_t>(out) % alignof(uint64_t) == 0) {
+    gather_narrow_rows_kernel<true><<<blocks_for(n), kBlock, 0, s>>>(f, n, out, width, found);
+  } else if (width <= kNarrowRow) {
+    gather_narrow_rows_kernel<false><<<blocks_for(n), kBlock, 0, s>>>(f, n, out, width, found);
+  } else {
+    gather_rows_kernel<<<blocks_for(uint64_t{n} * 32), kBlock, 0, s>>>(f, n, out, width, found);
+  }
   PREDIS_LAUNCHED("launching the row copy pass");
 }
 
