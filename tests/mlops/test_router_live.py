@@ -323,3 +323,57 @@ def test_during_an_experiment_looks_count_the_arms_between_chunks(model):
         assert s.bucket_hits is not None
         assert int(s.bucket_requests.sum()) == s.requests
         assert int(s.bucket_hits.sum()) == s.hits
+
+
+def test_a_full_tap_during_an_experiment_drops_requests_without_miscounting(model, monkeypatch):
+    """The tap keeps at most TAP_CAPACITY requests; past that the gets are counted in
+    ``requests`` (positions) but kept for no one. A look then counts the kept ones for the
+    arms, the take after it hands them on without counting them again, and the counting
+    goes on from there: no request counted twice, none counted that was dropped."""
+    import predis.mlops.router as router_module
+
+    monkeypatch.setattr(router_module, "TAP_CAPACITY", 256)
+    champion, challenger = LearnedPrefetcher(model), LearnedPrefetcher(model)
+    # The router's own thread waits for far more than this test serves: this thread does
+    # its steps, at the points chosen here (as bench/callgrind/look_cost.py does).
+    router = ABRouter(champion, look_every=1 << 20, stream_every=1 << 20, max_hold_s=3600.0)
+    chunks: list[np.ndarray] = []
+    router.subscribe(lambda _r, k, _h: chunks.append(k.copy()))
+    positions: list[int] = []
+    router.subscribe_counts(lambda _r, position: positions.append(position))
+    keys = stream(1_000, seed=11)
+    more = stream(200, seed=12)  # fewer than the tap keeps
+    cache = live(router)
+    with cache:
+        roles = router.start_test(challenger, 0.5)
+        tap = router._tap
+        assert tap is not None
+        serve(cache, router, keys)
+        assert (tap.pending, tap.dropped) == (256, len(keys) - 256)
+        assert router.requests == len(keys)
+
+        def counted() -> int:
+            return roles.champion_stats.requests + roles.other_stats.requests
+
+        router.look_every = 64
+        router._step(tap)  # a look: the 256 kept are counted, and stay kept
+        assert counted() == 256
+        assert tap.peeked == 256
+        assert positions == [256]  # the dropped ones are not counted yet, where it looks
+        router._step(tap)  # nothing new: a look counts nothing, so the chunk is taken
+        assert counted() == 256
+        assert [c.tolist() for c in chunks] == [keys[:256].tolist()]
+        assert router.released == len(keys)  # the dropped gets passed, positions kept
+
+        serve(cache, router, more)  # room again: all kept
+        assert tap.pending == len(more)
+        router._step(tap)
+        assert counted() == 256 + len(more)
+        assert positions[-1] == len(keys) + len(more)
+        router.stream_every = 1  # the next step takes the chunk
+        router._step(tap)
+        assert counted() == 256 + len(more)
+        assert chunks[-1].tolist() == more.tolist()
+    for s in (roles.champion_stats, roles.other_stats):
+        assert s.bucket_requests is not None
+        assert int(s.bucket_requests.sum()) == s.requests
