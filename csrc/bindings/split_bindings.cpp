@@ -2,7 +2,9 @@
 // remembered per key (predis/split_memo.hpp), a whole array per call with the GIL released
 // (predis.mlops.abtest.TrafficSplit uses it).
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,7 +15,9 @@
 #include "bindings/register.hpp"
 #include "bindings/without_gil.hpp"
 #include "predis/demand_tap.hpp"
+#include "predis/live_looks.hpp"
 #include "predis/split_memo.hpp"
+#include "predis/split_tally.hpp"
 
 namespace py = pybind11;
 
@@ -40,39 +44,11 @@ bool overlap(const Counts& a, const Counts& b) {
   return a0 < b1 && b0 < a1;
 }
 
-// An arm's per-bucket counts and their moments, as the tally keeps them.
-constexpr uint32_t kMoments = 6;
-
-struct Arm {
-  int64_t* requests;
-  int64_t* hits;
-  int64_t* moments;  // buckets used, N, H, sum n^2, sum h*n, sum h^2
-
-  void add(uint32_t b, int64_t x) const noexcept {
-    // Unsigned arithmetic: the squares wrap rather than overflow past 2^63 (a caller reads
-    // them only while they fit).
-    const auto n = static_cast<uint64_t>(requests[b]);
-    const auto h = static_cast<uint64_t>(hits[b]);
-    const auto u = static_cast<uint64_t>(x);
-    auto* m = reinterpret_cast<uint64_t*>(moments);
-    m[0] += n == 0 ? 1 : 0;
-    m[1] += 1;
-    m[2] += u;
-    m[3] += 2 * n + 1;        // (n+1)^2 - n^2
-    m[4] += h + u * (n + 1);  // (h+x)(n+1) - hn
-    m[5] += u * (2 * h + 1);  // (h+x)^2 - h^2
-    requests[b] += 1;
-    hits[b] += x;
-  }
-};
-
 // Both sides' counts, checked: each array of its size, writeable, and no two overlapping
 // (one array in two roles would be counted into twice, and a moments array that is also a
 // count array would be garbage).
-struct Sides {
-  Arm low;
-  Arm high;
-};
+using Sides = TallySides;
+constexpr uint32_t kMoments = kTallyMoments;
 
 Sides sides_of(const SplitMemo& h, uint32_t cutoff, Counts& low_requests, Counts& low_hits,
                Counts& low_moments, Counts& high_requests, Counts& high_hits,
@@ -92,14 +68,6 @@ Sides sides_of(const SplitMemo& h, uint32_t cutoff, Counts& low_requests, Counts
   return sides;
 }
 
-// Counts n keys and hit flags into their sides (call without the GIL).
-void tally_into(SplitMemo& h, const uint64_t* keys, const uint8_t* hits, std::size_t n,
-                uint32_t cutoff, const Sides& sides) {
-  h.each_bucket(keys, n, [&](std::size_t i, uint32_t b) {
-    (b < cutoff ? sides.low : sides.high).add(b, hits[i] ? 1 : 0);
-  });
-}
-
 // The sums a tally added: (low requests, low hits, high requests, high hits).
 struct Before {
   int64_t values[4];
@@ -112,6 +80,35 @@ struct Before {
                           s.high.moments[1] - values[2], s.high.moments[2] - values[3]);
   }
 };
+
+// A LiveLooks with what it reads and writes kept alive: the split's memo and the six count
+// arrays (the arms' own, which the router's other tallies add to as well).
+struct LiveLooksHandle {
+  py::object memo;
+  std::vector<Counts> arrays;
+  std::unique_ptr<LiveLooks> looks;
+};
+
+void check_state(const LookState& s) {
+  if (!(s.p >= 0 && s.p <= 1)) fail(ErrorKind::kInvalidArgument, "p must be in [0, 1]");
+  if (s.looks_from < 0 || s.next_look < 0 || s.looks_from > kMaxLookPosition ||
+      s.next_look > kMaxLookPosition)
+    fail(ErrorKind::kInvalidArgument, "looks_from and next_look must be in [0, 2**62]");
+}
+
+void check_settings(const LookSettings& s) {
+  if (!(s.null_difference > -1 && s.null_difference < 1))
+    fail(ErrorKind::kInvalidArgument, "null_difference must be in (-1, 1)");
+  if (!(s.tau2 > 0 && s.tau2 < 1)) fail(ErrorKind::kInvalidArgument, "tau2 must be in (0, 1)");
+  if (!(s.alpha > 0 && s.alpha < 1)) fail(ErrorKind::kInvalidArgument, "alpha must be in (0, 1)");
+  if (s.min_requests < 1) fail(ErrorKind::kInvalidArgument, "min_requests must be >= 1");
+  if (s.horizon < 0 || s.budget < 0 || s.horizon > kMaxLookPosition || s.budget > kMaxLookPosition)
+    fail(ErrorKind::kInvalidArgument, "horizon and budget must be in [0, 2**62] (0: none)");
+  if (s.decide_every < 1 || s.growth < 1 || s.stream_every < 1 || s.decide_every > kMaxLookSpan ||
+      s.growth > kMaxLookSpan || s.stream_every > kMaxLookSpan)
+    fail(ErrorKind::kInvalidArgument,
+         "decide_every, growth and stream_every must be in [1, 2**40]");
+}
 
 }  // namespace
 
@@ -212,6 +209,88 @@ void register_split(py::module_& m) {
       .def(
           "digest", [](const SplitMemo& h, uint64_t key) { return h.digest(key); }, py::arg("key"),
           "One key's 8-byte digest read as a little-endian u64 (not remembered).");
+
+  py::class_<LiveLooksHandle>(
+      m, "LiveLooks",
+      "The looks at a running test or watch that go on, done natively (predis/live_looks.hpp): "
+      "each counts the requests a DemandTap keeps for the arms, as tally_tap() does, and when "
+      "a look is due steps the mSPRT on the arms' bucket moments. The loop wakes (look() "
+      "returns wake=True) only when the test may have decided, reached its horizon or budget, "
+      "or outgrown the exact moments.")
+      .def(py::init([](const py::object& split, uint32_t cutoff, Counts low_requests,
+                       Counts low_hits, Counts low_moments, Counts high_requests, Counts high_hits,
+                       Counts high_moments, double null_difference, double tau2, double alpha,
+                       int64_t min_requests, bool base_is_high, int64_t horizon, int64_t budget,
+                       int64_t decide_every, int64_t growth, int64_t stream_every, double p,
+                       int64_t looks_from, int64_t next_look) {
+             auto& memo = split.cast<SplitMemo&>();
+             const Sides sides = sides_of(memo, cutoff, low_requests, low_hits, low_moments,
+                                          high_requests, high_hits, high_moments);
+             LookSettings settings;
+             settings.null_difference = null_difference;
+             settings.tau2 = tau2;
+             settings.alpha = alpha;
+             settings.min_requests = min_requests;
+             settings.base_is_high = base_is_high;
+             settings.horizon = horizon;
+             settings.budget = budget;
+             settings.decide_every = decide_every;
+             settings.growth = growth;
+             settings.stream_every = stream_every;
+             check_settings(settings);
+             const LookState state{p, looks_from, next_look};
+             check_state(state);
+             auto h = std::make_unique<LiveLooksHandle>();
+             h->memo = split;
+             h->arrays = {low_requests,  low_hits,  low_moments,
+                          high_requests, high_hits, high_moments};
+             h->looks = std::make_unique<LiveLooks>(memo, cutoff, sides, settings, state);
+             return h;
+           }),
+           py::arg("split"), py::arg("cutoff"), py::arg("low_requests").noconvert(),
+           py::arg("low_hits").noconvert(), py::arg("low_moments").noconvert(),
+           py::arg("high_requests").noconvert(), py::arg("high_hits").noconvert(),
+           py::arg("high_moments").noconvert(), py::arg("null_difference"), py::arg("tau2"),
+           py::arg("alpha"), py::arg("min_requests"), py::arg("base_is_high"), py::arg("horizon"),
+           py::arg("budget"), py::arg("decide_every"), py::arg("growth"), py::arg("stream_every"),
+           py::arg("p"), py::arg("looks_from"), py::arg("next_look"))
+      .def(
+          "look",
+          [](LiveLooksHandle& h, DemandTap& tap, uint64_t max_count, int64_t released) {
+            if (released < 0 || released > kMaxLookPosition)
+              fail(ErrorKind::kInvalidArgument, "released must be in [0, 2**62]");
+            const LookOutcome out = without_gil([&] {
+              // The consumer's calls are serialised: nothing else peeks meanwhile.
+              return h.looks->look(tap, static_cast<std::size_t>(max_count), released);
+            });
+            return py::make_tuple(out.counted, out.position, out.wake, out.every);
+          },
+          py::arg("tap"), py::arg("max_count"), py::arg("released"),
+          "Count the tap's unpeeked requests (up to max_count) for the arms, then look if one is "
+          "due at released + the tap's peeked: (counted, position, wake, every), every the "
+          "requests to the next look when this one went on (0 when none was due or it woke).")
+      .def(
+          "take_pending",
+          [](LiveLooksHandle& h) {
+            const auto s = h.looks->take_pending();
+            return py::make_tuple(s[0], s[1], s[2], s[3]);
+          },
+          "Requests and hits counted since the last call (low requests, low hits, high "
+          "requests, high hits), zeroed.")
+      .def_property_readonly("p", [](const LiveLooksHandle& h) { return h.looks->state().p; })
+      .def_property_readonly("looks_from",
+                             [](const LiveLooksHandle& h) { return h.looks->state().looks_from; })
+      .def_property_readonly("next_look",
+                             [](const LiveLooksHandle& h) { return h.looks->state().next_look; })
+      .def(
+          "set_state",
+          [](LiveLooksHandle& h, double p, int64_t looks_from, int64_t next_look) {
+            const LookState state{p, looks_from, next_look};
+            check_state(state);
+            h.looks->set_state(state);
+          },
+          py::arg("p"), py::arg("looks_from"), py::arg("next_look"),
+          "The running p-value and the schedule, after a look of the loop's own.");
 }
 
 }  // namespace predis::bindings

@@ -150,6 +150,41 @@ class TrafficSplitHash:
     ) -> tuple[int, tuple[int, int, int, int]]: ...
     def digest(self, key: int) -> int: ...
 
+class LiveLooks:
+    def __init__(
+        self,
+        split: TrafficSplitHash,
+        cutoff: int,
+        low_requests: np.ndarray,
+        low_hits: np.ndarray,
+        low_moments: np.ndarray,
+        high_requests: np.ndarray,
+        high_hits: np.ndarray,
+        high_moments: np.ndarray,
+        null_difference: float,
+        tau2: float,
+        alpha: float,
+        min_requests: int,
+        base_is_high: bool,
+        horizon: int,
+        budget: int,
+        decide_every: int,
+        growth: int,
+        stream_every: int,
+        p: float,
+        looks_from: int,
+        next_look: int,
+    ) -> None: ...
+    def look(self, tap: DemandTap, max_count: int, released: int) -> tuple[int, int, bool, int]: ...
+    def take_pending(self) -> tuple[int, int, int, int]: ...
+    @property
+    def p(self) -> float: ...
+    @property
+    def looks_from(self) -> int: ...
+    @property
+    def next_look(self) -> int: ...
+    def set_state(self, p: float, looks_from: int, next_look: int) -> None: ...
+
 class Adwin:
     def __init__(
         self,

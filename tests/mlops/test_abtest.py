@@ -547,3 +547,134 @@ def test_a_tally_of_a_tap_refuses_count_arrays_that_are_not_an_arms():
         split.tally_tap(tap, 10, (req[:5], hits, moments), other)
     with pytest.raises(TypeError):
         split.tally_tap(tap, 10, (req.astype(np.int32), hits, moments), other)
+
+
+LOOK_SETTINGS = {
+    "null_difference": 0.0,
+    "tau2": 0.02**2,
+    "alpha": 0.025,
+    "min_requests": 20,
+    "base_is_high": True,
+    "horizon": 0,
+    "budget": 0,
+    "decide_every": 64,
+    "growth": 8,
+    "stream_every": 1_024,
+    "p": 1.0,
+    "looks_from": 0,
+    "next_look": 64,
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    keys=st.lists(st.integers(0, 3_000), min_size=1, max_size=600),
+    limit=st.integers(1, 700),
+    share=st.floats(0.05, 0.95),
+    base_is_high=st.booleans(),
+    null_difference=st.sampled_from([0.0, -0.05, 0.1]),
+    horizon=st.sampled_from([0, 50, 10**6]),
+    budget=st.sampled_from([0, 40, 10**6]),
+    next_look=st.integers(0, 700),
+)
+def test_a_native_look_counts_as_tally_tap_and_steps_as_msprt_look(
+    keys, limit, share, base_is_high, null_difference, horizon, budget, next_look
+):
+    """LiveLooks.look(): the counts are tally_tap()'s, and when a look is due (its position
+    at or past next_look) the running p-value is MSPRT.look()'s on the moments, the base arm
+    the one asked for; it wakes exactly when the test may decide, or reaches its horizon
+    (both arms) or budget (the other arm), and otherwise plans the next look."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a CPU-only build's fallback warning
+        cache = predis.Cache(1 << 20, max_items=500, backend="cpu")
+    tap = _core.DemandTap(1 << 12)
+    cache._core.attach_demand_tap(tap)
+    for k in keys:
+        if k % 3 == 0:
+            cache.put(k, b"v")
+        cache.get(k)
+    cache._drain_native()
+    split = TrafficSplit(SECRET, share)
+    got, want = _sides(), _sides()
+    settings_ = {
+        **LOOK_SETTINGS,
+        "base_is_high": base_is_high,
+        "null_difference": null_difference,
+        "horizon": horizon,
+        "budget": budget,
+        "next_look": next_look,
+    }
+    looks = split.live_looks(*got, *settings_.values())
+    counted, position, wake, every = looks.look(tap, limit, 0)
+    n = min(limit, len(keys))
+    assert counted == n
+    assert (tap.pending, tap.peeked) == (len(keys), n)  # counted, still kept
+    taken_keys, taken_hits = tap.take(n)
+    sums = split.tally_u64(taken_keys, taken_hits, *want)
+    assert looks.take_pending() == sums
+    assert looks.take_pending() == (0, 0, 0, 0)
+    for g, w in zip(got, want, strict=True):
+        for a, b in zip(g, w, strict=True):
+            assert np.array_equal(a, b)
+    assert position == n  # released 0, plus what is now peeked
+    if position < next_look:
+        assert (wake, every, looks.p, looks.next_look) == (False, 0, 1.0, next_look)
+        return
+    low, high = got[0][2], got[1][2]
+    base, other = (high, low) if base_is_high else (low, high)
+    m = MSPRT(alpha=0.025, tau=0.02, min_requests=20, null_difference=null_difference)
+    decided = m.look((int(base[2]), int(base[1]), base), (int(other[2]), int(other[1]), other))
+    assert looks.p == pytest.approx(m.p_value, rel=1e-12)
+    should_wake = (
+        bool(decided)
+        or (horizon > 0 and min(base[1], other[1]) >= horizon)
+        or (budget > 0 and other[1] >= budget)
+    )
+    assert wake == should_wake
+    if wake:
+        assert (every, looks.next_look) == (0, next_look)  # left for the loop to plan
+    else:
+        assert every == max(64, min(position // 8, 1_024))
+        assert looks.next_look == position + every
+
+
+def test_native_looks_refuse_bad_settings_and_arrays():
+    split = TrafficSplit(SECRET, 0.5)
+    bad = [
+        ("null_difference", 1.0),
+        ("tau2", 0.0),
+        ("tau2", float("nan")),
+        ("alpha", 1.0),
+        ("min_requests", 0),
+        ("horizon", -1),
+        ("budget", -5),
+        ("decide_every", 0),
+        ("growth", 0),
+        ("stream_every", -1),
+        ("p", 1.5),
+        ("p", float("nan")),
+        ("looks_from", -1),
+        ("next_look", -1),
+        ("next_look", 2**63 - 1),  # a position plus a span must not overflow
+        ("decide_every", 2**41),
+        ("horizon", 2**63 - 1),
+    ]
+    for name, value in bad:
+        with pytest.raises(InvalidArgumentError):
+            split.live_looks(*_sides(), *{**LOOK_SETTINGS, name: value}.values())
+    (req, hits, moments), other = _sides()
+    with pytest.raises(InvalidArgumentError):
+        split.live_looks((req, req, moments), other, *LOOK_SETTINGS.values())
+    with pytest.raises(InvalidArgumentError):
+        split.live_looks((req, hits, moments[:5]), other, *LOOK_SETTINGS.values())
+    with pytest.raises(TypeError):
+        split.live_looks((req.astype(np.int32), hits, moments), other, *LOOK_SETTINGS.values())
+    looks = split.live_looks(*_sides(), *LOOK_SETTINGS.values())
+    with pytest.raises(InvalidArgumentError):
+        looks.set_state(2.0, 0, 0)
+    with pytest.raises(InvalidArgumentError):
+        looks.set_state(0.5, -1, 0)
+    looks.set_state(0.5, 10, 100)
+    assert (looks.p, looks.looks_from, looks.next_look) == (0.5, 10, 100)
+    with pytest.raises(InvalidArgumentError):
+        looks.look(_core.DemandTap(16), 10, -1)  # released

@@ -364,7 +364,13 @@ def test_on_a_live_cache_a_watch_is_looked_at_and_decided_between_chunks(tmp_pat
     kinds = loop.events.kinds()
     assert "watch-passed" in kinds or "rollback" in kinds, kinds
     assert looks, f"no look at the watch: {chunks}"
-    assert "watching" not in chunks  # no chunk was taken while the watch ran
+    # The looks that went on were the router's own, native ones: the loop looked once,
+    # when the watch's budget was spent or its test decided, and decided there.
+    assert len(looks) == 1, looks
+    # No chunk was taken while the watch ran, but the one at the change of roles: the
+    # runtime's first batch under the new roles takes what the tap holds from before, and
+    # it may come after the loop has moved to "watching".
+    assert "watching" not in chunks[1:], chunks
     for (position, _, _), (after, _, _) in itertools.pairwise(looks):
         assert after - position >= 256  # on the loop's schedule
     for position, start, arms in looks:

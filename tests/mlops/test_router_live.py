@@ -314,7 +314,9 @@ def test_during_an_experiment_looks_count_the_arms_between_chunks(model):
     assert router.listener_errors == len(looks)  # the failing listener, at every look
     got = np.concatenate([k for _, k in chunks])
     assert got.tolist() == keys.tolist()  # every get heard once, in order
-    assert all(len(k) >= 1_024 for _, k in chunks[:-1])  # chunks of stream_every
+    # Chunks of stream_every, but for the first: a look before the runtime's first batch
+    # under the test's roles takes a chunk instead (that batch settles the old roles).
+    assert all(len(k) >= 1_024 for _, k in chunks[1:-1]), [len(k) for _, k in chunks]
     assert len(chunks) < len(keys) // 1_024 + 2
     stats = (roles.champion_stats, roles.other_stats)
     assert sum(s.requests for s in stats) == len(keys)
@@ -343,9 +345,11 @@ def test_a_full_tap_during_an_experiment_drops_requests_without_miscounting(mode
     router.subscribe_counts(lambda _r, position: positions.append(position))
     keys = stream(1_000, seed=11)
     more = stream(200, seed=12)  # fewer than the tap keeps
+    # The test starts before the cache is live: no change of roles wakes the router's thread
+    # while this one serves.
+    roles = router.start_test(challenger, 0.5)
     cache = live(router)
     with cache:
-        roles = router.start_test(challenger, 0.5)
         tap = router._tap
         assert tap is not None
         serve(cache, router, keys)
@@ -377,3 +381,94 @@ def test_a_full_tap_during_an_experiment_drops_requests_without_miscounting(mode
     for s in (roles.champion_stats, roles.other_stats):
         assert s.bucket_requests is not None
         assert int(s.bucket_requests.sum()) == s.requests
+
+
+def test_native_looks_step_the_test_as_the_loop_would_and_wake_it_to_decide(model):
+    """An armed LookPlan: the router's looks between chunks count the arms and step the
+    mSPRT natively. Each look's running p-value equals what MSPRT.look computes on the
+    arms' counts at that point, the schedule is the loop's, the count listeners hear only
+    the look that wakes them (a decision or the horizon), and what was counted reaches the
+    arms' stats then."""
+    from predis.mlops.abtest import MSPRT
+    from predis.mlops.router import LookPlan
+
+    champion, challenger = LearnedPrefetcher(model), LearnedPrefetcher(model)
+    router = ABRouter(champion, look_every=1 << 20, stream_every=1 << 20, max_hold_s=3600.0)
+    heard: list[int] = []
+    router.subscribe_counts(lambda _r, position: heard.append(position))
+    keys = stream(6_000, seed=13)
+    # The arms serve the same model; against a null difference of -5 points the running
+    # p-value falls look by look, until the test decides or its horizon wakes the loop.
+    m = MSPRT(alpha=0.025, tau=0.02, min_requests=50, null_difference=-0.05)
+    reference = MSPRT(alpha=0.025, tau=0.02, min_requests=50, null_difference=-0.05)
+    schedule = {"looks_from": 0, "next_look": 256}
+    absorbed: list[tuple[float, int]] = []
+
+    def absorb(p: float, next_look: int) -> None:
+        absorbed.append((p, next_look))
+        m.take_p_value(p)
+        schedule["next_look"] = next_look
+
+    roles = router.start_test(challenger, 0.5)  # before the cache is live, as above
+    cache = live(router)
+    with cache:
+        plan = LookPlan(
+            roles,
+            null_difference=m.null_difference,
+            tau2=m.tau2,
+            alpha=m.alpha,
+            min_requests=m.min_requests,
+            base_is_champion=True,
+            horizon=2_500,
+            budget=0,
+            decide_every=256,
+            growth=8,
+            stream_every=4_096,
+            state=lambda: (m.p_value, schedule["looks_from"], schedule["next_look"]),
+            absorb=absorb,
+        )
+        router.arm_looks(plan)
+        tap = router._tap
+        assert tap is not None
+        due = 256  # the reference's schedule, as the loop plans it
+        compared = 0
+        every = 128  # what the router's thread would wait for
+        for start in range(0, len(keys), 128):
+            serve(cache, router, keys[start : start + 128])
+            if tap.pending - tap.peeked < every:
+                continue  # the router's thread would still be waiting
+            # Its own wait is for far more (set before the test began): this thread steps.
+            router.look_every = every
+            router._step(tap)
+            every, router.look_every = router.look_every, 1 << 20
+            held = router._live_looks
+            assert held is not None
+            assert held[0] is plan
+            looks = held[1]
+            low, high = roles.other_stats.bucket_moments, roles.champion_stats.bucket_moments
+            assert low is not None
+            assert high is not None
+            position = router.released + tap.peeked
+            if heard:
+                break  # the look that woke the loop
+            if position >= due:
+                reference.look(
+                    (int(high[2]), int(high[1]), high.copy()),
+                    (int(low[2]), int(low[1]), low.copy()),
+                )
+                assert every == max(256, min(position // 8, 4_096))  # the next wait
+                due = position + every
+                compared += 1
+            assert looks.p == pytest.approx(reference.p_value, rel=1e-12)
+            assert looks.next_look == due
+        assert heard, "nothing woke the loop"
+        assert compared >= 2  # (tests/mlops/test_abtest.py varies the p-values compared)
+        assert absorbed
+        assert absorbed[-1][1] <= heard[-1]
+        assert m.p_value == absorbed[-1][0]
+        stats = (roles.champion_stats, roles.other_stats)
+        assert m.p_value <= m.alpha or min(s.requests for s in stats) >= 2_500
+        assert sum(s.requests for s in stats) == heard[-1]  # counted once, absorbed
+        for s in stats:
+            assert s.bucket_requests is not None
+            assert int(s.bucket_requests.sum()) == s.requests

@@ -24,6 +24,7 @@ import math
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -134,6 +135,19 @@ class TrafficSplit:
         requests counted, and the sums as :meth:`tally_u64` returns them. Called by the
         tap's one consumer."""
         return self._native.tally_tap(tap, max_count, self._cutoff, *challenger, *champion)
+
+    def live_looks(
+        self,
+        challenger: tuple[np.ndarray, np.ndarray, np.ndarray],
+        champion: tuple[np.ndarray, np.ndarray, np.ndarray],
+        *settings: Any,
+    ) -> _core.LiveLooks:
+        """A native :class:`predis._core.LiveLooks` over this split and the arms' count
+        arrays (as :meth:`tally_tap` takes them): the looks at a running test that go on,
+        done without the loop. ``settings``: the rest of its arguments, in order, from
+        ``null_difference`` to ``next_look`` (positional: matching 13 keywords by name
+        would double the cost of the call)."""
+        return _core.LiveLooks(self._native, self._cutoff, *challenger, *champion, *settings)
 
     def is_challenger_u64(self, keys: np.ndarray) -> np.ndarray:
         """:meth:`is_challenger` for a C-contiguous uint64 array, without checks or copies
@@ -329,6 +343,11 @@ class MSPRT:
         into the running p-value."""
         self._update()
         return self._p <= self.alpha
+
+    def take_p_value(self, p: float) -> None:
+        """Take in a running p-value computed elsewhere on the same counts (the router's
+        native looks, which started from this one): the running minimum."""
+        self._p = min(self._p, float(p))
 
     def look(
         self,

@@ -16,7 +16,9 @@ router's own thread takes the cache's demand stream from a native tap every
 ``stream_every`` requests (or after ``max_hold_s``), counts it and hands it on; during a
 test or a watch it also counts the arms at each look in between (every ``decide_every``
 requests at first, then further apart as the test grows), leaving the requests in the tap
-for the next chunk, and tells the loop (``_on_counts``). Driven batch by batch (a replay),
+for the next chunk, and steps the test's mSPRT there itself, natively (the loop arms it
+with a ``LookPlan``); it tells the loop (``_on_counts``) only when the test may decide,
+reaches its horizon or budget. Driven batch by batch (a replay),
 the router holds each batch and every ``listen_every`` requests (at each look during a
 test or a watch) hands the chunk on.
 Either way the listener here extends the recent window, feeds the chunk's hit bits to the
@@ -52,7 +54,7 @@ from predis.mlops.retraining import (
     Retrainer,
     TrainingOutcome,
 )
-from predis.mlops.router import ABRouter, Roles
+from predis.mlops.router import ABRouter, LookPlan, Roles
 from predis.prefetch.learned import LearnedPrefetcher
 from predis.prefetch.model import PrefetchModel
 
@@ -98,18 +100,18 @@ class LoopConfig:
             once it has seen ``8 * decide_every`` requests, the looks come every eighth
             of its requests so far (``LOOK_GROWTH``), up to ``stream_every``. The
             sequential test stays valid however often it is looked at. Serving a live
-            cache, a look between chunks holds the GIL for about 80,000 instructions (the
-            arms' counts, one native tally from the tap, and the test's verdict, one
-            native mSPRT step, with the Python around them), and one that also takes a
-            chunk for the listeners (every ``stream_every``) about 140,000
-            (bench/callgrind/look_cost.py), so looks every 4,096 requests cost about 23
-            instructions a request once warm (27 over a test's first 32,768 requests),
-            and every 16,384 about 9, while a decision comes at
-            most ``decide_every`` requests, or an
-            eighth of its sample (up to ``stream_every``), later than with a look after
-            every request. At a cache's pace, 4,096 requests are milliseconds; the first
-            look comes about when the smaller arm of a default test (a quarter of the
-            keys) reaches ``min_requests``, before which no look can decide.
+            cache, the looks that go on are the router's own, native ones (a
+            :class:`~predis.mlops.router.LookPlan`): a look between chunks holds the GIL
+            for about 19,000 instructions (one native call counts the arms and steps the
+            mSPRT; this loop is called only when the test may decide), and one that also
+            takes a chunk for the listeners (every ``stream_every``) about 111,000
+            (bench/callgrind/look_cost.py), so a test's first 32,768 requests cost about
+            13 instructions a request, while a decision comes at most ``decide_every``
+            requests, or an eighth of its sample (up to ``stream_every``), later than with
+            a look after every request. At a cache's pace, 4,096 requests are
+            milliseconds; the first look comes about when the smaller arm of a default
+            test (a quarter of the keys) reaches ``min_requests``, before which no look
+            can decide.
         warm_requests: recent requests a new challenger's candidate generator learns from
             before it serves (so it does not start cold against the champion).
     """
@@ -275,6 +277,7 @@ class MLOpsLoop:
         """Stop both threads (training stops after its current tree). The router keeps
         serving the champion (and any arm in place) without the loop acting on it."""
         self._closed = True
+        self.router.arm_looks(None)
         self.retrainer.close(timeout)
         self._actions.put(None)
         if self._thread is not None:
@@ -423,8 +426,8 @@ class MLOpsLoop:
         ``decide_every`` requests on, or once the test has run longer, a
         ``LOOK_GROWTH``-th of its requests so far, up to ``stream_every``. The mSPRT
         stays valid whenever it is looked at; a decision comes at most that share of
-        its sample late, and the looks' cost per request falls as the test grows (a
-        look holds the GIL for 80,000 to 140,000 instructions; see ``decide_every``)."""
+        its sample late, and the looks' cost per request falls as the test grows (see
+        ``decide_every``)."""
         c = self.config
         grown = min((position - self._looks_from) // LOOK_GROWTH, c.stream_every)
         every = max(c.decide_every, grown)
@@ -440,8 +443,42 @@ class MLOpsLoop:
         else:
             return
         if decision is not None:
+            self.router.arm_looks(None)  # no native look goes on with a decision pending
             self.state = f"{state}:deciding"  # no second decision while this one is applied
             self._queue(state, {"decision": decision, "roles": roles})
+
+    def _arm_looks(self, roles: Roles, running: ABTest | RollbackWatch) -> None:
+        """Let the router's thread do the looks at ``running`` that go on (most of them)
+        natively, while ``roles`` are served: this loop is told only of the looks that may
+        decide, and looks at those itself, on the same counts."""
+        m = running._msprt
+        ab = self.config.ab
+        test = isinstance(running, ABTest)
+        self.router.arm_looks(
+            LookPlan(
+                roles,
+                null_difference=m.null_difference,
+                tau2=m.tau2,
+                alpha=m.alpha,
+                min_requests=m.min_requests,
+                base_is_champion=test,  # a watch's base is the previous champion
+                horizon=ab.max_requests if test else 0,
+                budget=0 if test else ab.watch_requests,
+                decide_every=self.config.decide_every,
+                growth=LOOK_GROWTH,
+                stream_every=self.config.stream_every,
+                state=lambda: (m.p_value, self._looks_from, self._next_look),
+                absorb=lambda p, next_look: self._absorb_looks(running, p, next_look),
+            )
+        )
+
+    def _absorb_looks(self, running: ABTest | RollbackWatch, p: float, next_look: int) -> None:
+        """The router's native looks at ``running``: their running p-value, and while it is
+        the test or watch under way, their schedule."""
+        running._msprt.take_p_value(p)
+        with self._lock:  # the actions thread may be starting another test or watch
+            if running is self._test or running is self._watch:
+                self._next_look = next_look
 
     def _queue(self, kind: str, data: dict[str, Any]) -> None:
         if self._closed:
@@ -488,7 +525,8 @@ class MLOpsLoop:
             self._test = ABTest(self.config.ab)
             self._versions["challenger"] = version
             self._plan_first_look(position)
-            self.router.start_test(challenger, self.config.ab.challenger_share)
+            roles = self.router.start_test(challenger, self.config.ab.challenger_share)
+            self._arm_looks(roles, self._test)
             self.state = "testing"
 
     # ---- the actions thread ----
@@ -507,6 +545,9 @@ class MLOpsLoop:
                 with self._lock:
                     if self.state.endswith(":deciding"):
                         self.state = self.state.split(":")[0]
+                        running = self._test if self.state == "testing" else self._watch
+                        if running is not None:  # its looks go on, natively again
+                            self._arm_looks(self.router.roles, running)
             finally:
                 with self._actions_idle:
                     self._actions_busy -= 1
@@ -586,9 +627,11 @@ class MLOpsLoop:
         self._test = None
         self._watch = RollbackWatch(self.config.ab)
         self._plan_first_look(position)
+        self._arm_looks(self.router.roles, self._watch)
         self.state = "watching"
 
     def _back_to_serving(self, position: int) -> None:
+        self.router.arm_looks(None)
         self._test = self._watch = None
         self._versions["challenger"] = None
         self.state = "serving"

@@ -29,7 +29,9 @@ bucket during an experiment: one native tally of the chunk, each key's bucket re
 the split) and hands them to the listeners (the loop's drift detector, training window and
 test). During an experiment it also counts the arms every ``look_every`` requests in
 between, with one native call that tallies the requests the tap keeps (they stay there for
-the chunk), and tells the count listeners (the loop's look at its test). Only the first
+the chunk), and tells the count listeners (the loop's look at its test); with a
+:class:`LookPlan` armed (the loop arms one for each test and watch), that call also steps
+the test's mSPRT, and the listeners hear only the looks that may decide. Only the first
 batch after a change of roles comes here. Driven batch by batch instead (a replay, or a
 prefetcher that wraps the router), a batch between experiments costs the champion's own
 call plus a few attribute updates: the batch's keys and hit bits are held, and every
@@ -114,7 +116,8 @@ BatchListener = Callable[["ABRouter", np.ndarray, np.ndarray], object]
 
 #: Called with (router, position) when, serving a live cache during an experiment, the
 #: router has counted the requests up to ``position`` for the arms without handing them to
-#: the batch listeners yet (a look between chunks; see :meth:`ABRouter.attach`).
+#: the batch listeners yet (a look between chunks; see :meth:`ABRouter.attach`); with a
+#: :class:`LookPlan` armed, only at the looks that wake its loop.
 CountListener = Callable[["ABRouter", int], object]
 
 
@@ -161,6 +164,34 @@ class Roles:
     split: TrafficSplit | None = None
     champion_stats: ArmStats = field(default_factory=ArmStats)
     other_stats: ArmStats = field(default_factory=ArmStats)
+
+
+@dataclass(frozen=True)
+class LookPlan:
+    """What lets the router's thread do a running test's looks that go on by itself,
+    natively (:class:`predis._core.LiveLooks`), for the loop that runs the test: its
+    sequential test's settings, its schedule, and where the loop keeps their state.
+
+    The loop is called only when a look may decide: ``state()`` gives the loop's running
+    p-value, the position its test began at and its next look's, when the native looks
+    start and after each of the loop's own looks; ``absorb(p, next_look)`` hands the native
+    looks' p-value and schedule back, before the loop looks itself. Both are called holding
+    the router's observation lock: on its own thread, or on the thread that takes the tap
+    at a change of roles (the runtime's) or at a detach."""
+
+    roles: Roles
+    null_difference: float
+    tau2: float
+    alpha: float
+    min_requests: int
+    base_is_champion: bool  # the test's base arm: the champion (a test) or the other (a watch)
+    horizon: int  # look once both arms have this many requests (0: never)
+    budget: int  # look once the arm that is not the base has this many (0: never)
+    decide_every: int
+    growth: int
+    stream_every: int
+    state: Callable[[], tuple[float, int, int]]
+    absorb: Callable[[float, int], object]
 
 
 #: An arm's stats, its prefetcher and that prefetcher's model counters (calls, seconds,
@@ -298,6 +329,11 @@ class ABRouter(Prefetcher):
         self._change = threading.Lock()  # serialises role changes, not batches
         self._listeners: list[BatchListener] = []
         self._count_listeners: list[CountListener] = []
+        # The loop's plan for its test's looks, and the native looks made from it (with the
+        # plan they were made from): used by the tap's consumer, under _observe_lock.
+        self._look_plan: LookPlan | None = None
+        self._live_looks: tuple[LookPlan, _core.LiveLooks] | None = None
+        self._failed_plan: LookPlan | None = None  # one whose state() raised: not made again
         # Every arm's model times go here as well as to the arm's own histogram.
         self.latency = LatencyHistogram()
         champion.latency_sink = self.latency
@@ -368,10 +404,23 @@ class ABRouter(Prefetcher):
     def subscribe_counts(self, listener: CountListener) -> None:
         """Call ``listener(router, position)`` when, serving a live cache during an
         experiment, the arms' counts reach ``position`` between two chunks (on the router's
-        own thread); the chunk's requests reach the batch listeners later, in order."""
+        own thread); the chunk's requests reach the batch listeners later, in order. While
+        a :class:`LookPlan` is armed (:meth:`arm_looks`), only at the looks that wake its
+        loop: the others are native, and their counts reach the arms' stats at the next
+        waking look or chunk."""
         if not callable(listener):
             raise InvalidArgumentError("a count listener must be callable(router, position)")
         self._count_listeners.append(listener)
+
+    def arm_looks(self, plan: LookPlan | None) -> None:
+        """Do the looks at ``plan``'s test that go on natively, while ``plan.roles`` are
+        the ones served (None: stop). The count listeners then hear only the looks that may
+        decide; what the native looks counted reaches the arms' stats at those looks and at
+        every chunk. No lock is taken here: the tap's consumer reads the plan, under its
+        own, at its next look."""
+        if plan is not None and not isinstance(plan, LookPlan):
+            raise InvalidArgumentError("arm_looks takes a LookPlan or None")
+        self._look_plan = plan
 
     def _check_peer(self, p: LearnedPrefetcher) -> None:
         if not isinstance(p, LearnedPrefetcher):
@@ -763,7 +812,27 @@ class ABRouter(Prefetcher):
             served = self._served
             if served is None or served[0] is not self._roles or served[0].split is None:
                 return False
-            if not _count_arms_in_tap(served[0], tap):  # one native call: peeked, tallied
+            held = self._live_looks
+            if held is not None and held[0] is self._look_plan and held[0].roles is served[0]:
+                looks: _core.LiveLooks | None = held[1]  # the common case, kept short
+            else:
+                looks = self._looks_for(served[0])
+            if looks is not None:
+                # One native call, without the GIL: counted, and looked at if a look is due.
+                counted, position, wake, every = looks.look(tap, TAP_CAPACITY, self._released)
+                if not counted:
+                    return False
+                if every:
+                    # Only while these are still the armed plan's, for the roles served (the
+                    # loop may have started another test or watch meanwhile); inline, as
+                    # _plan_current, for the common look.
+                    now = self._live_looks
+                    if now is not None and now[0] is self._look_plan and served[0] is self._roles:
+                        self.look_every = every
+                if not wake:
+                    return True
+                self._absorb_looks()
+            elif not _count_arms_in_tap(served[0], tap):  # one native call: peeked, tallied
                 return False
             self._settle_served(remark=True)
             position = self._released + tap.peeked
@@ -773,7 +842,106 @@ class ABRouter(Prefetcher):
                 except Exception:  # as a batch listener's: logged, the stream goes on
                     self.listener_errors += 1
                     log.exception("A/B router count listener %r failed", listener)
+            self._refresh_looks()
         return True
+
+    def _look_before_take(self, tap: _core.DemandTap, n: int) -> None:
+        """With native looks armed for the roles served: count the chunk's requests that no
+        look has counted yet natively, looking if one is due, so that the take counts
+        nothing in Python and the loop's chunk listener looks only if this look woke it."""
+        held = self._live_looks
+        served = self._served
+        if (
+            held is None
+            or served is None
+            or held[0] is not self._look_plan
+            or held[0].roles is not served[0]
+            or served[0] is not self._roles
+        ):
+            return
+        rest = n - tap.peeked
+        if rest > 0:
+            try:
+                every = held[1].look(tap, rest, self._released)[3]
+            except Exception:  # the take counts what this did not, in Python
+                log.exception("A/B router: a native look before a take failed")
+                return
+            if every and self._plan_current(served[0]):
+                self.look_every = every
+
+    def _plan_current(self, roles: Roles) -> bool:
+        """Whether the native looks just made are still the armed plan's, for the roles
+        served now: only then may their schedule set ``look_every`` (the loop may have
+        started another test or watch while they ran, without the GIL)."""
+        held = self._live_looks
+        return held is not None and held[0] is self._look_plan and roles is self._roles
+
+    def _looks_for(self, roles: Roles) -> _core.LiveLooks | None:
+        """The native looks for ``roles``, made from the armed plan at their first use;
+        None when no plan is armed for them. Native looks of another plan are absorbed and
+        dropped first. Called holding _observe_lock."""
+        plan = self._look_plan
+        held = self._live_looks
+        if held is not None and held[0] is not plan:
+            self._absorb_looks()
+            self._live_looks = held = None
+        if plan is None or plan.roles is not roles or roles.split is None:
+            return None
+        if plan is self._failed_plan:
+            return None  # its state could not be read: the loop looks itself
+        if held is None:
+            p, looks_from, next_look = plan.state()
+            looks = roles.split.live_looks(
+                roles.other_stats.bucket_counts(),
+                roles.champion_stats.bucket_counts(),
+                plan.null_difference,
+                plan.tau2,
+                plan.alpha,
+                plan.min_requests,
+                plan.base_is_champion,  # base_is_high: the champion's buckets are the high ones
+                plan.horizon,
+                plan.budget,
+                plan.decide_every,
+                plan.growth,
+                plan.stream_every,
+                p,
+                looks_from,
+                next_look,
+            )
+            self._live_looks = held = (plan, looks)
+        return held[1]
+
+    def _absorb_looks(self) -> None:
+        """Add what the native looks counted since the last time to their roles' arm
+        stats, and hand their p-value and schedule to the loop (holding _observe_lock)."""
+        held = self._live_looks
+        if held is None:
+            return
+        plan, looks = held
+        _add_sums(plan.roles, looks.take_pending())
+        if plan is not self._look_plan:
+            self._live_looks = None  # disarmed or replaced: all it counted is in
+        try:
+            plan.absorb(looks.p, looks.next_look)
+        except Exception:  # as a listener's: logged, the counts are in
+            self.listener_errors += 1
+            log.exception("A/B router: the look plan's absorb failed")
+
+    def _refresh_looks(self) -> None:
+        """After the loop may have looked itself: its p-value and schedule to the native
+        looks (holding _observe_lock)."""
+        held = self._live_looks
+        if held is None or held[0] is not self._look_plan:
+            return
+        plan, looks = held
+        try:
+            looks.set_state(*plan.state())
+        except Exception:
+            self.listener_errors += 1
+            log.exception("A/B router: the look plan's state failed; native looks stop")
+            self._failed_plan = plan
+            self._live_looks = None
+            _add_sums(plan.roles, looks.take_pending())  # what they counted, kept
 
     def _count_served(self, roles: Roles, keys: np.ndarray, hits: np.ndarray) -> None:
         """Count requests that the runtime served with ``roles``' models directly, and the
@@ -796,6 +964,7 @@ class ABRouter(Prefetcher):
         n = min(TAP_CAPACITY, tap.pending - leave)
         if n <= 0:
             return
+        self._look_before_take(tap, n)
         counted = tap.peeked  # the oldest kept: counted at a look already
         keys, hits = tap.take(n)
         keys.flags.writeable = hits.flags.writeable = False  # listeners only read them
@@ -804,6 +973,7 @@ class ABRouter(Prefetcher):
             # of the stream, as `requests` counts them.
             self._released = self._tap_base + tap.taken + tap.dropped
         served = self._served
+        self._absorb_looks()  # what looks counted natively, in the arms' stats first
         try:
             if served is not None and counted < n:
                 # The models served these directly: counted for their roles. (Looks count
@@ -816,6 +986,7 @@ class ABRouter(Prefetcher):
                 self._settle_served(remark=True)
         finally:  # taken from the tap: the listeners see it even if counting failed
             self._tell(keys, hits)
+            self._refresh_looks()
 
     def _marks_of(self, roles: Roles) -> list[_Mark]:
         marks = [self._mark(roles.champion_stats, roles.champion)]
