@@ -502,15 +502,9 @@ def _sides():
     )
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    keys=st.lists(st.integers(0, 3_000), max_size=400),
-    limit=st.integers(1, 500),
-    share=st.floats(0.05, 0.95),
-)
-def test_a_tally_of_a_taps_new_requests_is_the_tally_of_them_and_leaves_them_kept(
-    keys, limit, share
-):
+def _served_into_a_tap(keys: list[int]) -> tuple[predis.Cache, _core.DemandTap]:
+    """A cache that served ``keys`` (a third of them stored first, so some hit), its
+    demand gets kept in a tap (the cache returned with it: it must outlive the tap's use)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a CPU-only build's fallback warning
         cache = predis.Cache(1 << 20, max_items=500, backend="cpu")
@@ -521,6 +515,19 @@ def test_a_tally_of_a_taps_new_requests_is_the_tally_of_them_and_leaves_them_kep
             cache.put(k, b"v")
         cache.get(k)
     cache._drain_native()
+    return cache, tap
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    keys=st.lists(st.integers(0, 3_000), max_size=400),
+    limit=st.integers(1, 500),
+    share=st.floats(0.05, 0.95),
+)
+def test_a_tally_of_a_taps_new_requests_is_the_tally_of_them_and_leaves_them_kept(
+    keys, limit, share
+):
+    _cache, tap = _served_into_a_tap(keys)  # the cache kept alive while the tap is read
     split = TrafficSplit(SECRET, share)
     got, want = _sides(), _sides()
     n, sums = split.tally_tap(tap, limit, *got)
@@ -584,16 +591,7 @@ def test_a_native_look_counts_as_tally_tap_and_steps_as_msprt_look(
     at or past next_look) the running p-value is MSPRT.look()'s on the moments, the base arm
     the one asked for; it wakes exactly when the test may decide, or reaches its horizon
     (both arms) or budget (the other arm), and otherwise plans the next look."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a CPU-only build's fallback warning
-        cache = predis.Cache(1 << 20, max_items=500, backend="cpu")
-    tap = _core.DemandTap(1 << 12)
-    cache._core.attach_demand_tap(tap)
-    for k in keys:
-        if k % 3 == 0:
-            cache.put(k, b"v")
-        cache.get(k)
-    cache._drain_native()
+    _cache, tap = _served_into_a_tap(keys)  # the cache kept alive while the tap is read
     split = TrafficSplit(SECRET, share)
     got, want = _sides(), _sides()
     settings_ = {
